@@ -1,0 +1,38 @@
+# finscale: `make run` sets up and runs the main job; `make test` sets up and runs the tests.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of this exact version; a range would let pip pull a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+# e.g. --index-url https://download.pytorch.org/whl/cpu where PyPI's default build is not wanted
+TORCH_PIP_ARGS ?=
+
+.PHONY: setup run test lint format clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(BIN)/pip install --quiet -e ".[dev,yfinance]"
+	touch $@
+
+run: setup
+	$(BIN)/finscale data build --source sample
+	$(BIN)/finscale data summary
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,210 @@
+"""The `finscale` command: parse, build settings, call one function, map the outcome to an exit
+code. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from finscale.errors import FinscaleError
+from finscale.settings import Settings, unknown_variables
+
+app = typer.Typer(
+    name="finscale",
+    help="Architectural hyper-parameter search for transformers on daily market data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("finscale")
+
+
+@dataclass
+class _State:
+    """What the global options set, for the command and for `main`'s error handler."""
+
+    debug: bool = False
+    settings: Settings = field(default_factory=Settings)
+
+
+def _state(ctx: typer.Context) -> _State:
+    state = ctx.find_root().obj
+    assert isinstance(state, _State)
+    return state
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    state = _state(ctx)
+    state.debug = debug
+    settings = state.settings
+    level = logging.DEBUG if debug else getattr(logging, settings.log_level)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in unknown_variables():
+        log.warning("%s is set but no finscale setting reads it (a typo?)", name)
+
+
+@data_app.command("build")
+def data_build(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
+    ] = "sample",
+    ticker: Annotated[
+        str | None,
+        typer.Option(help="Symbol (sample: GSPC; yfinance: SPY by default; csv: required)."),
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
+    ] = None,
+    vix_csv: Annotated[
+        Path | None, typer.Option(help="CSV of VIX closes (Date, Close), csv source only.")
+    ] = None,
+    vix: Annotated[bool, typer.Option(help="Also build the a25c dataset with VIX features.")] = True,
+) -> None:
+    """Raw daily bars → indicators → datasets, registered in the data manifest."""
+    from finscale.data import build_datasets, load_inputs
+
+    settings = _state(ctx).settings
+    if source not in ("sample", "csv", "yfinance"):
+        raise typer.BadParameter(f"{source!r}; expected sample, csv or yfinance", param_hint="--source")
+    inputs = load_inputs(
+        source,  # type: ignore[arg-type]
+        ticker=ticker,
+        csv_path=csv,
+        vix_csv_path=vix_csv,
+        sample_dir=settings.sample_dir,
+        with_vix=vix,
+    )
+    built = build_datasets(inputs, data_dir=settings.data_dir)
+    table = Table(title=f"Built in {settings.data_dir}", title_justify="left")
+    for column in ("name", "rows", "first", "last", "columns", "sha256", ""):
+        table.add_column(column)
+    for b in built:
+        e = b.entry
+        status = "unchanged" if b.unchanged else "new"
+        table.add_row(e.name, str(e.rows), str(e.start), str(e.end), str(len(e.columns)), e.sha256[:12], status)
+    out.print(table)
+
+
+@data_app.command("verify")
+def data_verify(ctx: typer.Context) -> None:
+    """Check that the latest manifest entry of every dataset exists and matches its sha256."""
+    from finscale.data import verify_manifest
+
+    data_dir = _state(ctx).settings.data_dir
+    problems = verify_manifest(data_dir)
+    for problem in problems:
+        err.print(f"[red]✗[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(code=2)
+    out.print(f"[green]✓[/green] every dataset in {data_dir / 'manifest.json'} matches its sha256", highlight=False)
+
+
+@data_app.command("list")
+def data_list(ctx: typer.Context) -> None:
+    """List the latest version of every dataset in the manifest."""
+    from finscale.data import read_manifest
+
+    data_dir = _state(ctx).settings.data_dir
+    manifest = read_manifest(data_dir)
+    table = Table(title=f"{data_dir / 'manifest.json'}", title_justify="left")
+    for column in ("name", "kind", "rows", "first", "last", "sha256", "path"):
+        table.add_column(column)
+    for name in manifest.names():
+        e = manifest.latest(name)
+        assert e is not None
+        table.add_row(e.name, e.kind, str(e.rows), str(e.start), str(e.end), e.sha256[:12], e.path)
+    out.print(table)
+
+
+@data_app.command("summary")
+def data_summary(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Datasets (default: every dataset in the manifest).")
+    ] = None,
+    context_length: Annotated[int, typer.Option(help="Rows of features per window.")] = 60,
+    horizons: Annotated[str, typer.Option(help="Comma-separated horizons in days.")] = "1,3,5",
+    threshold: Annotated[float, typer.Option(help="Rise that makes a positive label.")] = 0.01,
+    target: Annotated[str, typer.Option(help="close or high: which future price must rise.")] = "close",
+) -> None:
+    """Windows per split (chronological and chunks) and positive rates of each dataset."""
+    from finscale.data import load_dataset, read_manifest
+    from finscale.data.summary import summarize_splits
+
+    data_dir = _state(ctx).settings.data_dir
+    if target not in ("close", "high"):
+        raise typer.BadParameter(f"{target!r}; expected close or high", param_hint="--target")
+    try:
+        hs = tuple(int(h) for h in horizons.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons") from None
+    manifest = read_manifest(data_dir)
+    chosen = names or [n for n in manifest.names() if ".dataset." in n]
+    if not chosen:
+        err.print(f"no datasets in {data_dir}; run `finscale data build` first")
+        raise typer.Exit(code=2)
+    for name in chosen:
+        dataset = load_dataset(data_dir, name)
+        e = dataset.entry
+        out.print(
+            f"\n[bold]{name}[/bold]  {e.rows} rows, {e.start} .. {e.end}, "
+            f"{len(dataset.feature_columns)} features, sha256 {e.sha256}",
+            highlight=False,
+        )
+        rows = summarize_splits(
+            dataset, context_length=context_length, horizons=hs, threshold=threshold, target=target  # type: ignore[arg-type]
+        )
+        table = Table(title_justify="left")
+        for column in ("split mode", "h", "train", "val", "test", "positive rate t/v/t", "note"):
+            table.add_column(column)
+        for r in rows:
+            rate = "/".join(f"{r.positive_rate[k]:.2f}" for k in ("train", "val", "test"))
+            table.add_row(r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or "")
+        out.print(table)
+        for mode in ("chronological", "chunks"):
+            settings = next(r.settings for r in rows if r.mode == mode)
+            out.print(f"  {mode}: {settings}; context {context_length}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `finscale` console script: runs the app, turns a `FinscaleError` into
+    its message and exit code (a traceback only with `--debug`)."""
+    state = _State()
+    try:
+        try:
+            state.settings = Settings()
+        except Exception as e:  # a malformed FINSCALE_* value
+            raise FinscaleError(f"bad FINSCALE_* environment: {e}") from e
+        app(args=argv, prog_name="finscale", obj=state)
+    except FinscaleError as e:
+        if state.debug:
+            err.print_exception()
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,73 @@
+"""Load a built dataset by name, checked against the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finscale.data.manifest import ManifestEntry, read_manifest, sha256_file
+from finscale.errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset's rows (`Date` then the features) and its manifest entry."""
+
+    frame: pd.DataFrame
+    entry: ManifestEntry
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def sha256(self) -> str:
+        return self.entry.sha256
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c != "Date"]
+
+
+def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dataset:
+    """Read a dataset registered in the manifest and check that it is the one registered.
+
+    Args:
+        data_dir: the data directory holding `manifest.json`.
+        name: the dataset name (`GSPC.dataset.a25`).
+        sha256: pin a version (the full digest or a prefix of 8+ characters); the latest entry
+            of `name` when omitted.
+
+    Raises:
+        DataError: the name or version is not in the manifest; the file is missing, its sha256
+            differs from the manifest's, or it holds other columns or a non-finite value.
+    """
+    manifest = read_manifest(data_dir)
+    entry = manifest.find(name, sha256) if sha256 else manifest.latest(name)
+    if entry is None:
+        known = ", ".join(n for n in manifest.names() if ".dataset." in n) or "none"
+        version = f" with sha256 {sha256}" if sha256 else ""
+        raise DataError(
+            f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
+            "build it with `finscale data build`"
+        )
+    path = data_dir / entry.path
+    if not path.is_file():
+        raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
+    actual = sha256_file(path)
+    if actual != entry.sha256:
+        raise DataError(
+            f"{path}: checksum mismatch for {name}: manifest has sha256 {entry.sha256}, the file "
+            f"has {actual}; rebuild it with `finscale data build`"
+        )
+    frame = pd.read_parquet(path)
+    if list(frame.columns) != entry.columns:
+        raise DataError(f"{path}: columns {list(frame.columns)} differ from the manifest's {entry.columns}")
+    values = frame.drop(columns="Date").to_numpy(dtype="float64")
+    if not np.isfinite(values).all():
+        row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(values)))
+        raise DataError(f"{path}: row {row + 1}, column {entry.columns[col + 1]!r}: not finite")
+    return Dataset(frame=frame, entry=entry)

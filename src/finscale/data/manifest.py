@@ -1,0 +1,158 @@
+"""The data manifest: what each built file is, where it came from, and its sha256.
+
+`<data dir>/manifest.json` is append-only: a rebuild that changes a dataset adds an entry, one
+that reproduces it adds nothing. Verification checks the latest entry of every name (older
+entries describe files that newer builds may have replaced; they stay for the record). Paths are
+relative to the data directory, so a copied or mounted data directory stays valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from finscale.errors import DataError
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class InputRef(BaseModel):
+    """One input a file was built from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Manifest name of the input, or the source's own name.")
+    sha256: str = Field(description="sha256 of the input's bytes.")
+    origin: str = Field(description="Where the input was read: a file, a sample file, yfinance:SPY.")
+
+
+class ManifestEntry(BaseModel):
+    """One built file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Dataset name, `<TICKER>.<kind>.<tier>` (e.g. GSPC.dataset.a25).")
+    kind: Literal["raw", "dataset"] = Field(description="A validated source snapshot, or a dataset.")
+    path: str = Field(description="File path relative to the data directory.")
+    sha256: str = Field(description="sha256 of the file's bytes.", pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0, description="File size.")
+    rows: int = Field(ge=0, description="Number of rows.")
+    columns: list[str] = Field(description="Column names in file order.")
+    start: date = Field(description="First date.")
+    end: date = Field(description="Last date.")
+    lookback_rows: int = Field(
+        default=0, ge=0, description="Rows of history the longest feature window reads."
+    )
+    inputs: list[InputRef] = Field(default_factory=list, description="What it was built from.")
+    code_version: str = Field(description="finscale version and feature pipeline version.")
+    created_at: datetime = Field(description="When the entry was written (UTC).")
+
+
+class Manifest(BaseModel):
+    """All entries, oldest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    entries: list[ManifestEntry] = Field(default_factory=list)
+
+    def latest(self, name: str) -> ManifestEntry | None:
+        """The newest entry of `name`, if any."""
+        for entry in reversed(self.entries):
+            if entry.name == name:
+                return entry
+        return None
+
+    def find(self, name: str, sha256: str) -> ManifestEntry | None:
+        """The newest entry of `name` with this sha256 (a full digest or a prefix of 8+)."""
+        for entry in reversed(self.entries):
+            if entry.name == name and entry.sha256.startswith(sha256):
+                return entry
+        return None
+
+    def names(self) -> list[str]:
+        """Every name, in order of first appearance."""
+        return list(dict.fromkeys(entry.name for entry in self.entries))
+
+
+def read_manifest(data_dir: Path) -> Manifest:
+    """The manifest of a data directory (empty when there is none yet).
+
+    Raises:
+        DataError: the file exists but is not a valid manifest.
+    """
+    path = data_dir / MANIFEST_NAME
+    if not path.exists():
+        return Manifest()
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DataError(f"{path}: not a valid data manifest: {where}: {first['msg']}") from None
+
+
+def write_manifest(manifest: Manifest, data_dir: Path) -> Path:
+    """Write the manifest atomically (a reader sees the old or the new file, never half)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / MANIFEST_NAME
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".manifest-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def verify_manifest(data_dir: Path) -> list[str]:
+    """Check the latest entry of every name: the file exists and its sha256 matches.
+
+    Returns:
+        One message per problem (empty when everything matches).
+
+    Raises:
+        DataError: the manifest itself is missing or invalid.
+    """
+    if not (data_dir / MANIFEST_NAME).exists():
+        raise DataError(
+            f"{data_dir / MANIFEST_NAME}: no data manifest; build data first (finscale data build)"
+        )
+    manifest = read_manifest(data_dir)
+    problems = []
+    for name in manifest.names():
+        entry = manifest.latest(name)
+        assert entry is not None
+        path = data_dir / entry.path
+        if not path.is_file():
+            problems.append(f"{path}: missing (latest entry of {name})")
+            continue
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            problems.append(
+                f"{path}: checksum mismatch for {name}: manifest has sha256 {entry.sha256}, "
+                f"the file has {actual}"
+            )
+    return problems

@@ -1,0 +1,283 @@
+"""Daily bars from the three sources (shipped sample, a CSV file, Yahoo Finance), all validated
+the same way.
+
+Every source returns a frame with a `Date` column (midnight, sorted, unique) and the requested
+price columns as float64, or raises `DataError` naming the origin, the row and the column. Nothing
+here writes a file.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finscale.errors import DataError
+
+log = logging.getLogger(__name__)
+
+OHLCV: tuple[str, ...] = ("Open", "High", "Low", "Close", "Volume")
+CLOSE_ONLY: tuple[str, ...] = ("Close",)
+PRICES: tuple[str, ...] = ("Open", "High", "Low", "Close")
+
+SAMPLE_FILES = {"GSPC": "GSPC.csv.gz", "VIX": "VIX.csv.gz"}
+
+# Adjusted prices are rounded by the vendor; a bar may then miss High >= Close by a hair.
+_BAR_TOLERANCE = 1e-6
+
+_MISSING_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "-"})
+
+_TRAILING_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+def _row(frame: pd.DataFrame, i: int) -> str:
+    """'row 12 (2001-03-05)': 1-based data row, and its date where it parsed."""
+    date = frame["Date"].iloc[i] if "Date" in frame else None
+    when = f" ({pd.Timestamp(date).date()})" if isinstance(date, pd.Timestamp) else ""
+    return f"row {i + 1}{when}"
+
+
+def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accept `date`/`close`/… in any case, and a date index (Yahoo answers with one)."""
+    if "date" not in {str(c).lower() for c in frame.columns} and frame.index.name is not None:
+        if str(frame.index.name).lower() in {"date", "datetime"}:
+            frame = frame.reset_index()
+    rename = {}
+    for column in frame.columns:
+        for wanted in ("Date", *OHLCV):
+            if str(column).strip().lower() == wanted.lower():
+                rename[column] = wanted
+        if str(column).strip().lower() == "datetime":
+            rename[column] = "Date"
+    return frame.rename(columns=rename)
+
+
+def _parse_dates(values: pd.Series, origin: str) -> pd.Series:
+    """Calendar dates at midnight, in the exchange's own time zone.
+
+    Yahoo stamps a US session `00:00-05:00` (or `-04:00` in summer); converting that to UTC first
+    and then dropping the zone once shifted dates and emptied every merge. The wall-clock date is
+    what names the session, so a zone is dropped where it stands.
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string").str.strip()
+        try:
+            parsed = pd.to_datetime(text, errors="coerce")
+        except ValueError:  # several UTC offsets in one column (daylight saving)
+            parsed = pd.to_datetime(text.str.replace(_TRAILING_OFFSET, "", regex=True), errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_localize(None)
+        bad = parsed.isna() & values.notna()
+        missing = values.isna()
+        for mask, what in ((missing, "empty"), (bad, "not a date")):
+            if mask.any():
+                i = int(np.flatnonzero(mask.to_numpy())[0])
+                raise DataError(
+                    f"{origin}: row {i + 1}, column 'Date': {what} ({values.iloc[i]!r})"
+                )
+    return parsed.dt.normalize().astype("datetime64[ns]")
+
+
+def validate_bars(
+    frame: pd.DataFrame, *, origin: str, columns: Sequence[str] = OHLCV
+) -> pd.DataFrame:
+    """Check and normalize daily bars: the one gate every source goes through.
+
+    Args:
+        frame: bars with a `Date` column (or a date index) and at least `columns`; column names
+            are matched case-insensitively and other columns are dropped.
+        origin: where the bars came from (a file path, `yfinance:SPY`), for error messages.
+        columns: the price columns that must be present (a feature tier names what it needs).
+
+    Returns:
+        A new frame: `Date` (datetime64, midnight) then `columns` as float64, in date order.
+
+    Raises:
+        DataError: no rows; a missing column; an empty, unparsable, duplicate or out-of-order
+            date; a missing, non-numeric or infinite value; a price that is not positive; a
+            negative volume; a High below Open, Close or Low, or a Low above Open or Close.
+    """
+    frame = _canonical_columns(frame)
+    if len(frame) == 0:
+        raise DataError(f"{origin}: no rows")
+    missing = [c for c in ("Date", *columns) if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise DataError(f"{origin}: missing column(s) {', '.join(missing)} (found: {found})")
+
+    out = pd.DataFrame({"Date": _parse_dates(frame["Date"].reset_index(drop=True), origin)})
+    for column in columns:
+        raw = frame[column].reset_index(drop=True)
+        values = pd.to_numeric(raw, errors="coerce").astype("float64")
+        bad = ~np.isfinite(values.to_numpy())
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            value = raw.iloc[i]
+            if pd.isna(value) or str(value).strip().lower() in _MISSING_WORDS:
+                what = "missing value"
+            else:
+                what = f"not a finite number ({value!r})"
+            raise DataError(f"{origin}: {_row(out, i)}, column '{column}': {what}")
+        out[column] = values
+
+    dates = out["Date"]
+    duplicated = dates.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        rows = np.flatnonzero(dates.to_numpy() == dates.to_numpy()[np.argmax(duplicated)])
+        listed = ", ".join(str(r + 1) for r in rows)
+        raise DataError(
+            f"{origin}: column 'Date': {dates.iloc[rows[0]].date()} appears more than once "
+            f"(rows {listed})"
+        )
+    backwards = np.flatnonzero(np.diff(dates.to_numpy()) < np.timedelta64(0))
+    if backwards.size:
+        i = int(backwards[0]) + 1
+        raise DataError(
+            f"{origin}: {_row(out, i)}, column 'Date': comes before the previous row "
+            f"({dates.iloc[i - 1].date()}); sort the file by date"
+        )
+
+    for column in (c for c in PRICES if c in columns):
+        bad = out[column].to_numpy() <= 0
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{origin}: {_row(out, i)}, column '{column}': price must be positive, "
+                f"got {out[column].iloc[i]}"
+            )
+    if "Volume" in columns and (out["Volume"].to_numpy() < 0).any():
+        i = int(np.flatnonzero(out["Volume"].to_numpy() < 0)[0])
+        raise DataError(f"{origin}: {_row(out, i)}, column 'Volume': negative ({out['Volume'].iloc[i]})")
+    _check_bar_ranges(out, origin)
+    return out
+
+
+def _check_bar_ranges(out: pd.DataFrame, origin: str) -> None:
+    """High is the bar's top and Low its bottom."""
+    slack = 1.0 + _BAR_TOLERANCE
+    checks = [
+        ("High", "Low", lambda f: f["High"] * slack < f["Low"], "High {a} is below Low {b}"),
+        ("High", "Open", lambda f: f["High"] * slack < f["Open"], "High {a} is below Open {b}"),
+        ("High", "Close", lambda f: f["High"] * slack < f["Close"], "High {a} is below Close {b}"),
+        ("Low", "Open", lambda f: f["Low"] > f["Open"] * slack, "Low {a} is above Open {b}"),
+        ("Low", "Close", lambda f: f["Low"] > f["Close"] * slack, "Low {a} is above Close {b}"),
+    ]
+    for a, b, broken, message in checks:
+        if a in out and b in out:
+            bad = broken(out).to_numpy()
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                text = message.format(a=out[a].iloc[i], b=out[b].iloc[i])
+                raise DataError(f"{origin}: {_row(out, i)}, column '{a}': {text}")
+
+
+def read_csv_bars(path: Path, *, columns: Sequence[str] = OHLCV) -> pd.DataFrame:
+    """Read and validate a CSV (optionally gzip-compressed) of daily bars.
+
+    Raises:
+        DataError: the file is missing, empty or unreadable, or its bars are invalid.
+    """
+    origin = str(path)
+    if not path.is_file():
+        raise DataError(f"{origin}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{origin}: the file is empty") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
+        raise DataError(f"{origin}: not a readable CSV file ({e})") from e
+    return validate_bars(frame, origin=origin, columns=columns)
+
+
+def sample_dir(override: Path | None = None) -> Path:
+    """The folder of the shipped sample files: `override`, the copy inside an installed wheel,
+    or the source tree's `data/sample`."""
+    if override is not None:
+        return override
+    packaged = Path(str(importlib.resources.files("finscale"))) / "_sample"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "data" / "sample"
+
+
+def sample_bars(directory: Path, ticker: str) -> pd.DataFrame:
+    """The shipped sample series `GSPC` (S&P 500 OHLCV) or `VIX` (closes only).
+
+    Raises:
+        DataError: an unknown sample ticker, or a sample file that is missing or invalid.
+    """
+    if ticker not in SAMPLE_FILES:
+        raise DataError(f"sample: unknown ticker {ticker!r}; the sample has {sorted(SAMPLE_FILES)}")
+    columns = CLOSE_ONLY if ticker == "VIX" else OHLCV
+    return read_csv_bars(directory / SAMPLE_FILES[ticker], columns=columns)
+
+
+History = Callable[[str], pd.DataFrame]
+
+
+def _yahoo_history(ticker: str) -> pd.DataFrame:
+    try:
+        import yfinance as yf
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise DataError(
+            "the yfinance source needs the optional dependency: pip install 'finscale[yfinance]'"
+        ) from None
+    # auto_adjust: splits and dividends folded into OHLC, as the research system used them.
+    frame: pd.DataFrame = yf.Ticker(ticker).history(period="max", auto_adjust=True)
+    return frame
+
+
+def download_yfinance(
+    ticker: str,
+    *,
+    columns: Sequence[str] = OHLCV,
+    history: History | None = None,
+    attempts: int = 4,
+    backoff_s: Sequence[float] = (1.0, 2.0, 4.0),
+    sleep: Callable[[float], None] = time.sleep,
+) -> pd.DataFrame:
+    """Download a ticker's whole daily history from Yahoo Finance, with retries.
+
+    Args:
+        ticker: Yahoo's symbol (`SPY`, `^VIX`).
+        columns: the price columns that must come back.
+        history: the call that fetches a symbol's history; Yahoo's client when omitted (tests
+            pass a function returning a frame shaped like Yahoo's answer).
+        attempts: tries in all before giving up.
+        backoff_s: waits between tries (the last one repeats), each plus up to 50 % jitter so
+            that parallel downloads do not retry in step.
+        sleep: how to wait (tests pass a recorder).
+
+    Raises:
+        DataError: the ticker is unknown (Yahoo returns no rows), every attempt failed, or the
+            bars are invalid.
+    """
+    fetch = history or _yahoo_history
+    origin = f"yfinance:{ticker}"
+    for attempt in range(1, attempts + 1):
+        try:
+            frame = fetch(ticker)
+            break
+        except DataError:
+            raise
+        except Exception as e:  # network, HTTP, JSON: Yahoo fails in many shapes
+            if attempt == attempts:
+                raise DataError(f"{origin}: download failed after {attempts} attempts: {e}") from e
+            base = backoff_s[min(attempt - 1, len(backoff_s) - 1)]
+            wait = base + random.uniform(0.0, 0.5 * base)
+            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", origin, attempt, attempts, e, wait)
+            sleep(wait)
+    if frame is None or len(frame) == 0:
+        raise DataError(f"{origin}: Yahoo returned no rows; is {ticker!r} a valid symbol?")
+    return validate_bars(frame, origin=origin, columns=columns)

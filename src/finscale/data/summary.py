@@ -1,0 +1,116 @@
+"""What a dataset holds for training: windows per split and positive rates, per horizon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+
+from finscale.data.dataset import Dataset
+from finscale.data.labels import Target
+from finscale.data.windows import (
+    MIN_TEST_WINDOWS,
+    MIN_TRAIN_WINDOWS,
+    MIN_VAL_WINDOWS,
+    Splits,
+    make_windows,
+    split_chronological,
+    split_chunks,
+)
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """Windows of one dataset, horizon and split mode."""
+
+    dataset: str
+    mode: str  # "chronological" or "chunks"
+    horizon: int
+    train: int
+    val: int
+    test: int
+    positive_rate: dict[str, float]  # per split
+    settings: str  # the split settings, readable
+    problem: str | None = None  # why this split is unusable with the default minimums
+
+
+def default_chronological_dates(dataset: Dataset) -> tuple[date, date]:
+    """Validation from 70 % of the rows, test from 85 %: the dates a summary uses."""
+    dates = dataset.frame["Date"]
+    n = len(dates)
+    return dates.iloc[int(n * 0.70)].date(), dates.iloc[int(n * 0.85)].date()
+
+
+def _rates(labels: np.ndarray, splits: Splits) -> dict[str, float]:
+    return {
+        name: float(labels[starts].mean()) if len(starts) else float("nan")
+        for name, starts in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+    }
+
+
+def summarize_splits(
+    dataset: Dataset,
+    *,
+    context_length: int = 60,
+    horizons: tuple[int, ...] = (1, 3, 5),
+    threshold: float = 0.01,
+    target: Target = "close",
+    n_blocks: int = 10,
+    val_blocks: int = 2,
+    test_blocks: int = 2,
+    seed: int = 0,
+) -> list[SplitSummary]:
+    """Window counts and positive rates per split, for each horizon and both split modes.
+
+    Chronological splits start validation at 70 % of the rows and test at 85 %; chunk splits
+    use `n_blocks` blocks. Training windows keep the dataset's feature lookback away from
+    validation and test rows. Minimums are not enforced here; a split below the default
+    minimum says so in `problem`.
+    """
+    embargo = dataset.entry.lookback_rows
+    val_start, test_start = default_chronological_dates(dataset)
+    no_minimum = {"min_train_windows": 0, "min_val_windows": 0, "min_test_windows": 0}
+    minimum = {"train": MIN_TRAIN_WINDOWS, "val": MIN_VAL_WINDOWS, "test": MIN_TEST_WINDOWS}
+    out = []
+    for horizon in horizons:
+        windows = make_windows(
+            dataset.frame,
+            context_length=context_length,
+            horizon=horizon,
+            threshold=threshold,
+            target=target,
+        )
+        chronological = split_chronological(
+            windows, val_start=val_start, test_start=test_start, embargo_rows=embargo, **no_minimum
+        )
+        chunks = split_chunks(
+            windows,
+            n_blocks=n_blocks,
+            val_blocks=val_blocks,
+            test_blocks=test_blocks,
+            seed=seed,
+            embargo_rows=embargo,
+            **no_minimum,
+        )
+        described = {
+            "chronological": (chronological, f"val from {val_start}, test from {test_start}"),
+            "chunks": (chunks, f"{n_blocks} blocks: {val_blocks} val, {test_blocks} test, seed {seed}"),
+        }
+        for mode, (splits, settings) in described.items():
+            counts = splits.counts()
+            short = [f"{k} {counts[k]} < {minimum[k]}" for k in counts if counts[k] < minimum[k]]
+            out.append(
+                SplitSummary(
+                    dataset=dataset.name,
+                    mode=mode,
+                    horizon=horizon,
+                    train=counts["train"],
+                    val=counts["val"],
+                    test=counts["test"],
+                    positive_rate=_rates(windows.labels, splits),
+                    settings=f"{settings}, embargo {embargo} rows",
+                    problem=("below the default minimum: " + ", ".join(short)) if short else None,
+                )
+            )
+    return out

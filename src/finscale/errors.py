@@ -1,0 +1,35 @@
+"""The errors finscale raises on purpose, and the exit code each one means.
+
+The CLI maps them to exit codes in one place (`cli.main`); anything else is a bug and exits 1
+with a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class FinscaleError(Exception):
+    """Base of every error finscale raises on purpose; its message is meant for a person."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class SpecError(FinscaleError):
+    """A spec or an option is invalid: names the file, the field path and the value.
+
+    Never retried: a Job's pod failure policy fails the Job on this exit code.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+
+class DataError(FinscaleError):
+    """Input data is missing or wrong: names the file (or source), the row and the column.
+
+    Raised for a missing column, a bad or duplicate date, a NaN or non-positive price, bars that
+    contradict themselves, an unknown ticker, an empty file, or a checksum that does not match.
+    Never retried.
+    """
+
+    exit_code: ClassVar[int] = 2

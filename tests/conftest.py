@@ -1,0 +1,59 @@
+"""Shared fixtures. With FINSCALE_REQUIRE_ALL_TESTS=1 (set by .ci/run) a skipped test fails."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO / "data" / "sample"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Nothing may be skipped in CI: there a skip becomes a failure that says why."""
+    report = yield
+    if os.environ.get("FINSCALE_REQUIRE_ALL_TESTS") == "1" and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but FINSCALE_REQUIRE_ALL_TESTS=1 forbids skips: {reason}"
+    return report
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Set environment variables for one test; they are removed afterwards."""
+    for key in list(os.environ):
+        if key.startswith("FINSCALE_") and key not in {
+            "FINSCALE_TEST_DATABASE_URL",
+            "FINSCALE_REQUIRE_ALL_TESTS",
+        }:
+            monkeypatch.delenv(key)
+    return monkeypatch
+
+
+def random_walk_bars(n: int, *, seed: int = 0, start: str = "2000-01-03") -> pd.DataFrame:
+    """Plausible daily OHLCV bars on business days: a geometric random walk."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range(start, periods=n)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.012, n)))
+    open_ = close * np.exp(rng.normal(0.0, 0.004, n))
+    high = np.maximum(open_, close) * (1.0 + rng.uniform(0.0, 0.01, n))
+    low = np.minimum(open_, close) * (1.0 - rng.uniform(0.0, 0.01, n))
+    volume = rng.integers(1_000_000, 5_000_000, n).astype("float64")
+    return pd.DataFrame(
+        {"Date": dates, "Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}
+    )
+
+
+@pytest.fixture
+def make_bars() -> Callable[..., pd.DataFrame]:
+    """`make_bars(n, seed=0, start="2000-01-03")`: random-walk daily bars."""
+    return random_walk_bars
