@@ -37,7 +37,9 @@ def main() -> None:
 
     sp500 = arch.data.sp500.load()
     if not (sp500["Adj Close"] == sp500["Close"]).all():
-        raise SystemExit("arch's S&P 500 'Adj Close' differs from 'Close'; review before dropping it")
+        raise SystemExit(
+            "arch's S&P 500 'Adj Close' differs from 'Close'; review before dropping it"
+        )
     gspc = sp500[["Open", "High", "Low", "Close", "Volume"]].rename_axis("Date").reset_index()
 
     vix = arch.data.vix.load().rename(columns={"vix": "Close"}).rename_axis("Date").reset_index()

@@ -26,8 +26,10 @@ app = typer.Typer(
 data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) is not wrapped at 80 columns.
+_WIDE = 200
+out = Console(width=None if sys.stdout.isatty() else _WIDE)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE)
 log = logging.getLogger("finscale")
 
 
@@ -81,14 +83,18 @@ def data_build(
     vix_csv: Annotated[
         Path | None, typer.Option(help="CSV of VIX closes (Date, Close), csv source only.")
     ] = None,
-    vix: Annotated[bool, typer.Option(help="Also build the a25c dataset with VIX features.")] = True,
+    vix: Annotated[
+        bool, typer.Option(help="Also build the a25c dataset with VIX features.")
+    ] = True,
 ) -> None:
     """Raw daily bars → indicators → datasets, registered in the data manifest."""
     from finscale.data import build_datasets, load_inputs
 
     settings = _state(ctx).settings
     if source not in ("sample", "csv", "yfinance"):
-        raise typer.BadParameter(f"{source!r}; expected sample, csv or yfinance", param_hint="--source")
+        raise typer.BadParameter(
+            f"{source!r}; expected sample, csv or yfinance", param_hint="--source"
+        )
     inputs = load_inputs(
         source,  # type: ignore[arg-type]
         ticker=ticker,
@@ -104,7 +110,15 @@ def data_build(
     for b in built:
         e = b.entry
         status = "unchanged" if b.unchanged else "new"
-        table.add_row(e.name, str(e.rows), str(e.start), str(e.end), str(len(e.columns)), e.sha256[:12], status)
+        table.add_row(
+            e.name,
+            str(e.rows),
+            str(e.start),
+            str(e.end),
+            str(len(e.columns)),
+            e.sha256[:12],
+            status,
+        )
     out.print(table)
 
 
@@ -119,7 +133,10 @@ def data_verify(ctx: typer.Context) -> None:
         err.print(f"[red]✗[/red] {problem}", highlight=False)
     if problems:
         raise typer.Exit(code=2)
-    out.print(f"[green]✓[/green] every dataset in {data_dir / 'manifest.json'} matches its sha256", highlight=False)
+    out.print(
+        f"[green]✓[/green] every dataset in {data_dir / 'manifest.json'} matches its sha256",
+        highlight=False,
+    )
 
 
 @data_app.command("list")
@@ -148,7 +165,9 @@ def data_summary(
     context_length: Annotated[int, typer.Option(help="Rows of features per window.")] = 60,
     horizons: Annotated[str, typer.Option(help="Comma-separated horizons in days.")] = "1,3,5",
     threshold: Annotated[float, typer.Option(help="Rise that makes a positive label.")] = 0.01,
-    target: Annotated[str, typer.Option(help="close or high: which future price must rise.")] = "close",
+    target: Annotated[
+        str, typer.Option(help="close or high: which future price must rise.")
+    ] = "close",
 ) -> None:
     """Windows per split (chronological and chunks) and positive rates of each dataset."""
     from finscale.data import load_dataset, read_manifest
@@ -160,7 +179,9 @@ def data_summary(
     try:
         hs = tuple(int(h) for h in horizons.split(","))
     except ValueError:
-        raise typer.BadParameter(f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons") from None
+        raise typer.BadParameter(
+            f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons"
+        ) from None
     manifest = read_manifest(data_dir)
     chosen = names or [n for n in manifest.names() if ".dataset." in n]
     if not chosen:
@@ -175,14 +196,20 @@ def data_summary(
             highlight=False,
         )
         rows = summarize_splits(
-            dataset, context_length=context_length, horizons=hs, threshold=threshold, target=target  # type: ignore[arg-type]
+            dataset,
+            context_length=context_length,
+            horizons=hs,
+            threshold=threshold,
+            target=target,  # type: ignore[arg-type]
         )
         table = Table(title_justify="left")
         for column in ("split mode", "h", "train", "val", "test", "positive rate t/v/t", "note"):
             table.add_column(column)
         for r in rows:
             rate = "/".join(f"{r.positive_rate[k]:.2f}" for k in ("train", "val", "test"))
-            table.add_row(r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or "")
+            table.add_row(
+                r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or ""
+            )
         out.print(table)
         for mode in ("chronological", "chunks"):
             settings = next(r.settings for r in rows if r.mode == mode)

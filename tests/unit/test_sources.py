@@ -12,7 +12,6 @@ import pytest
 
 from finscale.data import sources
 from finscale.errors import DataError
-
 from tests.conftest import SAMPLE_DIR
 
 GOOD = """Date,Open,High,Low,Close,Volume
@@ -151,9 +150,9 @@ def _yahoo_answer(n: int = 300, *, seed: int = 1) -> pd.DataFrame:
     """What `yf.Ticker(...).history(period="max")` returns: a New York midnight index whose UTC
     offset changes with daylight saving, plus dividends and splits columns."""
     rng = np.random.default_rng(seed)
-    index = pd.DatetimeIndex(
-        pd.bdate_range("2019-01-02", periods=n), name="Date"
-    ).tz_localize("America/New_York")
+    index = pd.DatetimeIndex(pd.bdate_range("2019-01-02", periods=n), name="Date").tz_localize(
+        "America/New_York"
+    )
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     return pd.DataFrame(
         {
@@ -215,7 +214,9 @@ def test_yahoo_download_gives_up_after_its_attempts() -> None:
     def down(_ticker: str) -> pd.DataFrame:
         raise TimeoutError("timed out")
 
-    with pytest.raises(DataError, match=r"yfinance:SPY: download failed after 4 attempts: timed out"):
+    with pytest.raises(
+        DataError, match=r"yfinance:SPY: download failed after 4 attempts: timed out"
+    ):
         sources.download_yfinance("SPY", history=down, sleep=waits.append)
     assert len(waits) == 3
 
@@ -227,7 +228,9 @@ def test_unknown_ticker_is_reported_without_retrying() -> None:
         calls.append(ticker)
         return pd.DataFrame(columns=["Open", "High", "Low", "Close", "Volume"])
 
-    with pytest.raises(DataError, match=r"yfinance:NOPE: Yahoo returned no rows; is 'NOPE' a valid"):
+    with pytest.raises(
+        DataError, match=r"yfinance:NOPE: Yahoo returned no rows; is 'NOPE' a valid"
+    ):
         sources.download_yfinance("NOPE", history=empty, sleep=lambda _s: None)
     assert calls == ["NOPE"]
 
@@ -236,7 +239,8 @@ def _sample_readme_rows() -> dict[str, tuple[int, str, str, str]]:
     """file → (rows, first, last, sha256) as the sample README states them."""
     text = (SAMPLE_DIR / "README.md").read_text()
     rows = re.findall(
-        r"^\| `(\w+\.csv\.gz)` \| [^|]+ \| ([\d,]+) \| (\d{4}-\d\d-\d\d) \| (\d{4}-\d\d-\d\d) \| `([0-9a-f]{64})` \|",
+        r"^\| `(\w+\.csv\.gz)` \| [^|]+ \| ([\d,]+) \| "
+        r"(\d{4}-\d\d-\d\d) \| (\d{4}-\d\d-\d\d) \| `([0-9a-f]{64})` \|",
         text,
         flags=re.MULTILINE,
     )
@@ -255,7 +259,9 @@ def test_shipped_sample_matches_its_readme(ticker: str) -> None:
 
 
 def test_unknown_sample_ticker_is_refused() -> None:
-    with pytest.raises(DataError, match=r"sample: unknown ticker 'SPY'; the sample has \['GSPC', 'VIX'\]"):
+    with pytest.raises(
+        DataError, match=r"sample: unknown ticker 'SPY'; the sample has \['GSPC', 'VIX'\]"
+    ):
         sources.sample_bars(SAMPLE_DIR, "SPY")
 
 

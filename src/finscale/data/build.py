@@ -60,7 +60,9 @@ def ticker_name(symbol: str) -> str:
         DataError: the symbol is empty or holds characters no exchange symbol uses.
     """
     if not _TICKER.match(symbol):
-        raise DataError(f"ticker {symbol!r}: expected letters, digits, '.', '-' and an optional '^'")
+        raise DataError(
+            f"ticker {symbol!r}: expected letters, digits, '.', '-' and an optional '^'"
+        )
     return symbol.lstrip("^").upper().replace(".", "-")
 
 
@@ -143,7 +145,9 @@ def load_inputs(
         vix = None
         if vix_csv_path is not None and with_vix:
             vix_bars = sources.read_csv_bars(vix_csv_path, columns=sources.CLOSE_ONLY)
-            vix = Series("VIX", vix_bars, _file_ref(vix_csv_path.name, vix_csv_path, str(vix_csv_path)))
+            vix = Series(
+                "VIX", vix_bars, _file_ref(vix_csv_path.name, vix_csv_path, str(vix_csv_path))
+            )
         return Inputs(equity, vix)
     if source == "yfinance":
         symbol = ticker or "SPY"
@@ -153,7 +157,9 @@ def load_inputs(
         equity = Series(name, bars, _frame_ref(symbol, bars, f"yfinance:{symbol}@{stamp}"))
         vix = None
         if with_vix:
-            vix_bars = sources.download_yfinance("^VIX", columns=sources.CLOSE_ONLY, history=history)
+            vix_bars = sources.download_yfinance(
+                "^VIX", columns=sources.CLOSE_ONLY, history=history
+            )
             vix = Series("VIX", vix_bars, _frame_ref("^VIX", vix_bars, f"yfinance:^VIX@{stamp}"))
         return Inputs(equity, vix)
     raise DataError(f"unknown source {source!r}; expected sample, csv or yfinance")
@@ -184,7 +190,8 @@ def _trim_warmup(frame: pd.DataFrame, what: str) -> pd.DataFrame:
         count = int((~complete[first:]).sum())
         raise DataError(
             f"{what}: column {column!r} has no finite value on {date} after the warm-up "
-            f"({count} such rows); check the source bars around that date (zero volume, flat prices)"
+            f"({count} such rows); check the source bars around that date "
+            "(zero volume, flat prices)"
         )
     return frame.iloc[first:].reset_index(drop=True)
 

@@ -65,7 +65,9 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
         )
     frame = pd.read_parquet(path)
     if list(frame.columns) != entry.columns:
-        raise DataError(f"{path}: columns {list(frame.columns)} differ from the manifest's {entry.columns}")
+        raise DataError(
+            f"{path}: columns {list(frame.columns)} differ from the manifest's {entry.columns}"
+        )
     values = frame.drop(columns="Date").to_numpy(dtype="float64")
     if not np.isfinite(values).all():
         row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(values)))

@@ -73,7 +73,8 @@ _WEEK = "W-SUN"  # weeks run Monday..Sunday
 
 
 def _stochrsi_fastk(close: np.ndarray) -> np.ndarray:
-    fastk, _fastd = talib.STOCHRSI(close, timeperiod=14, fastk_period=5, fastd_period=3, fastd_matype=0)
+    # fastd uses TA-Lib's default simple moving average (matype 0), as the reference does.
+    fastk, _fastd = talib.STOCHRSI(close, timeperiod=14, fastk_period=5, fastd_period=3)
     return np.asarray(fastk)
 
 
@@ -92,8 +93,10 @@ def weekly_to_daily(
         One value per day; NaN until a week with a value has ended.
     """
     week = dates.dt.to_period(_WEEK)
-    weekly = pd.DataFrame({"last_day": dates, "close": close}).groupby(week, sort=True).agg(
-        last_day=("last_day", "max"), close=("close", "last")
+    weekly = (
+        pd.DataFrame({"last_day": dates, "close": close})
+        .groupby(week, sort=True)
+        .agg(last_day=("last_day", "max"), close=("close", "last"))
     )
     values = np.asarray(indicator(weekly["close"].to_numpy(dtype="float64")))
     # Number of weeks whose last trading day is strictly before each day, minus one: the index
@@ -121,7 +124,8 @@ def compute_a20(bars: pd.DataFrame) -> pd.DataFrame:
     volume = bars["Volume"].to_numpy(dtype="float64")
 
     macd_line, _signal, _hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    upper, _middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2, matype=0)
+    # Bands around TA-Lib's default simple moving average (matype 0).
+    upper, _middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2)
     width = upper - lower
     with np.errstate(divide="ignore", invalid="ignore"):
         percent_b = np.where(width > 0, (close - lower) / width, np.nan)

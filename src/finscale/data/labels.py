@@ -49,4 +49,5 @@ def make_labels(
         return np.zeros(0, dtype="float32")
     # future_max[t] = max(future[t+1 .. t+horizon]) for t in 0..T-horizon-1
     future_max = np.lib.stride_tricks.sliding_window_view(future[1:], horizon).max(axis=1)
-    return (future_max >= close[:n] * (1.0 + threshold)).astype("float32")
+    labels: np.ndarray = (future_max >= close[:n] * (1.0 + threshold)).astype("float32")
+    return labels

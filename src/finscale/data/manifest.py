@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from finscale.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 _CHUNK = 1 << 20
 
@@ -42,7 +42,9 @@ class InputRef(BaseModel):
 
     name: str = Field(description="Manifest name of the input, or the source's own name.")
     sha256: str = Field(description="sha256 of the input's bytes.")
-    origin: str = Field(description="Where the input was read: a file, a sample file, yfinance:SPY.")
+    origin: str = Field(
+        description="Where the input was read: a file, a sample file, yfinance:SPY."
+    )
 
 
 class ManifestEntry(BaseModel):
@@ -51,7 +53,9 @@ class ManifestEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Dataset name, `<TICKER>.<kind>.<tier>` (e.g. GSPC.dataset.a25).")
-    kind: Literal["raw", "dataset"] = Field(description="A validated source snapshot, or a dataset.")
+    kind: Literal["raw", "dataset"] = Field(
+        description="A validated source snapshot, or a dataset."
+    )
     path: str = Field(description="File path relative to the data directory.")
     sha256: str = Field(description="sha256 of the file's bytes.", pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0, description="File size.")

@@ -46,9 +46,9 @@ def _row(frame: pd.DataFrame, i: int) -> str:
 
 def _canonical_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Accept `date`/`close`/… in any case, and a date index (Yahoo answers with one)."""
-    if "date" not in {str(c).lower() for c in frame.columns} and frame.index.name is not None:
-        if str(frame.index.name).lower() in {"date", "datetime"}:
-            frame = frame.reset_index()
+    has_date = "date" in {str(c).lower() for c in frame.columns}
+    if not has_date and str(frame.index.name).lower() in {"date", "datetime"}:
+        frame = frame.reset_index()
     rename = {}
     for column in frame.columns:
         for wanted in ("Date", *OHLCV):
@@ -75,7 +75,9 @@ def _parse_dates(values: pd.Series, origin: str) -> pd.Series:
         try:
             parsed = pd.to_datetime(text, errors="coerce")
         except ValueError:  # several UTC offsets in one column (daylight saving)
-            parsed = pd.to_datetime(text.str.replace(_TRAILING_OFFSET, "", regex=True), errors="coerce")
+            parsed = pd.to_datetime(
+                text.str.replace(_TRAILING_OFFSET, "", regex=True), errors="coerce"
+            )
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             parsed = parsed.dt.tz_localize(None)
         bad = parsed.isna() & values.notna()
@@ -86,7 +88,8 @@ def _parse_dates(values: pd.Series, origin: str) -> pd.Series:
                 raise DataError(
                     f"{origin}: row {i + 1}, column 'Date': {what} ({values.iloc[i]!r})"
                 )
-    return parsed.dt.normalize().astype("datetime64[ns]")
+    normalized: pd.Series = parsed.dt.normalize().astype("datetime64[ns]")
+    return normalized
 
 
 def validate_bars(
@@ -158,7 +161,9 @@ def validate_bars(
             )
     if "Volume" in columns and (out["Volume"].to_numpy() < 0).any():
         i = int(np.flatnonzero(out["Volume"].to_numpy() < 0)[0])
-        raise DataError(f"{origin}: {_row(out, i)}, column 'Volume': negative ({out['Volume'].iloc[i]})")
+        raise DataError(
+            f"{origin}: {_row(out, i)}, column 'Volume': negative ({out['Volume'].iloc[i]})"
+        )
     _check_bar_ranges(out, origin)
     return out
 
@@ -166,20 +171,25 @@ def validate_bars(
 def _check_bar_ranges(out: pd.DataFrame, origin: str) -> None:
     """High is the bar's top and Low its bottom."""
     slack = 1.0 + _BAR_TOLERANCE
-    checks = [
-        ("High", "Low", lambda f: f["High"] * slack < f["Low"], "High {a} is below Low {b}"),
-        ("High", "Open", lambda f: f["High"] * slack < f["Open"], "High {a} is below Open {b}"),
-        ("High", "Close", lambda f: f["High"] * slack < f["Close"], "High {a} is below Close {b}"),
-        ("Low", "Open", lambda f: f["Low"] > f["Open"] * slack, "Low {a} is above Open {b}"),
-        ("Low", "Close", lambda f: f["Low"] > f["Close"] * slack, "Low {a} is above Close {b}"),
+    pairs = [
+        ("High", "Low"),
+        ("High", "Open"),
+        ("High", "Close"),
+        ("Low", "Open"),
+        ("Low", "Close"),
     ]
-    for a, b, broken, message in checks:
-        if a in out and b in out:
-            bad = broken(out).to_numpy()
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                text = message.format(a=out[a].iloc[i], b=out[b].iloc[i])
-                raise DataError(f"{origin}: {_row(out, i)}, column '{a}': {text}")
+    for a, b in pairs:
+        if a not in out or b not in out:
+            continue
+        edge, other = out[a].to_numpy(), out[b].to_numpy()
+        bad = edge * slack < other if a == "High" else edge > other * slack
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            relation = "below" if a == "High" else "above"
+            raise DataError(
+                f"{origin}: {_row(out, i)}, column '{a}': "
+                f"{a} {edge[i]} is {relation} {b} {other[i]}"
+            )
 
 
 def read_csv_bars(path: Path, *, columns: Sequence[str] = OHLCV) -> pd.DataFrame:
@@ -276,7 +286,14 @@ def download_yfinance(
                 raise DataError(f"{origin}: download failed after {attempts} attempts: {e}") from e
             base = backoff_s[min(attempt - 1, len(backoff_s) - 1)]
             wait = base + random.uniform(0.0, 0.5 * base)
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", origin, attempt, attempts, e, wait)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.1fs",
+                origin,
+                attempt,
+                attempts,
+                e,
+                wait,
+            )
             sleep(wait)
     if frame is None or len(frame) == 0:
         raise DataError(f"{origin}: Yahoo returned no rows; is {ticker!r} a valid symbol?")

@@ -95,7 +95,10 @@ def summarize_splits(
         )
         described = {
             "chronological": (chronological, f"val from {val_start}, test from {test_start}"),
-            "chunks": (chunks, f"{n_blocks} blocks: {val_blocks} val, {test_blocks} test, seed {seed}"),
+            "chunks": (
+                chunks,
+                f"{n_blocks} blocks: {val_blocks} val, {test_blocks} test, seed {seed}",
+            ),
         }
         for mode, (splits, settings) in described.items():
             counts = splits.counts()

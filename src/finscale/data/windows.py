@@ -80,7 +80,9 @@ def make_windows(
         DataError: a column is missing or the frame has fewer rows than one window's span.
     """
     if context_length < 1 or horizon < 1:
-        raise ValueError(f"context_length and horizon must be positive, got {context_length}, {horizon}")
+        raise ValueError(
+            f"context_length and horizon must be positive, got {context_length}, {horizon}"
+        )
     columns = columns if columns is not None else [c for c in frame.columns if c != "Date"]
     missing = [c for c in ("Date", "Close", *columns) if c not in frame.columns]
     if target == "high" and "High" not in frame.columns:
@@ -161,12 +163,20 @@ def _assign(
     train = starts[touched[starts + span] - touched[starts] == 0]
     val = np.concatenate(by_name["val"]) if by_name["val"] else np.zeros(0, "int64")
     test = np.concatenate(by_name["test"]) if by_name["test"] else np.zeros(0, "int64")
-    splits = Splits(train=train, val=np.sort(val), test=np.sort(test), regions=tuple(regions), embargo_rows=embargo_rows)
+    splits = Splits(
+        train=train,
+        val=np.sort(val),
+        test=np.sort(test),
+        regions=tuple(regions),
+        embargo_rows=embargo_rows,
+    )
     for name, count in splits.counts().items():
         wanted = min_windows.get(name, 0)
         if count < wanted:
             where = ", ".join(
-                f"{windows.dates[r.first]}..{windows.dates[r.last]}" for r in regions if r.name == name
+                f"{windows.dates[r.first]}..{windows.dates[r.last]}"
+                for r in regions
+                if r.name == name
             )
             raise DataError(
                 f"{name} split: {count} windows"

@@ -1,0 +1,99 @@
+"""The CLI maps outcomes to exit codes and prints errors that name the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from finscale.cli import main
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def test_build_then_verify_then_tamper(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    code, out, _ = run(["data", "build", "--no-vix"], capsys)
+    assert code == 0
+    assert "GSPC.dataset.a25" in out and "4832" in out and "new" in out
+    code, out, _ = run(["data", "build", "--no-vix"], capsys)
+    assert code == 0 and "unchanged" in out
+    code, out, _ = run(["data", "verify"], capsys)
+    assert code == 0 and "matches its sha256" in out
+    dataset = next((tmp_path / "processed").glob("GSPC.dataset.a25-*.parquet"))
+    dataset.write_bytes(b"tampered")
+    code, _, err = run(["data", "verify"], capsys)
+    assert code == 2
+    assert dataset.name in err.replace("\n", "") and "checksum mismatch" in err
+
+
+def test_summary_prints_window_counts(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    run(["data", "build", "--no-vix"], capsys)
+    code, out, _ = run(["data", "summary", "--horizons", "1,5"], capsys)
+    assert code == 0
+    assert "chronological" in out and "chunks" in out
+    assert "3322" in out  # training windows, chronological, horizon 1
+
+
+def test_bad_input_exits_2_with_the_file_named(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "data"))
+    bad = tmp_path / "prices.csv"
+    bad.write_text("Date,Open,High,Low,Close\n2020-01-02,1,2,0.5,1.5\n")
+    code, _, err = run(
+        ["data", "build", "--source", "csv", "--csv", str(bad), "--ticker", "X"], capsys
+    )
+    assert code == 2
+    assert "prices.csv: missing column(s) Volume" in err.replace("\n", "")
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_debug_shows_the_traceback(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    code, _, err = run(["--debug", "data", "verify"], capsys)
+    assert code == 2
+    assert "Traceback" in err and "no data manifest" in err
+
+
+def test_unknown_finscale_variables_are_warned_about(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    env.setenv("FINSCALE_DATADIR", "typo")
+    code, _, err = run(["data", "list"], capsys)
+    assert code == 0
+    assert "FINSCALE_DATADIR is set but no finscale setting reads it" in err
+
+
+def test_bad_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["data", "build", "--source", "ftp"], capsys)
+    assert code == 2
+    assert "sample" in err and "yfinance" in err
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run(
+        [Path(sys.executable).parent / "finscale", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "data" in result.stdout
