@@ -33,3 +33,17 @@ class DataError(FinscaleError):
     """
 
     exit_code: ClassVar[int] = 2
+
+
+class TrainingError(FinscaleError):
+    """A training run could not produce a result; the HPO engine records it as a failed trial."""
+
+    exit_code: ClassVar[int] = 1
+
+
+class DivergenceError(TrainingError):
+    """The training loss became NaN or infinite (never turned into a made-up loss value)."""
+
+
+class OutOfMemoryError(TrainingError):
+    """The device or the host ran out of memory while training."""

@@ -1,0 +1,28 @@
+"""The model and its parameter-budget architecture grid. Knows nothing of Optuna or Kubernetes."""
+
+from finscale.model.grid import (
+    Arch,
+    ArchSpace,
+    budget_label,
+    build_grid,
+    extreme_archs,
+    find_arch,
+    param_count,
+    parse_arch_id,
+    parse_budget,
+)
+from finscale.model.patchtst import PatchTST, PatchTSTConfig
+
+__all__ = [
+    "Arch",
+    "ArchSpace",
+    "PatchTST",
+    "PatchTSTConfig",
+    "budget_label",
+    "build_grid",
+    "extreme_archs",
+    "find_arch",
+    "param_count",
+    "parse_arch_id",
+    "parse_budget",
+]

@@ -1,0 +1,243 @@
+"""The architectures of a parameter budget: exact parameter counts, the grid, the extremes.
+
+An architecture is (d_model, n_layers, n_heads, d_ff) with a stable readable id such as
+`d64-l48-h2-f4` (f = d_ff / d_model). The grid of a budget holds every architecture of the
+search space whose exact parameter count lies within the tolerance around the budget, ordered by
+parameter count and then by the dimensions, so the order never depends on how the space was
+written down.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from finscale.model.patchtst import SPARE_POSITIONS
+
+# The research system's final search space (reference §4.1).
+DEFAULT_D_MODEL = (64, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+DEFAULT_N_LAYERS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 160, 180, 192, 256)
+DEFAULT_N_HEADS = (2, 4, 8, 16, 32)
+DEFAULT_D_FF_RATIOS = (2, 4)
+DEFAULT_TOLERANCE = 0.25
+
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMBG]?)\s*$", re.IGNORECASE)
+_ARCH_ID = re.compile(r"^d(\d+)-l(\d+)-h(\d+)-(?:f(\d+)|ff(\d+))$")
+
+
+def parse_budget(text: str | int) -> int:
+    """A budget as a parameter count: `2M` → 2_000_000, `50k`, `2B`, `800000`.
+
+    Raises:
+        ValueError: not a positive number with an optional K, M or B suffix.
+    """
+    if isinstance(text, int):
+        if text < 1:
+            raise ValueError(f"budget must be positive, got {text}")
+        return text
+    match = _BUDGET.match(text)
+    if not match:
+        raise ValueError(f"budget {text!r}: expected a count like 2M, 20M, 50K or 800000")
+    count = round(float(match.group(1)) * _SUFFIXES[match.group(2).upper()])
+    if count < 1:
+        raise ValueError(f"budget {text!r} must be positive")
+    return count
+
+
+def budget_label(count: int) -> str:
+    """The shortest exact label of a count: 2_000_000 → `2M`, 50_000 → `50K`, 1_500 → `1500`."""
+    for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
+        if count % scale == 0:
+            return f"{count // scale}{suffix}"
+    return str(count)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture and its exact parameter count."""
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_ff: int
+    param_count: int = field(default=0, compare=False)
+
+    @property
+    def id(self) -> str:
+        ratio, rest = divmod(self.d_ff, self.d_model)
+        ff = f"f{ratio}" if rest == 0 else f"ff{self.d_ff}"
+        return f"d{self.d_model}-l{self.n_layers}-h{self.n_heads}-{ff}"
+
+    def dims(self) -> dict[str, int]:
+        """The four dimensions by their parameter names."""
+        return {
+            "d_model": self.d_model,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "d_ff": self.d_ff,
+        }
+
+
+def parse_arch_id(arch_id: str) -> Arch:
+    """The dimensions named by an id such as `d64-l48-h2-f4` (`ff256` for an absolute d_ff).
+
+    Raises:
+        ValueError: the id is not of that form.
+    """
+    match = _ARCH_ID.match(arch_id)
+    if not match:
+        raise ValueError(
+            f"architecture id {arch_id!r}: expected d<width>-l<layers>-h<heads>-f<ratio>"
+        )
+    d, layers, heads, ratio, ff = match.groups()
+    d_ff = int(d) * int(ratio) if ratio else int(ff)
+    return Arch(d_model=int(d), n_layers=int(layers), n_heads=int(heads), d_ff=d_ff)
+
+
+def param_count(
+    *,
+    d_model: int,
+    n_layers: int,
+    d_ff: int,
+    num_features: int,
+    context_length: int = 60,
+    patch_length: int = 10,
+    stride: int = 5,
+    revin: bool = False,
+) -> int:
+    """Exact number of parameters of `PatchTST` (n_heads does not change it).
+
+    patch projection + position table + layers × (attention + 2 norms + feed-forward)
+    + final norm + head (+ RevIN's affine).
+    """
+    d, patches = d_model, (context_length - patch_length) // stride + 1
+    embed = patch_length * num_features * d + d
+    position = (patches + SPARE_POSITIONS) * d
+    attention = 4 * d * d + 4 * d  # in-projection (q, k, v) and out-projection, with biases
+    norms = 4 * d  # two LayerNorms per layer
+    feed_forward = 2 * d * d_ff + d_ff + d
+    head = patches * d + 1
+    return (
+        embed
+        + position
+        + n_layers * (attention + norms + feed_forward)
+        + 2 * d
+        + head
+        + (2 * num_features if revin else 0)
+    )
+
+
+@dataclass(frozen=True)
+class ArchSpace:
+    """The values each dimension may take; d_ff is a multiple of d_model."""
+
+    d_model: tuple[int, ...] = DEFAULT_D_MODEL
+    n_layers: tuple[int, ...] = DEFAULT_N_LAYERS
+    n_heads: tuple[int, ...] = DEFAULT_N_HEADS
+    d_ff_ratio: tuple[int, ...] = DEFAULT_D_FF_RATIOS
+
+
+def build_grid(
+    budget: int,
+    *,
+    num_features: int,
+    space: ArchSpace | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    context_length: int = 60,
+    patch_length: int = 10,
+    stride: int = 5,
+    revin: bool = False,
+) -> list[Arch]:
+    """Every architecture of `space` within `tolerance` of `budget` parameters.
+
+    Architectures whose width is not divisible by their head count are left out.
+
+    Returns:
+        The architectures ordered by parameter count, then d_model, n_layers, n_heads, d_ff.
+    """
+    space = space or ArchSpace()
+    low, high = int(budget * (1 - tolerance)), int(budget * (1 + tolerance))
+    grid = []
+    for d, layers, heads, ratio in itertools.product(
+        space.d_model, space.n_layers, space.n_heads, space.d_ff_ratio
+    ):
+        if d % heads:
+            continue
+        count = param_count(
+            d_model=d,
+            n_layers=layers,
+            d_ff=ratio * d,
+            num_features=num_features,
+            context_length=context_length,
+            patch_length=patch_length,
+            stride=stride,
+            revin=revin,
+        )
+        if low <= count <= high:
+            grid.append(Arch(d, layers, heads, ratio * d, count))
+    return sorted(
+        set(grid), key=lambda a: (a.param_count, a.d_model, a.n_layers, a.n_heads, a.d_ff)
+    )
+
+
+def find_arch(grid: Iterable[Arch], arch_id: str) -> Arch:
+    """The architecture of the grid with this id.
+
+    Raises:
+        ValueError: the grid has no such architecture (the message lists the nearest ids).
+    """
+    archs = list(grid)
+    for arch in archs:
+        if arch.id == arch_id:
+            return arch
+    wanted = parse_arch_id(arch_id)
+    nearest = sorted(
+        archs, key=lambda a: (abs(a.d_model - wanted.d_model), abs(a.n_layers - wanted.n_layers))
+    )
+    hint = ", ".join(a.id for a in nearest[:5])
+    raise ValueError(f"architecture {arch_id!r} is not in the grid (nearest: {hint})")
+
+
+def extreme_archs(grid: Sequence[Arch]) -> dict[str, Arch]:
+    """The corners of a grid, worth trying first so that the sampler sees the whole range.
+
+    - narrowest / widest: the smallest and largest d_model;
+    - shallowest / deepest: the fewest and most layers at the middle width;
+    - fewest_heads / most_heads: at the middle width.
+
+    The middle width is taken among widths that come in more than one depth, so shallowest and
+    deepest always differ (the research system took it among all widths and silently lost two of
+    its six extremes). Where a choice remains, 8 heads (else the middle head count) and then the
+    grid order decide. An architecture that is extreme twice is listed once, under its first name.
+    """
+    if not grid:
+        return {}
+    heads = sorted({a.n_heads for a in grid})
+    mid_heads = 8 if 8 in heads else heads[len(heads) // 2]
+    widths = sorted({a.d_model for a in grid})
+    deep_widths = [d for d in widths if len({a.n_layers for a in grid if a.d_model == d}) > 1]
+    candidates = deep_widths or widths
+    mid_width = candidates[len(candidates) // 2]
+    at_mid = [a for a in grid if a.d_model == mid_width]
+
+    def prefer_mid_heads(archs: list[Arch]) -> Arch:
+        return next((a for a in archs if a.n_heads == mid_heads), archs[0])
+
+    depths = [a.n_layers for a in at_mid]
+    head_counts = [a.n_heads for a in at_mid]
+    corners = {
+        "narrowest": prefer_mid_heads([a for a in grid if a.d_model == widths[0]]),
+        "widest": prefer_mid_heads([a for a in grid if a.d_model == widths[-1]]),
+        "shallowest": prefer_mid_heads([a for a in at_mid if a.n_layers == min(depths)]),
+        "deepest": prefer_mid_heads([a for a in at_mid if a.n_layers == max(depths)]),
+        "fewest_heads": next(a for a in at_mid if a.n_heads == min(head_counts)),
+        "most_heads": next(a for a in at_mid if a.n_heads == max(head_counts)),
+    }
+    unique: dict[str, Arch] = {}
+    for name, arch in corners.items():
+        if arch not in unique.values():
+            unique[name] = arch
+    return unique
