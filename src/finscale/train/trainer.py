@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ class TrainConfig:
     device: str = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA)
     compile: bool = False  # torch.compile the model
-    eval_batch_size: int = 2048
+    eval_batch_size: int | None = None  # windows per evaluation pass; micro_batch when None
 
     def __post_init__(self) -> None:
         micro = self.micro_batch or self.batch_size
@@ -61,7 +61,7 @@ class TrainConfig:
             raise ValueError(
                 f"need 1 <= micro_batch <= batch_size, got {micro} and {self.batch_size}"
             )
-        for name in ("learning_rate", "epochs", "patience", "eval_batch_size"):
+        for name in ("learning_rate", "epochs", "patience"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.weight_decay < 0 or self.warmup_steps < 0 or self.min_delta < 0:
@@ -149,6 +149,49 @@ def predict(
     return torch.cat(out).cpu().numpy()
 
 
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    batch: torch.Tensor,
+    *,
+    context_length: int,
+    micro_batch: int,
+    lr: float,
+    grad_clip: float | None = None,
+    pos_weight: torch.Tensor | None = None,
+    precision: str = "fp32",
+) -> torch.Tensor:
+    """One optimizer step on the windows starting at `batch`, accumulated over micro-batches.
+
+    Returns:
+        The summed (not averaged) loss of the batch, on the device: reading it is left to the
+        caller, since every read waits for the device.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss_sum = torch.zeros((), device=features.device)
+    for chunk in batch.split(micro_batch):
+        x = _gather(features, chunk, context_length)  # (b, L, C)
+        with _autocast(features.device, precision):
+            logits = model(x)  # (b,)
+        loss = F.binary_cross_entropy_with_logits(
+            logits.float(), labels[chunk], pos_weight=pos_weight
+        )
+        # Weight each micro-batch by its share, so the accumulated gradient is the mean over
+        # the whole batch even when the last micro-batch is short.
+        (loss * (len(chunk) / len(batch))).backward()
+        loss_sum += loss.detach() * len(chunk)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(
+            [p for group in optimizer.param_groups for p in group["params"]], grad_clip
+        )
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum
+
+
 @contextlib.contextmanager
 def _out_of_memory_as_error(what: str) -> Iterator[None]:
     """Turn the framework's out-of-memory failures (CUDA or host) into `OutOfMemoryError`."""
@@ -203,12 +246,12 @@ def train(
         labels = torch.as_tensor(data.labels, dtype=torch.float32, device=device)
         train_starts = torch.as_tensor(data.train, dtype=torch.long, device=device)
         val_starts = torch.as_tensor(data.val, dtype=torch.long, device=device)
-        forward = torch.compile(model) if config.compile else model
+        forward = cast(torch.nn.Module, torch.compile(model)) if config.compile else model
         optimizer = configure_optimizer(
             model,
             learning_rate=config.learning_rate,
             weight_decay=config.weight_decay,
-            fused=device.type == "cuda",
+            fused=device.type in ("cpu", "cuda"),
         )
         pos_weight = (
             torch.tensor(config.pos_weight, device=device)
@@ -222,7 +265,9 @@ def train(
         val_labels = data.labels[data.val]
 
         best_value = math.inf if config.metric == "val_bce" else -math.inf
-        best: dict[str, object] = {}
+        best_epoch = 0
+        best_record: dict[str, float] = {}
+        best_state: dict[str, torch.Tensor] = {}
         history: list[dict[str, float]] = []
         stale = 0
         step = 0
@@ -239,23 +284,19 @@ def train(
                     total_steps=total_steps,
                     min_lr_ratio=config.min_lr_ratio,
                 )
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                for chunk in batch.split(micro):
-                    x = _gather(features, chunk, data.context_length)  # (b, L, C)
-                    with _autocast(device, config.precision):
-                        logits = forward(x)
-                    loss = F.binary_cross_entropy_with_logits(
-                        logits.float(), labels[chunk], pos_weight=pos_weight
-                    )
-                    # Weight each micro-batch by its share, so the accumulated gradient is the
-                    # mean over the whole batch even when the last micro-batch is short.
-                    (loss * (len(chunk) / len(batch))).backward()
-                    loss_sum += loss.detach() * len(chunk)
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                loss_sum += train_step(
+                    forward,
+                    optimizer,
+                    features,
+                    labels,
+                    batch,
+                    context_length=data.context_length,
+                    micro_batch=micro,
+                    lr=lr,
+                    grad_clip=config.grad_clip,
+                    pos_weight=pos_weight,
+                    precision=config.precision,
+                )
                 step += 1
             # One host sync per epoch: checking every step would stall the device every step,
             # and a NaN stays NaN until the epoch ends.
@@ -270,7 +311,7 @@ def train(
                 features,
                 val_starts,
                 context_length=data.context_length,
-                batch_size=config.eval_batch_size,
+                batch_size=config.eval_batch_size or micro,
                 precision=config.precision,
             )
             val = binary_metrics(logits_val, val_labels)
@@ -300,20 +341,18 @@ def train(
                 stop_reason = "early_stopping"
                 break
 
-    if not best:
+    if not best_state:
         raise DivergenceError(f"{what}: {config.metric} was never defined (NaN in every epoch)")
-    model.load_state_dict(best["state"])  # type: ignore[arg-type]
-    record = best["record"]
-    assert isinstance(record, dict)
+    model.load_state_dict(best_state)
     elapsed = time.perf_counter() - started
     result = TrainResult(
         metric=config.metric,
         value=float(best_value),
-        best_epoch=int(best["epoch"]),  # type: ignore[call-overload]
+        best_epoch=best_epoch,
         epochs_run=len(history),
         stop_reason=stop_reason,
-        val={k.removeprefix("val_"): v for k, v in record.items() if k.startswith("val_")},
-        train_loss=record["train_loss"],
+        val={k.removeprefix("val_"): v for k, v in best_record.items() if k.startswith("val_")},
+        train_loss=best_record["train_loss"],
         history=history,
         optimizer_steps=step,
         wall_time_s=elapsed,
