@@ -324,14 +324,10 @@ def train(
             )  # fmt: skip
             value = record[config.metric]
             if _improved(value, best_value, config.metric, config.min_delta):
-                best_value, stale = value, 0
-                best = {
-                    "epoch": epoch,
-                    "record": record,
-                    # Copied to the host: the device keeps only the live weights.
-                    "state": {
-                        k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                    },
+                best_value, stale, best_epoch, best_record = value, 0, epoch, record
+                # Copied to the host: the device keeps only the live weights.
+                best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
                 }
             else:
                 stale += 1
