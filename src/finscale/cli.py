@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -65,6 +65,13 @@ def _root(
     )
     for name in unknown_variables():
         log.warning("%s is set but no finscale setting reads it (a typo?)", name)
+
+
+def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
+    """`value` if it is one of `allowed` (typed as the Literal the callee expects)."""
+    if value not in allowed:
+        raise typer.BadParameter(f"{value!r}; expected {' or '.join(allowed)}", param_hint=hint)
+    return value
 
 
 @data_app.command("build")
@@ -214,6 +221,165 @@ def data_summary(
         for mode in ("chronological", "chunks"):
             settings = next(r.settings for r in rows if r.mode == mode)
             out.print(f"  {mode}: {settings}; context {context_length}", highlight=False)
+
+
+@app.command("grid")
+def grid_command(
+    budget: Annotated[str, typer.Argument(help="Parameter budget: 2M, 20M, 200M, 2B, 50K, …")],
+    features: Annotated[int, typer.Option(help="Features per day (25 for a25, 33 for a25c).")] = 25,
+    tolerance: Annotated[float, typer.Option(help="Accepted distance from the budget.")] = 0.25,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """The architectures of a parameter budget, with exact parameter counts."""
+    import json
+
+    from finscale.model import budget_label, build_grid, parse_budget
+
+    try:
+        count = parse_budget(budget)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="BUDGET") from None
+    grid = build_grid(count, num_features=features, tolerance=tolerance)
+    if as_json:
+        rows = [{"id": a.id, **a.dims(), "param_count": a.param_count} for a in grid]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    title = (
+        f"{budget_label(count)}: {len(grid)} architectures ({features} features, ±{tolerance:.0%})"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "d_model", "n_layers", "n_heads", "d_ff", "param_count"):
+        table.add_column(column, justify="left" if column == "id" else "right")
+    for a in grid:
+        table.add_row(
+            a.id, str(a.d_model), str(a.n_layers), str(a.n_heads), str(a.d_ff), f"{a.param_count:,}"
+        )
+    out.print(table)
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    arch: Annotated[
+        str, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4 (see `finscale grid`).")
+    ],
+    dataset: Annotated[
+        str, typer.Option(help="Dataset name in the manifest.")
+    ] = "GSPC.dataset.a25",
+    horizon: Annotated[int, typer.Option(help="Days ahead that decide the label.")] = 1,
+    threshold: Annotated[float, typer.Option(help="Rise that makes a positive label.")] = 0.01,
+    target: Annotated[
+        str, typer.Option(help="close or high: which future price must rise.")
+    ] = "close",
+    context_length: Annotated[int, typer.Option(help="Days per window.")] = 60,
+    split: Annotated[str, typer.Option(help="chronological or chunks.")] = "chronological",
+    val_start: Annotated[
+        str | None, typer.Option(help="First validation day (YYYY-MM-DD).")
+    ] = None,
+    test_start: Annotated[str | None, typer.Option(help="First test day (YYYY-MM-DD).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs.")] = 20,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 3e-4,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
+    warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
+    dropout: Annotated[float, typer.Option(help="Dropout probability.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 256,
+    micro_batch: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
+    patience: Annotated[int, typer.Option(help="Epochs without improvement before stopping.")] = 10,
+    metric: Annotated[
+        str, typer.Option(help="val_bce or val_auc: early stopping and result.")
+    ] = "val_bce",
+    revin: Annotated[bool, typer.Option(help="Per-window instance normalization.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of initialization, shuffling and dropout.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model.")
+    ] = False,
+    test: Annotated[bool, typer.Option("--test", help="Also report the test split.")] = False,
+) -> None:
+    """Train one architecture on a dataset and print the metrics of every epoch."""
+    from datetime import date
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from finscale.data import load_dataset
+    from finscale.data.prepare import SplitSettings
+    from finscale.model import PatchTST, PatchTSTConfig, parse_arch_id
+    from finscale.train import TrainConfig
+    from finscale.train.run import train_on_frame
+
+    try:
+        dims = parse_arch_id(arch).dims()
+        first_val, first_test = (
+            date.fromisoformat(d) if d else None for d in (val_start, test_start)
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    ds = load_dataset(_state(ctx).settings.data_dir, dataset)
+    model_config = PatchTSTConfig(
+        num_features=len(ds.feature_columns),
+        context_length=context_length,
+        dropout=dropout,
+        revin=revin,
+        **dims,
+    )
+    config = TrainConfig(
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        micro_batch=micro_batch,
+        patience=patience,
+        metric=_choice(metric, ("val_bce", "val_auc"), "--metric"),
+        seed=seed,
+        device=device,
+        precision=_choice(precision, ("fp32", "bf16"), "--precision"),
+        compile=compile_model,
+    )
+    split_settings = SplitSettings(
+        mode=_choice(split, ("chronological", "chunks"), "--split"),
+        val_start=first_val,
+        test_start=first_test,
+    )
+    count = PatchTST(model_config).num_parameters()
+    out.print(
+        f"{arch}: {count:,} parameters; {ds.name} ({ds.sha256[:12]}); horizon {horizon}",
+        highlight=False,
+    )
+    columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
+    table = Table(*columns, title_justify="left")
+    bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*bar, console=err, transient=True) as progress:
+        task = progress.add_task("epochs", total=epochs)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            table.add_row(str(epoch), *(f"{metrics[c]:.4g}" for c in columns[1:]))
+            progress.update(task, advance=1)
+
+        run = train_on_frame(
+            ds.frame,
+            model_config,
+            config,
+            horizon=horizon,
+            threshold=threshold,
+            target=_choice(target, ("close", "high"), "--target"),
+            split=split_settings,
+            lookback_rows=ds.entry.lookback_rows,
+            on_epoch=on_epoch,
+            evaluate_test=test,
+        )
+    out.print(table)
+    r, counts = run.result, run.prepared.splits.counts()
+    out.print(
+        f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']}; "
+        f"best epoch {r.best_epoch} of {r.epochs_run} ({r.stop_reason}): {r.metric} {r.value:.4f}, "
+        f"val_auc {r.val['auc']:.4f}; {r.windows_per_s:.0f} windows/s",
+        highlight=False,
+    )
+    if run.test is not None:
+        t = run.test
+        out.print(f"test: bce {t['bce']:.4f}, auc {t['auc']:.4f}, accuracy {t['accuracy']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:

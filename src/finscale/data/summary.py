@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 
 from finscale.data.dataset import Dataset
 from finscale.data.labels import Target
+from finscale.data.prepare import default_split_dates
 from finscale.data.windows import (
     MIN_TEST_WINDOWS,
     MIN_TRAIN_WINDOWS,
@@ -33,13 +33,6 @@ class SplitSummary:
     positive_rate: dict[str, float]  # per split
     settings: str  # the split settings, readable
     problem: str | None = None  # why this split is unusable with the default minimums
-
-
-def default_chronological_dates(dataset: Dataset) -> tuple[date, date]:
-    """Validation from 70 % of the rows, test from 85 %: the dates a summary uses."""
-    dates = dataset.frame["Date"]
-    n = len(dates)
-    return dates.iloc[int(n * 0.70)].date(), dates.iloc[int(n * 0.85)].date()
 
 
 def _rates(labels: np.ndarray, splits: Splits) -> dict[str, float]:
@@ -69,7 +62,7 @@ def summarize_splits(
     minimum says so in `problem`.
     """
     embargo = dataset.entry.lookback_rows
-    val_start, test_start = default_chronological_dates(dataset)
+    val_start, test_start = default_split_dates(dataset.frame["Date"])
     no_minimum = {"min_train_windows": 0, "min_val_windows": 0, "min_test_windows": 0}
     minimum = {"train": MIN_TRAIN_WINDOWS, "val": MIN_VAL_WINDOWS, "test": MIN_TEST_WINDOWS}
     out = []

@@ -318,7 +318,7 @@ def train(
             record = {"epoch": float(epoch), "train_loss": train_loss, "lr": lr}
             record.update({f"val_{k}": v for k, v in val.items()})
             history.append(record)
-            log.info(
+            log.debug(
                 "epoch %d: train_loss %.4f val_bce %.4f val_auc %.4f lr %.2e",
                 epoch, train_loss, val["bce"], val["auc"], lr,
             )  # fmt: skip
