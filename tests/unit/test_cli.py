@@ -97,3 +97,55 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "data" in result.stdout
+
+
+def test_grid_prints_json_with_exactly_the_documented_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    code, out, _ = run(["grid", "2M", "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 80
+    assert all(
+        set(r) == {"id", "d_model", "n_layers", "n_heads", "d_ff", "param_count"} for r in rows
+    )
+    assert rows[60] == {
+        "id": "d64-l48-h2-f4",
+        "d_model": 64,
+        "n_layers": 48,
+        "n_heads": 2,
+        "d_ff": 256,
+        "param_count": 2_417_473,
+    }
+    code, out, _ = run(["grid", "2M", "--features", "33"], capsys)
+    assert code == 0
+    assert "2M:" in out and "33 features" in out
+
+
+def test_grid_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["grid", "lots"], capsys)
+    assert code == 2
+    assert "expected a count like 2M" in err
+
+
+def test_train_prints_every_epoch_and_the_best(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    run(["data", "build", "--no-vix"], capsys)
+    args = ["train", "--arch", "d16-l1-h2-f2", "--epochs", "3", "--device", "cpu", "--test"]
+    code, out, _ = run(args, capsys)
+    assert code == 0
+    assert "d16-l1-h2-f2:" in out and "GSPC.dataset.a25" in out
+    lines = [line for line in out.splitlines() if line.startswith("│")]
+    assert [line.split("│")[1].strip() for line in lines] == ["1", "2", "3"]
+    assert "windows: train 3322, val 665, test 665; best epoch" in out
+    assert "test: bce" in out
+
+
+def test_train_refuses_a_bad_architecture_id(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["train", "--arch", "tiny"], capsys)
+    assert code == 2
+    assert "architecture id 'tiny'" in err
