@@ -265,3 +265,15 @@ def test_schedule_warms_up_decays_and_floors() -> None:
     assert lr_at(110, **kwargs) == 0.1  # 3. floor
     assert lr_at(10_000, **kwargs) == 0.1
     assert lr_at(0, base_lr=1.0, warmup_steps=0, total_steps=10) == 1.0
+
+
+def test_bf16_autocast_trains() -> None:
+    """The bf16 path (CUDA's) runs on the CPU too: same loop, lower precision."""
+    _model, result = train(MODEL, replace(FAST, epochs=4, precision="bf16"), _data())
+    assert result.val["auc"] > 0.8
+
+
+def test_compiled_model_trains_like_the_eager_one() -> None:
+    _m, eager = train(MODEL, replace(FAST, epochs=2), _data())
+    _m, compiled = train(MODEL, replace(FAST, epochs=2, compile=True), _data())
+    assert compiled.history[-1]["val_bce"] == pytest.approx(eager.history[-1]["val_bce"], rel=1e-3)
