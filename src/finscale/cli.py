@@ -382,6 +382,118 @@ def train_command(
         out.print(f"test: bce {t['bce']:.4f}, auc {t['auc']:.4f}, accuracy {t['accuracy']:.3f}")
 
 
+@app.command("worker")
+def worker_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec, or a single study spec.")],
+    study: Annotated[
+        str | None, typer.Option(help="Study name (needed for experiments of several).")
+    ] = None,
+    index: Annotated[
+        int | None,
+        typer.Option(help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
+    ] = None,
+) -> None:
+    """Join a study and run trials until its global budget is spent (exit 0), 2 on a bad spec or
+    data, 3 when the storage is unreachable, 143 on SIGTERM (the trial is handed back)."""
+    import os
+
+    from finscale.hpo import run_worker
+    from finscale.spec import load_study
+
+    settings = _state(ctx).settings
+    if index is None:
+        index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    report = run_worker(load_study(spec, study), settings, index=index)
+    err.print(
+        f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
+        f"this worker ran {report.trials_run}",
+        highlight=False,
+    )
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes per study (default: the spec's).")
+    ] = None,
+    study: Annotated[
+        list[str] | None, typer.Option(help="Run only these studies (repeatable).")
+    ] = None,
+) -> None:
+    """Run every study of a spec locally: N worker processes each, live progress, results."""
+    from finscale.hpo import results_table, run_study
+    from finscale.spec import ExperimentSpec, load_spec
+
+    settings = _state(ctx).settings
+    loaded = load_spec(spec)
+    specs = loaded.expand() if isinstance(loaded, ExperimentSpec) else [loaded]
+    if study:
+        unknown = sorted(set(study) - {s.name for s in specs})
+        if unknown:
+            raise typer.BadParameter(
+                f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
+            )
+        specs = [s for s in specs if s.name in study]
+    from finscale.hpo.study import display_url
+
+    out.print(f"storage {display_url(settings.storage_url)}; {len(specs)} studies", highlight=False)
+    summaries = [
+        run_study(spec, s, workers=workers or s.workers, settings=settings, console=out)
+        for s in specs
+    ]
+    out.print(results_table(specs, summaries))
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    names: Annotated[list[str] | None, typer.Argument(help="Studies (default: all).")] = None,
+) -> None:
+    """Studies and trials in the storage: counts by state, budget, best value and architecture."""
+    from finscale.errors import SpecError
+    from finscale.hpo.study import display_url, open_storage, summarize_storage
+
+    settings = _state(ctx).settings
+    storage = open_storage(
+        settings.storage_url,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+        max_retries=0,
+        attempts=settings.storage_attempts,
+    )
+    try:
+        summaries = summarize_storage(storage, names)
+    except KeyError as e:
+        raise SpecError(str(e.args[0])) from None
+    if not summaries:
+        out.print(f"no studies in {display_url(settings.storage_url)}", highlight=False)
+        return
+    table = Table(title=f"Studies in {display_url(settings.storage_url)}", title_justify="left")
+    for column in (
+        "study",
+        "finished",
+        "COMPLETE",
+        "PRUNED",
+        "FAIL",
+        "RUNNING",
+        "WAITING",
+        "best",
+        "best arch",
+    ):
+        table.add_column(column)
+    for s in summaries:
+        budget = f"{s.finished}/{s.n_trials}" if s.n_trials else str(s.finished)
+        counts = [
+            str(s.states.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+        ]
+        best = "—" if s.best_value is None else f"{s.best_value:.4f} (#{s.best_trial})"
+        table.add_row(s.name, budget, *counts, best, s.best_arch or "—")
+    out.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `finscale` console script: runs the app, turns a `FinscaleError` into
     its message and exit code (a traceback only with `--debug`)."""

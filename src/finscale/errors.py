@@ -6,13 +6,11 @@ with a traceback.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 
 class FinscaleError(Exception):
     """Base of every error finscale raises on purpose; its message is meant for a person."""
 
-    exit_code: ClassVar[int] = 1
+    exit_code: int = 1
 
 
 class SpecError(FinscaleError):
@@ -21,7 +19,7 @@ class SpecError(FinscaleError):
     Never retried: a Job's pod failure policy fails the Job on this exit code.
     """
 
-    exit_code: ClassVar[int] = 2
+    exit_code: int = 2
 
 
 class DataError(FinscaleError):
@@ -32,13 +30,13 @@ class DataError(FinscaleError):
     Never retried.
     """
 
-    exit_code: ClassVar[int] = 2
+    exit_code: int = 2
 
 
 class TrainingError(FinscaleError):
     """A training run could not produce a result; the HPO engine records it as a failed trial."""
 
-    exit_code: ClassVar[int] = 1
+    exit_code: int = 1
 
 
 class DivergenceError(TrainingError):
@@ -47,3 +45,30 @@ class DivergenceError(TrainingError):
 
 class OutOfMemoryError(TrainingError):
     """The device or the host ran out of memory while training."""
+
+
+class StorageUnavailableError(FinscaleError):
+    """The study storage could not be reached after bounded retries (retried by the Job)."""
+
+    exit_code: int = 3
+
+
+class StudyMismatchError(FinscaleError):
+    """A study of that name exists with another search definition (spec, grid or dataset);
+    the message lists the fields that differ. Never retried."""
+
+    exit_code: int = 2
+
+
+class Interrupted(FinscaleError):  # noqa: N818 - a signal, not a failure
+    """The worker received SIGTERM (preemption, eviction, a user's stop)."""
+
+    exit_code: int = 143
+
+
+class WorkerFailedError(FinscaleError):
+    """A local worker process failed; `finscale run` exits with the worker's code."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

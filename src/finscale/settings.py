@@ -8,6 +8,15 @@ CLI and pass it down; tests pass keywords, which outrank the environment.
 | `FINSCALE_DATA_DIR` | `data` | built datasets, raw snapshots and `manifest.json` |
 | `FINSCALE_SAMPLE_DIR` | (the shipped sample) | folder holding `GSPC.csv.gz` and `VIX.csv.gz` |
 | `FINSCALE_LOG_LEVEL` | `INFO` | `DEBUG`, `INFO`, `WARNING` or `ERROR` |
+| `FINSCALE_STORAGE_URL` | `sqlite:///runs/finscale.db` | Optuna storage (no password in it) |
+| `FINSCALE_DEVICE` | `auto` | `auto` (CUDA when present), `cpu` or `cuda` |
+| `FINSCALE_HEARTBEAT_INTERVAL_S` | `30` | seconds between a running trial's heartbeats |
+| `FINSCALE_HEARTBEAT_GRACE_S` | `120` | silence after which a running trial is stale |
+| `FINSCALE_STORAGE_ATTEMPTS` | `6` | tries of a storage call before giving up (exit 3) |
+| `FINSCALE_POLL_INTERVAL_S` | `5` | how often an idle worker looks for work |
+| `FINSCALE_RUNS_DIR` | `runs` | local runs: worker logs (and the default SQLite file) |
+
+The Postgres password never appears in a URL: libpq reads it from `PGPASSFILE` or `PGPASSWORD`.
 """
 
 from __future__ import annotations
@@ -47,6 +56,22 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Threshold of the log messages finscale prints."
     )
+    storage_url: str = Field(
+        default="sqlite:///runs/finscale.db",
+        description="Optuna storage: postgresql+psycopg://user@host/db (no password) or sqlite:///file.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where trials train: auto picks CUDA when present."
+    )
+    heartbeat_interval_s: int = Field(default=30, ge=1, description="Seconds between heartbeats.")
+    heartbeat_grace_s: int = Field(
+        default=120, ge=1, description="Silence after which a running trial counts as dead."
+    )
+    storage_attempts: int = Field(
+        default=6, ge=1, description="Tries of a storage call before the worker gives up."
+    )
+    poll_interval_s: float = Field(default=5.0, gt=0, description="Idle worker's polling period.")
+    runs_dir: Path = Field(default=Path("runs"), description="Local run logs and SQLite file.")
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -1,15 +1,14 @@
 """The model and its parameter-budget architecture grid. Knows nothing of Optuna or Kubernetes."""
 
+from finscale.budgets import budget_label, parse_budget
 from finscale.model.grid import (
     Arch,
     ArchSpace,
-    budget_label,
     build_grid,
     extreme_archs,
     find_arch,
     param_count,
     parse_arch_id,
-    parse_budget,
 )
 from finscale.model.patchtst import PatchTST, PatchTSTConfig
 

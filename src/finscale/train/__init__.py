@@ -1,5 +1,6 @@
 """Training one model on windows. Knows nothing of Optuna or Kubernetes."""
 
+from finscale.train.device import available_memory_bytes, resolve_device
 from finscale.train.metrics import binary_metrics
 from finscale.train.optim import configure_optimizer
 from finscale.train.schedule import lr_at
@@ -8,7 +9,6 @@ from finscale.train.trainer import (
     TrainingData,
     TrainResult,
     predict,
-    resolve_device,
     train,
 )
 
@@ -16,6 +16,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingData",
+    "available_memory_bytes",
     "binary_metrics",
     "configure_optimizer",
     "lr_at",

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from finscale.errors import DivergenceError, OutOfMemoryError
 from finscale.model.patchtst import PatchTST, PatchTSTConfig
+from finscale.train.device import resolve_device
 from finscale.train.metrics import binary_metrics
 from finscale.train.optim import configure_optimizer
 from finscale.train.schedule import lr_at
@@ -103,13 +104,6 @@ class TrainResult:
     optimizer_steps: int = 0
     wall_time_s: float = 0.0
     windows_per_s: float = 0.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:

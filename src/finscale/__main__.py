@@ -1,0 +1,5 @@
+"""`python -m finscale`: the same as the `finscale` command."""
+
+from finscale.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""One JSON line per trial event (start, epoch, end), for log collectors and people alike."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _plain(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class EventLog:
+    """Writes `{"ts": …, "event": …, "study": …, "worker": …, …}` lines to a stream."""
+
+    def __init__(self, *, study: str, worker: int, stream: TextIO | None = None) -> None:
+        self.study = study
+        self.worker = worker
+        self.stream = stream
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event}
+        record.update(study=self.study, worker=self.worker)
+        record.update(_plain(fields))
+        print(json.dumps(record, sort_keys=False), file=self.stream or sys.stdout, flush=True)

@@ -1,0 +1,169 @@
+"""The architectural objective: pick an architecture of the budget's grid, sample the training
+parameters, plan the memory, train, and report the best epoch's validation metric.
+
+The architecture is the trial parameter `arch` (an id such as `d64-l48-h2-f4`), so the stored
+parameters alone rebuild the model; forced extremes are enqueued trials with `arch` fixed, which
+the sampler learns from like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import optuna
+import torch
+
+from finscale.data.prepare import Prepared
+from finscale.errors import FinscaleError, TrainingError
+from finscale.hpo.events import EventLog
+from finscale.model import Arch, PatchTSTConfig
+from finscale.model.memory import plan_batch
+from finscale.spec import Categorical, IntRange, LogUniform, StudySpec, Uniform
+from finscale.train import TrainConfig, TrainingData, available_memory_bytes, train
+
+log = logging.getLogger(__name__)
+
+_WHOLE = frozenset({"warmup_steps", "epochs", "batch_size"})
+
+
+class TrialFailedError(FinscaleError):
+    """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
+    on. The message is stored as the trial's `fail_reason`."""
+
+
+def suggest(trial: optuna.Trial, name: str, value: Any) -> float | int:
+    """Sample one training parameter from its spec distribution (or return its fixed value)."""
+    if isinstance(value, LogUniform):
+        return trial.suggest_float(name, value.low, value.high, log=True)
+    if isinstance(value, Uniform):
+        return trial.suggest_float(name, value.low, value.high)
+    if isinstance(value, IntRange):
+        return trial.suggest_int(name, value.low, value.high, step=value.step)
+    if isinstance(value, Categorical):
+        choice = trial.suggest_categorical(name, list(value.choices))
+        return int(choice) if name in _WHOLE else float(choice)
+    return int(value) if name in _WHOLE else float(value)
+
+
+class ArchitecturalObjective:
+    """Callable on a trial; one instance per worker, the dataset prepared once."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        grid: list[Arch],
+        prepared: Prepared,
+        dataset_sha256: str,
+        device: torch.device,
+        events: EventLog,
+    ) -> None:
+        self.spec = spec
+        self.grid = {a.id: a for a in grid}
+        self.prepared = prepared
+        self.dataset_sha256 = dataset_sha256
+        self.device = device
+        self.events = events
+        self.data = TrainingData(
+            features=prepared.features,
+            labels=prepared.windows.labels,
+            context_length=spec.model.context_length,
+            train=prepared.splits.train,
+            val=prepared.splits.val,
+        )
+        precision = spec.training.precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        self.precision = precision
+
+    def params(self, trial: optuna.Trial) -> tuple[Arch, dict[str, Any]]:
+        """The trial's architecture and training parameters (sampled or fixed)."""
+        arch = self.grid[str(trial.suggest_categorical("arch", list(self.grid)))]
+        training = self.spec.training
+        values = {name: suggest(trial, name, value) for name, value in training.searched().items()}
+        values.update(training.fixed())
+        return arch, values
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        arch, p = self.params(trial)
+        spec = self.spec
+        for key, dim in {**arch.dims(), "param_count": arch.param_count}.items():
+            trial.set_user_attr(key, dim)
+        trial.set_user_attr("worker", self.events.worker)
+        self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
+        model_config = PatchTSTConfig(
+            num_features=len(self.prepared.windows.columns),
+            context_length=spec.model.context_length,
+            patch_length=spec.model.patch_length,
+            stride=spec.model.stride,
+            revin=spec.model.revin,
+            attention_dropout=spec.model.attention_dropout,
+            head_dropout=spec.model.head_dropout,
+            dropout=float(p["dropout"]),
+            **arch.dims(),
+        )
+        try:
+            plan = plan_batch(
+                model_config,
+                effective_batch=int(p["batch_size"]),
+                memory_limit_bytes=available_memory_bytes(self.device),
+                precision=self.precision,
+                device="cuda" if self.device.type == "cuda" else "cpu",
+            )
+        except MemoryError as e:
+            raise TrialFailedError(f"does not fit: {e}") from e
+        trial.set_user_attr("micro_batch", plan.micro_batch)
+        trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
+        trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
+        config = TrainConfig(
+            learning_rate=float(p["learning_rate"]),
+            weight_decay=float(p["weight_decay"]),
+            warmup_steps=int(p["warmup_steps"]),
+            min_lr_ratio=spec.training.min_lr_ratio,
+            epochs=int(p["epochs"]),
+            batch_size=int(p["batch_size"]),
+            micro_batch=plan.micro_batch,
+            grad_clip=spec.training.grad_clip,
+            pos_weight=spec.training.pos_weight,
+            metric=spec.objective.metric,
+            patience=spec.early_stopping.patience,
+            min_delta=spec.early_stopping.min_delta,
+            seed=trial.number,
+            device=str(self.device),
+            precision=self.precision,
+            compile=spec.training.compile,
+        )
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            value = metrics[spec.objective.metric]
+            trial.report(value, epoch)
+            self.events.emit("epoch", trial=trial.number, epoch=epoch, metrics=metrics)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{spec.objective.metric} {value:.4f} at epoch {epoch}")
+
+        try:
+            _model, result = train(model_config, config, self.data, on_epoch=on_epoch)
+        except TrainingError as e:
+            raise TrialFailedError(str(e)) from e
+        counts = self.prepared.splits.counts()
+        attrs = {
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "stop_reason": result.stop_reason,
+            "train_loss": result.train_loss,
+            **{f"val_{k}": v for k, v in result.val.items()},
+            "dataset": spec.data.dataset,
+            "dataset_sha256": self.dataset_sha256,
+            "device": str(self.device),
+            "precision": self.precision,
+            "windows_train": counts["train"],
+            "windows_val": counts["val"],
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "windows_per_s": round(result.windows_per_s, 1),
+        }
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        return result.value

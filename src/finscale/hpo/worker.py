@@ -1,0 +1,362 @@
+"""A worker: joins a study and runs trials until the study's global budget is spent.
+
+The same entry point runs as a local process (`finscale run`) and in a Kubernetes pod
+(`finscale worker`). A worker exits
+
+- 0 when the study has `n_trials` finished trials and none running (it waits while others
+  run, so that one of them going stale is still rerun by someone);
+- 2 on a bad spec, bad data or a study created with another search definition;
+- 3 when the storage does not answer after bounded retries;
+- 143 on SIGTERM or SIGINT, after handing its running trial back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import TextIO, TypeVar
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from finscale.data import load_dataset
+from finscale.data.prepare import Prepared, SplitSettings, prepare
+from finscale.errors import Interrupted, SpecError
+from finscale.hpo import study as studies
+from finscale.hpo.events import EventLog
+from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
+from finscale.model import Arch, ArchSpace, build_grid, extreme_archs
+from finscale.settings import Settings
+from finscale.spec import StudySpec
+from finscale.train import resolve_device
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _Heartbeat:
+    """Records a running trial's heartbeat every interval, in a thread of its own: `optimize`
+    beats only for its own trials, and this worker runs an ask/tell loop."""
+
+    def __init__(self, storage: RDBStorage, trial_id: int, interval_s: int) -> None:
+        self._storage = storage
+        self._trial_id = trial_id
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{trial_id}", daemon=True
+        )
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception as e:  # a missed beat is not fatal; the grace period covers a few
+                log.warning("heartbeat of trial id %d failed: %s", self._trial_id, e)
+            if self._stop.wait(self._interval_s):
+                return
+
+    def __enter__(self) -> None:
+        self._thread.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Signals:
+    """SIGTERM and SIGINT: raise `Interrupted` inside a trial (so that it can be handed back),
+    and only raise a flag elsewhere (never in the middle of a storage write)."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._in_trial = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum).name
+        if self._in_trial:
+            self._in_trial = False
+            raise Interrupted(f"{self.received} received")
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if self.received:
+            raise Interrupted(f"{self.received} received")
+        self._in_trial = True
+        try:
+            yield
+        finally:
+            self._in_trial = False
+
+
+def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
+    """The architecture grid of a study's budget.
+
+    Raises:
+        SpecError: no architecture of the space lies within the tolerance of the budget.
+    """
+    a = spec.architecture
+    grid = build_grid(
+        spec.budget_params,
+        num_features=num_features,
+        space=ArchSpace(tuple(a.d_model), tuple(a.n_layers), tuple(a.n_heads), tuple(a.d_ff_ratio)),
+        tolerance=a.tolerance,
+        context_length=spec.model.context_length,
+        patch_length=spec.model.patch_length,
+        stride=spec.model.stride,
+        revin=spec.model.revin,
+    )
+    if not grid:
+        raise SpecError(
+            f"study {spec.name}: no architecture of the search space has {spec.budget} "
+            f"± {a.tolerance:.0%} parameters with {num_features} features; widen the space "
+            "(architecture.d_model, n_layers, d_ff_ratio) or the tolerance"
+        )
+    return grid
+
+
+@dataclass
+class Joined:
+    """A study a worker has joined, with everything its trials need."""
+
+    spec: StudySpec
+    storage: RDBStorage
+    study: optuna.Study
+    grid: list[Arch]
+    prepared: Prepared
+    dataset_sha256: str
+
+
+def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined:
+    """Open the storage, load and prepare the data, and create or load the study.
+
+    Raises:
+        SpecError, DataError: a bad spec or dataset (exit 2).
+        StudyMismatchError: the study exists with another search definition (exit 2).
+        StorageUnavailableError: the storage did not answer (exit 3).
+    """
+    storage = studies.open_storage(
+        settings.storage_url,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+        max_retries=spec.max_retries,
+        attempts=settings.storage_attempts,
+    )
+    dataset = load_dataset(settings.data_dir, spec.data.dataset, sha256=spec.data.sha256)
+    grid = study_grid(spec, num_features=len(dataset.feature_columns))
+    s = spec.split
+    prepared = prepare(
+        dataset.frame,
+        context_length=spec.model.context_length,
+        horizon=spec.horizon,
+        threshold=spec.data.threshold,
+        target=spec.data.target,
+        split=SplitSettings(
+            mode=s.mode,
+            val_start=s.val_start,
+            test_start=s.test_start,
+            n_blocks=s.n_blocks,
+            val_blocks=s.val_blocks,
+            test_blocks=s.test_blocks,
+            seed=s.seed,
+            embargo_rows=s.embargo_rows,
+            min_train_windows=s.min_train_windows,
+            min_val_windows=s.min_val_windows,
+            min_test_windows=s.min_test_windows,
+        ),
+        lookback_rows=dataset.entry.lookback_rows,
+        normalize=spec.model.normalize,
+    )
+    fingerprint = studies.study_fingerprint(
+        spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
+    )
+    extremes = (
+        {name: a.id for name, a in extreme_archs(grid).items()}
+        if spec.architecture.forced_extremes
+        else {}
+    )
+    started = studies.with_retries(
+        lambda: _trial_count(storage, spec.name),
+        what="counting trials",
+        attempts=settings.storage_attempts,
+        url=settings.storage_url,
+    )
+    study = studies.create_or_load_study(
+        spec,
+        storage,
+        fingerprint=fingerprint,
+        extremes=extremes,
+        seed=studies.worker_seed(spec, index=index, started_trials=started),
+        attempts=settings.storage_attempts,
+    )
+    return Joined(spec, storage, study, grid, prepared, dataset.sha256)
+
+
+def _trial_count(storage: RDBStorage, name: str) -> int:
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return storage.get_n_trials(study_id)
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What one worker did."""
+
+    study: str
+    trials_run: int
+    final: studies.BudgetState
+
+
+def run_worker(
+    spec: StudySpec,
+    settings: Settings,
+    *,
+    index: int = 0,
+    events: TextIO | None = None,
+    install_signal_handlers: bool = True,
+) -> WorkerReport:
+    """Run trials of `spec`'s study until its global budget is spent.
+
+    Args:
+        spec: the study.
+        settings: storage, data directory, device, heartbeat and polling settings.
+        index: this worker's index (a Job's completion index); seeds its sampler.
+        events: where the JSON event lines go (standard output by default).
+        install_signal_handlers: hand the running trial back on SIGTERM/SIGINT.
+
+    Raises:
+        Interrupted: a signal arrived; the running trial is back in the queue.
+        SpecError, DataError, StudyMismatchError, StorageUnavailableError: see `join_study`.
+    """
+    joined = join_study(spec, settings, index=index)
+    study, storage = joined.study, joined.storage
+    log_events = EventLog(study=spec.name, worker=index, stream=events)
+    device = resolve_device(settings.device)
+    objective = ArchitecturalObjective(
+        spec,
+        grid=joined.grid,
+        prepared=joined.prepared,
+        dataset_sha256=joined.dataset_sha256,
+        device=device,
+        events=log_events,
+    )
+    signals = _Signals()
+    if install_signal_handlers:
+        signals.install()
+    log.info(
+        "worker %d joined study %s (%s): %d architectures, windows %s, device %s",
+        index, spec.name, studies.display_url(settings.storage_url), len(joined.grid),
+        joined.prepared.splits.counts(), device,
+    )  # fmt: skip
+    trials_run = 0
+    while True:
+        if signals.received:
+            raise Interrupted(f"{signals.received} received")
+        _retry(settings, "failing stale trials", lambda: studies.fail_stale_trials(study))
+        trial, state = _retry(
+            settings,
+            "reserving a trial",
+            lambda: studies.reserve_trial(study, storage, n_trials=spec.n_trials),
+        )
+        if trial is None:
+            if state.done:
+                break
+            log.debug(
+                "budget taken: %d finished, %d running; waiting", state.finished, state.running
+            )
+            time.sleep(settings.poll_interval_s)
+            continue
+        trials_run += 1
+        _run_trial(study, storage, trial, objective, signals, log_events, settings)
+    final = _retry(settings, "counting trials", lambda: studies.budget_state(study, spec.n_trials))
+    log.info(
+        "study %s: budget spent (%d finished); worker %d ran %d trials",
+        spec.name, final.finished, index, trials_run,
+    )  # fmt: skip
+    return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:
+    return studies.with_retries(
+        call, what=what, attempts=settings.storage_attempts, url=settings.storage_url
+    )
+
+
+def _run_trial(
+    study: optuna.Study,
+    storage: RDBStorage,
+    trial: optuna.Trial,
+    objective: ArchitecturalObjective,
+    signals: _Signals,
+    events: EventLog,
+    settings: Settings,
+) -> None:
+    """Run one trial with heartbeats and tell the study how it ended."""
+    started = time.perf_counter()
+    value: float | None = None
+    state, reason = TrialState.COMPLETE, None
+    beating = _Heartbeat(storage, trial._trial_id, settings.heartbeat_interval_s)
+    try:
+        with beating, signals.interruptible():
+            value = objective(trial)
+    except optuna.TrialPruned as e:
+        state, reason = TrialState.PRUNED, str(e)
+    except TrialFailedError as e:
+        state, reason = TrialState.FAIL, str(e)
+    except Interrupted as e:
+        why = f"interrupted: {e}"
+        number = _retry(
+            settings, "requeuing a trial", lambda: studies.requeue(study, trial, reason=why)
+        )
+        events.emit("trial_end", trial=trial.number, state="FAIL", reason=why, requeued_as=number)
+        raise
+    except Exception as e:
+        # A bug, not a property of the trial: record it, and let the worker fail loudly.
+        why = f"error: {e!r}"
+        _retry(
+            settings, "recording a failure", lambda: _tell(study, trial, TrialState.FAIL, None, why)
+        )
+        events.emit("trial_end", trial=trial.number, state="FAIL", reason=why)
+        raise
+    _retry(settings, "recording a trial", lambda: _tell(study, trial, state, value, reason))
+    events.emit(
+        "trial_end",
+        trial=trial.number,
+        state=state.name,
+        value=value,
+        reason=reason,
+        wall_time_s=round(time.perf_counter() - started, 2),
+        user_attrs=trial.user_attrs if state == TrialState.COMPLETE else None,
+    )
+
+
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    state: TrialState,
+    value: float | None,
+    reason: str | None,
+) -> None:
+    """Tell once, even when retried: a retry after a lost answer finds the trial finished."""
+    if study._storage.get_trial(trial._trial_id).state.is_finished():
+        return
+    if reason is not None and state == TrialState.FAIL:
+        trial.set_user_attr("fail_reason", reason)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=state)

@@ -1,0 +1,65 @@
+"""The device a run trains on, and how much memory it may use."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+import torch
+
+# Kept free for the interpreter's own growth and the first backward pass's one-off set-up
+# (about 90 MiB on the host, see benchmarks/bench_memory.py).
+RESERVE_BYTES = 256 * 2**20
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` → CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _mem_available() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Memory a new training run may still take on `device`.
+
+    CUDA: the device's free memory. CPU: what the container's memory limit (cgroup v2 or v1)
+    leaves beside what the container already uses, and never more than the host has available.
+    Both keep `RESERVE_BYTES` aside.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return max(0, free - RESERVE_BYTES)
+    available = _mem_available()
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        limit, usage = _read_int(Path(limit_file)), _read_int(Path(usage_file))
+        if limit is not None and usage is not None and limit < 2**60:
+            available = min(available, limit - usage)
+            break
+    return max(0, available - RESERVE_BYTES)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

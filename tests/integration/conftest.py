@@ -1,0 +1,171 @@
+"""A real PostgreSQL for shared studies, the built sample data, small specs and worker processes.
+
+PostgreSQL comes from FINSCALE_TEST_DATABASE_URL (set by .ci/run); where that is unset and a
+Docker engine answers, from a testcontainers `PostgresContainer` (image: $FINSCALE_TEST_POSTGRES_IMAGE,
+default postgres:16-alpine); otherwise the tests that need it are skipped, saying why. Every test
+gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+import yaml
+from sqlalchemy.engine import make_url
+
+from finscale.data import build_datasets, load_inputs
+from finscale.hpo.study import normalize_url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    url = os.environ.get("FINSCALE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        image = os.environ.get("FINSCALE_TEST_POSTGRES_IMAGE", "postgres:16-alpine")
+        container = PostgresContainer(image, driver="psycopg")
+        container.start()
+    except Exception as e:  # no Docker engine, no image: nothing to test against
+        pytest.skip(f"no PostgreSQL: set FINSCALE_TEST_DATABASE_URL or start a Docker engine ({e})")
+    try:
+        yield container.get_connection_url()
+    finally:
+        container.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped after the test."""
+    server = make_url(normalize_url(postgres_server_url))
+    name = f"finscale_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample datasets, built once."""
+    directory = tmp_path_factory.mktemp("data")
+    build_datasets(load_inputs("sample", with_vix=False), data_dir=directory)
+    return directory
+
+
+SMALL: dict[str, Any] = {
+    "name": "it",
+    "budgets": ["30K"],
+    "horizons": [1],
+    "data": {"dataset": "GSPC.dataset.a25"},
+    "split": {"mode": "chronological", "val_start": "2015-01-01", "test_start": "2017-01-01"},
+    "architecture": {
+        "d_model": [16, 24, 32],
+        "n_layers": [1, 2],
+        "n_heads": [2, 4],
+        "d_ff_ratio": [2],
+        "tolerance": 0.6,
+        "forced_extremes": True,
+    },
+    "training": {
+        "learning_rate": {"type": "log_uniform", "low": 3e-4, "high": 3e-3},
+        "weight_decay": {"type": "log_uniform", "low": 1e-4, "high": 1e-2},
+        "warmup_steps": 10,
+        "dropout": {"type": "uniform", "low": 0.0, "high": 0.2},
+        "epochs": 2,
+        "batch_size": 512,
+        "precision": "fp32",
+    },
+    "early_stopping": {"patience": 5},
+    "sampler": {"type": "tpe", "seed": 1, "n_startup_trials": 3},
+    "pruner": {"type": "none"},
+    "n_trials": 3,
+    "workers": 2,
+    "resources": {"gpus": 0, "memory_request": "2Gi", "memory_limit": "2Gi"},
+}
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path) -> Callable[..., Path]:
+    """`make_spec(**changes)`: a small experiment spec file (one study, `it-30k-h1`)."""
+    count = iter(range(1000))
+
+    def make(**changes: Any) -> Path:
+        path = tmp_path / f"spec-{next(count)}.yaml"
+        path.write_text(yaml.safe_dump(_merge(SMALL, changes)))
+        return path
+
+    return make
+
+
+@pytest.fixture
+def worker_env(data_dir: Path, tmp_path: Path) -> Callable[[str], dict[str, str]]:
+    """`worker_env(storage_url)`: the environment of a fast worker process."""
+
+    def env(url: str, **extra: str) -> dict[str, str]:
+        values = {
+            "FINSCALE_STORAGE_URL": url,
+            "FINSCALE_DATA_DIR": str(data_dir),
+            "FINSCALE_RUNS_DIR": str(tmp_path / "runs"),
+            "FINSCALE_DEVICE": "cpu",
+            "FINSCALE_HEARTBEAT_INTERVAL_S": "1",
+            "FINSCALE_HEARTBEAT_GRACE_S": "2",
+            "FINSCALE_POLL_INTERVAL_S": "0.3",
+            "FINSCALE_STORAGE_ATTEMPTS": "3",
+            "OMP_NUM_THREADS": "1",  # several workers share this machine's two cores
+            **extra,
+        }
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("FINSCALE_") or k.startswith("FINSCALE_TEST")
+        }
+        return {**clean, **values}
+
+    return env
+
+
+def start_worker(
+    spec: Path, env: dict[str, str], *, index: int = 0, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`finscale worker SPEC --index N` as its own process, exactly as a pod runs it."""
+    command = [sys.executable, "-m", "finscale", "worker", str(spec), "--index", str(index)]
+    output = log.open("wb") if log else subprocess.PIPE
+    return subprocess.Popen(
+        command, env=env, stdout=output, stderr=subprocess.STDOUT if log else subprocess.PIPE
+    )

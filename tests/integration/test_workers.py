@@ -1,0 +1,281 @@
+"""Worker processes sharing one study on a real PostgreSQL: the budget is exact, a killed worker's
+trial is rerun, SIGTERM hands the trial back, set-up is race-free, and the exit codes hold."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from finscale.hpo import study as studies
+from finscale.model import parse_arch_id
+from finscale.settings import Settings
+from finscale.spec import load_study
+from tests.conftest import REPO
+from tests.integration.conftest import start_worker
+
+STUDY = "it-30k-h1"
+Env = Callable[..., dict[str, str]]
+
+
+def _study(url: str, name: str = STUDY) -> optuna.Study:
+    storage = studies.open_storage(url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=2)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _wait_for(
+    condition: Callable[[], object], *, timeout: float, what: str, every: float = 0.05
+) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _running_trial(url: str, worker: int | None = None) -> optuna.trial.FrozenTrial | None:
+    try:
+        trials = _study(url).get_trials(states=(TrialState.RUNNING,))
+    except KeyError:  # not created yet
+        return None
+    for t in trials:
+        if worker is None or t.user_attrs.get("worker") == worker:
+            return t
+    return None
+
+
+@pytest.mark.slow
+def test_three_workers_finish_exactly_n_trials(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    # A password in the URL (trust authentication ignores it) must appear in no output.
+    secret = "pw-s3cr3t-42"
+    url = postgres_url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in url
+    spec = make_spec(n_trials=9)
+    workers = [start_worker(spec, worker_env(url), index=i) for i in range(3)]
+    outputs = [w.communicate(timeout=420) for w in workers]
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err.decode()[-3000:]
+        assert secret.encode() not in out + err
+    study = _study(postgres_url)
+    assert studies.budget_state(study, 9) == studies.BudgetState(
+        n_trials=9, finished=9, running=0, waiting=0
+    )
+    trials = study.get_trials()
+    assert len(trials) == 9
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # the work was shared
+    # One JSON line per trial event on standard output.
+    events = [json.loads(line) for out, _ in outputs for line in out.decode().splitlines()]
+    ends = [e for e in events if e["event"] == "trial_end"]
+    assert sorted(e["trial"] for e in ends) == list(range(9))
+    assert {e["event"] for e in events} == {"trial_start", "epoch", "trial_end"}
+    assert all(e["study"] == STUDY for e in events)
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_rerun_with_the_same_parameters(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    spec = make_spec(n_trials=2, training={"epochs": 25}, early_stopping={"patience": 25})
+    victim = start_worker(spec, worker_env(postgres_url), index=0)
+    survivor = start_worker(spec, worker_env(postgres_url), index=1)
+    doomed = _wait_for(
+        lambda: _running_trial(postgres_url, worker=0), timeout=120, what="worker 0's trial"
+    )
+    assert isinstance(doomed, optuna.trial.FrozenTrial)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    _out, err = survivor.communicate(timeout=420)
+    assert survivor.returncode == 0, err.decode()[-3000:]
+    study = _study(postgres_url)
+    trials = study.get_trials()
+    killed = trials[doomed.number]
+    assert killed.state == TrialState.FAIL
+    reruns = [t for t in trials if t.system_attrs.get("failed_trial") == doomed.number]
+    assert len(reruns) == 1
+    assert reruns[0].params == doomed.params
+    assert reruns[0].state == TrialState.COMPLETE
+    assert studies.budget_state(study, 2) == studies.BudgetState(
+        n_trials=2, finished=2, running=0, waiting=0
+    )
+
+
+@pytest.mark.slow
+def test_sigterm_hands_the_trial_back_within_a_second(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    spec = make_spec(n_trials=1, training={"epochs": 40}, early_stopping={"patience": 40})
+    worker = start_worker(spec, worker_env(postgres_url))
+    running = _wait_for(lambda: _running_trial(postgres_url), timeout=120, what="a running trial")
+    assert isinstance(running, optuna.trial.FrozenTrial)
+    time.sleep(1.0)  # well into training
+    worker.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+
+    def requeued() -> optuna.trial.FrozenTrial | None:
+        waiting = _study(postgres_url).get_trials(states=(TrialState.WAITING,))
+        return next(
+            (
+                t
+                for t in waiting
+                if t.system_attrs.get(studies.SYSTEM_REQUEUED_FROM) == running.number
+            ),
+            None,
+        )
+
+    copy = _wait_for(requeued, timeout=10, what="the requeued trial", every=0.02)
+    elapsed = time.monotonic() - sent
+    assert elapsed < 1.0, f"requeued after {elapsed:.2f}s"
+    assert isinstance(copy, optuna.trial.FrozenTrial)
+    assert copy.params == running.params
+    assert worker.wait(timeout=30) == 143
+    original = _study(postgres_url).get_trials()[running.number]
+    assert original.state == TrialState.FAIL
+    assert "interrupted: SIGTERM received" in original.user_attrs["fail_reason"]
+    # A new worker picks the trial up again and completes the study.
+    resumed = start_worker(spec, worker_env(postgres_url), index=1)
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()[-3000:]
+    study = _study(postgres_url)
+    assert studies.budget_state(study, 1).finished == 1
+    assert study.get_trials()[copy.number].state == TrialState.COMPLETE
+
+
+_JOIN = """
+import sys, time
+from pathlib import Path
+from finscale.settings import Settings
+from finscale.spec import load_study
+from finscale.hpo.worker import join_study
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
+join_study(load_study(Path(sys.argv[1])), Settings(), index=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_four_workers_starting_together_create_one_study(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    spec = make_spec(n_trials=20)
+    start_at = str(time.time() + 8)  # after every process has imported torch
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _JOIN, str(spec), str(i), start_at],
+            env=worker_env(postgres_url),
+            stderr=subprocess.PIPE,
+        )
+        for i in range(4)
+    ]
+    for p in processes:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-3000:]
+    storage = studies.open_storage(
+        postgres_url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=0
+    )
+    assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [STUDY]
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    forced = study.user_attrs[studies.ATTR_EXTREMES]
+    trials = study.get_trials()
+    assert len(trials) == len(forced) >= 4
+    assert [t.user_attrs["forced"] for t in trials] == list(forced)
+    assert all(t.state == TrialState.WAITING for t in trials)
+
+
+@pytest.mark.slow
+def test_a_changed_spec_exits_2_with_the_differing_fields(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env, data_dir: Path
+) -> None:
+    from finscale.hpo.worker import join_study
+
+    settings = Settings(storage_url=postgres_url, data_dir=data_dir)
+    join_study(load_study(make_spec()), settings)
+    changed = make_spec(training={"dropout": {"type": "uniform", "low": 0.0, "high": 0.5}})
+    worker = start_worker(changed, worker_env(postgres_url))
+    _out, err = worker.communicate(timeout=120)
+    text = err.decode()
+    assert worker.returncode == 2, text[-3000:]
+    assert "refusing to join it" in text
+    assert "training.dropout.high: study has 0.2, spec has 0.5" in text
+    assert "Traceback" not in text
+
+
+def test_an_unreachable_database_exits_3(make_spec: Callable[..., Path], worker_env: Env) -> None:
+    worker = start_worker(
+        make_spec(),
+        worker_env("postgresql://postgres:hunter2@127.0.0.1:9/none", FINSCALE_STORAGE_ATTEMPTS="2"),
+    )
+    _out, err = worker.communicate(timeout=120)
+    text = err.decode()
+    assert worker.returncode == 3, text[-3000:]
+    assert "storage postgresql+psycopg://postgres:***@127.0.0.1:9/none unreachable" in text
+    assert "failed 2 times" in text
+    assert "hunter2" not in text
+
+
+def test_a_bad_spec_exits_2(tmp_path: Path, worker_env: Env) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\nbudgets: [2M]\nhorizons: [1]\ndata: {dataset: SPY.dataset.a25}\nn_trails: 3\n"
+    )
+    worker = start_worker(bad, worker_env("sqlite:///" + str(tmp_path / "s.db")))
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 2
+    assert "bad.yaml: n_trails: Extra inputs are not permitted" in err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
+def test_the_validation_experiment_runs_with_two_workers(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, worker_env: Env
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'v.db'}"
+    )
+    spec = REPO / "configs" / "experiments" / "validation.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "finscale", "run", str(spec), "--workers", "2"],
+        env=worker_env(url), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "validation-50k-h1" in result.stdout and "3/3" in result.stdout
+    study = _study(url, "validation-50k-h1")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for t in trials:
+        # The stored parameters alone rebuild the architecture.
+        dims = parse_arch_id(t.params["arch"]).dims()
+        assert {k: t.user_attrs[k] for k in dims} == dims
+        assert t.user_attrs["val_bce"] == t.value
+        for key in (
+            "val_auc",
+            "param_count",
+            "micro_batch",
+            "epochs_run",
+            "stop_reason",
+            "dataset_sha256",
+            "wall_time_s",
+        ):
+            assert key in t.user_attrs
+    status = subprocess.run(
+        [sys.executable, "-m", "finscale", "status"],
+        env=worker_env(url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "validation-50k-h1" in status.stdout and "3/3" in status.stdout
