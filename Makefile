@@ -18,9 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,yfinance]"
 	touch $@
 
+# The main job: the sample datasets, then the 3-trial validation study with 2 local workers on
+# the embedded SQLite storage (runs/finscale.db).
 run: setup
 	$(BIN)/finscale data build --source sample
-	$(BIN)/finscale data summary
+	$(BIN)/finscale run configs/experiments/validation.yaml --workers 2
 
 test: setup
 	$(BIN)/pytest
