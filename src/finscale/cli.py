@@ -260,121 +260,173 @@ def grid_command(
 @app.command("train")
 def train_command(
     ctx: typer.Context,
-    arch: Annotated[
-        str, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4 (see `finscale grid`).")
-    ],
+    spec: Annotated[
+        Path | None, typer.Argument(help="Experiment or study spec whose data and settings to use.")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study of the spec.")] = None,
+    trial: Annotated[
+        int | None, typer.Option(help="Retrain this trial's stored architecture and parameters.")
+    ] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4.")] = None,
     dataset: Annotated[
-        str, typer.Option(help="Dataset name in the manifest.")
-    ] = "GSPC.dataset.a25",
-    horizon: Annotated[int, typer.Option(help="Days ahead that decide the label.")] = 1,
-    threshold: Annotated[float, typer.Option(help="Rise that makes a positive label.")] = 0.01,
-    target: Annotated[
-        str, typer.Option(help="close or high: which future price must rise.")
-    ] = "close",
-    context_length: Annotated[int, typer.Option(help="Days per window.")] = 60,
-    split: Annotated[str, typer.Option(help="chronological or chunks.")] = "chronological",
+        str | None, typer.Option(help="Dataset name (default GSPC.dataset.a25).")
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="Days ahead that decide the label.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Rise that makes a positive label.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="close or high.")] = None,
+    split: Annotated[str | None, typer.Option(help="chronological or chunks.")] = None,
     val_start: Annotated[
         str | None, typer.Option(help="First validation day (YYYY-MM-DD).")
     ] = None,
     test_start: Annotated[str | None, typer.Option(help="First test day (YYYY-MM-DD).")] = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs.")] = 20,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 3e-4,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 0.01,
-    warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps.")] = 100,
-    dropout: Annotated[float, typer.Option(help="Dropout probability.")] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Windows per optimizer step.")] = 256,
-    micro_batch: Annotated[int | None, typer.Option(help="Windows per forward pass.")] = None,
-    patience: Annotated[int, typer.Option(help="Epochs without improvement before stopping.")] = 10,
-    metric: Annotated[
-        str, typer.Option(help="val_bce or val_auc: early stopping and result.")
-    ] = "val_bce",
-    revin: Annotated[bool, typer.Option(help="Per-window instance normalization.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of initialization, shuffling and dropout.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast).")] = "fp32",
+    revin: Annotated[bool | None, typer.Option(help="Per-window instance normalization.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout probability.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per optimizer step.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Epochs without improvement.")] = None,
+    metric: Annotated[str | None, typer.Option(help="val_bce or val_auc.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16.")] = None,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the model.")
     ] = False,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of initialization, shuffling and dropout.")] = 0,
     test: Annotated[bool, typer.Option("--test", help="Also report the test split.")] = False,
 ) -> None:
-    """Train one architecture on a dataset and print the metrics of every epoch."""
+    """Train one architecture and print the metrics of every epoch.
+
+    Settings come from SPEC (and --study) when given, else from finscale's defaults on the
+    sample dataset; options override them. Training parameters the spec searches take the
+    middle of their range, a stored trial's values with --trial, or the options' values.
+    """
     from datetime import date
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from finscale.data import load_dataset
-    from finscale.data.prepare import SplitSettings
-    from finscale.model import PatchTST, PatchTSTConfig, parse_arch_id
-    from finscale.train import TrainConfig
-    from finscale.train.run import train_on_frame
+    from finscale.hpo.replay import retrain, spec_params, trial_params
+    from finscale.spec import DataSpec, StudySpec, load_study
+
+    settings = _state(ctx).settings
+    if device is not None:
+        settings = settings.model_copy(
+            update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
+        )
+    base = (
+        load_study(spec, study)
+        if spec is not None
+        else StudySpec(
+            name="train",
+            experiment="train",
+            budget="1",
+            horizon=1,
+            data=DataSpec(dataset="GSPC.dataset.a25"),
+        )
+    )
+    try:
+        dates = {
+            k: date.fromisoformat(v)
+            for k, v in (("val_start", val_start), ("test_start", test_start))
+            if v
+        }
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--val-start/--test-start") from None
+    sections: dict[str, dict[str, Any]] = {
+        "data": {"dataset": dataset, "threshold": threshold, "target": target},
+        "split": {"mode": split, **dates},
+        "model": {"revin": revin},
+        "early_stopping": {"patience": patience},
+        "objective": {
+            "metric": metric,
+            "direction": None
+            if metric is None
+            else ("maximize" if metric == "val_auc" else "minimize"),
+        },
+        "training": {"precision": precision, "compile": compile_model or None},
+    }
+    changes: dict[str, Any] = {
+        k: {f: v for f, v in fields.items() if v is not None} for k, fields in sections.items()
+    }
+    if horizon is not None:
+        changes["horizon"] = horizon
+    study_spec = base.with_changes({k: v for k, v in changes.items() if v != {}})
+    params = spec_params(study_spec)
+    arch_id = arch
+    if trial is not None:
+        try:
+            stored_arch, stored = trial_params(study_spec, settings, trial)
+        except KeyError as e:
+            raise typer.BadParameter(str(e.args[0]), param_hint="--trial") from None
+        params.update(stored)
+        arch_id = arch_id or stored_arch
+    explicit = {
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "warmup_steps": warmup_steps,
+        "dropout": dropout,
+        "epochs": epochs,
+        "batch_size": batch_size,
+    }
+    params.update({k: v for k, v in explicit.items() if v is not None})
+    if arch_id is None:
+        raise typer.BadParameter("give an architecture (--arch ID) or a stored trial (--trial N)")
+    from finscale.model import parse_arch_id
 
     try:
-        dims = parse_arch_id(arch).dims()
-        first_val, first_test = (
-            date.fromisoformat(d) if d else None for d in (val_start, test_start)
-        )
+        parse_arch_id(arch_id)
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    ds = load_dataset(_state(ctx).settings.data_dir, dataset)
-    model_config = PatchTSTConfig(
-        num_features=len(ds.feature_columns),
-        context_length=context_length,
-        dropout=dropout,
-        revin=revin,
-        **dims,
+        raise typer.BadParameter(str(e), param_hint="--arch") from None
+    source = (
+        f"trial {trial} of {study_spec.name}"
+        if trial is not None
+        else (str(spec) if spec else "defaults")
     )
-    config = TrainConfig(
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps,
-        epochs=epochs,
-        batch_size=batch_size,
-        micro_batch=micro_batch,
-        patience=patience,
-        metric=_choice(metric, ("val_bce", "val_auc"), "--metric"),
-        seed=seed,
-        device=device,
-        precision=_choice(precision, ("fp32", "bf16"), "--precision"),
-        compile=compile_model,
-    )
-    split_settings = SplitSettings(
-        mode=_choice(split, ("chronological", "chunks"), "--split"),
-        val_start=first_val,
-        test_start=first_test,
-    )
-    count = PatchTST(model_config).num_parameters()
     out.print(
-        f"{arch}: {count:,} parameters; {ds.name} ({ds.sha256[:12]}); horizon {horizon}",
+        f"{arch_id} on {study_spec.data.dataset}, horizon {study_spec.horizon} ({source})",
+        highlight=False,
+    )
+    out.print(
+        "  "
+        + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+        ),
         highlight=False,
     )
     columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
     table = Table(*columns, title_justify="left")
     bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*bar, console=err, transient=True) as progress:
-        task = progress.add_task("epochs", total=epochs)
+        task = progress.add_task("epochs", total=int(params["epochs"]))
 
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            table.add_row(str(epoch), *(f"{metrics[c]:.4g}" for c in columns[1:]))
+        def on_epoch(number: int, values: dict[str, float]) -> None:
+            table.add_row(str(number), *(f"{values[c]:.4g}" for c in columns[1:]))
             progress.update(task, advance=1)
 
-        run = train_on_frame(
-            ds.frame,
-            model_config,
-            config,
-            horizon=horizon,
-            threshold=threshold,
-            target=_choice(target, ("close", "high"), "--target"),
-            split=split_settings,
-            lookback_rows=ds.entry.lookback_rows,
-            on_epoch=on_epoch,
-            evaluate_test=test,
-        )
+        try:
+            run = retrain(
+                study_spec,
+                arch_id,
+                params,
+                settings=settings,
+                seed=seed,
+                on_epoch=on_epoch,
+                evaluate_test=test,
+            )
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--arch") from None
     out.print(table)
-    r, counts = run.result, run.prepared.splits.counts()
+    r, counts = run.result, run.windows
     out.print(
-        f"windows: train {counts['train']}, val {counts['val']}, test {counts['test']}; "
-        f"best epoch {r.best_epoch} of {r.epochs_run} ({r.stop_reason}): {r.metric} {r.value:.4f}, "
-        f"val_auc {r.val['auc']:.4f}; {r.windows_per_s:.0f} windows/s",
+        f"{run.arch.id}: {run.arch.param_count:,} parameters; windows: train {counts['train']}, "
+        f"val {counts['val']}, test {counts['test']}; best epoch {r.best_epoch} of {r.epochs_run} "
+        f"({r.stop_reason}): {r.metric} {r.value:.4f}, val_auc {r.val['auc']:.4f}; "
+        f"{r.windows_per_s:.0f} windows/s",
         highlight=False,
     )
     if run.test is not None:

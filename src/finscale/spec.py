@@ -273,6 +273,21 @@ class TrainingSpec(_Spec):
         """The parameters with a distribution, by name."""
         return {n: v for n in _SEARCHABLE if not isinstance(v := getattr(self, n), int | float)}
 
+    def typical(self, name: str) -> float:
+        """A middle value of a training parameter: the fixed value, the (log-)midpoint of a
+        range, or the middle choice. What `finscale train --spec` uses when not told."""
+        value = getattr(self, name)
+        if isinstance(value, LogUniform):
+            return float((value.low * value.high) ** 0.5)
+        if isinstance(value, Uniform):
+            return (value.low + value.high) / 2
+        if isinstance(value, IntRange):
+            steps = (value.high - value.low) // value.step
+            return value.low + value.step * (steps // 2)
+        if isinstance(value, Categorical):
+            return sorted(value.choices)[len(value.choices) // 2]
+        return float(value)
+
     def upper(self, name: str) -> float:
         """The largest value a training parameter can take."""
         return max(_bounds(getattr(self, name)))
@@ -471,6 +486,17 @@ class StudySpec(_StudyFields):
     def search_definition(self) -> dict[str, Any]:
         """The fields that define what is searched: the study fingerprint's input."""
         return self.model_dump(mode="json", exclude=set(_EXECUTION_FIELDS))
+
+    def with_changes(self, changes: dict[str, Any]) -> StudySpec:
+        """A copy with nested fields replaced (`{"split": {"val_start": …}}`), validated again.
+
+        Raises:
+            SpecError: the result is not a valid study spec.
+        """
+        try:
+            return StudySpec.model_validate(_deep_merge(self.model_dump(), changes))
+        except ValidationError as e:
+            raise SpecError(_describe(e, f"study {self.name}")) from None
 
     def to_yaml(self) -> str:
         """The spec as YAML (what a Job's ConfigMap holds)."""

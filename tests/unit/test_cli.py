@@ -138,10 +138,12 @@ def test_train_prints_every_epoch_and_the_best(
     args = ["train", "--arch", "d16-l1-h2-f2", "--epochs", "3", "--device", "cpu", "--test"]
     code, out, _ = run(args, capsys)
     assert code == 0
-    assert "d16-l1-h2-f2:" in out and "GSPC.dataset.a25" in out
+    assert "d16-l1-h2-f2 on GSPC.dataset.a25, horizon 1 (defaults)" in out
     lines = [line for line in out.splitlines() if line.startswith("│")]
     assert [line.split("│")[1].strip() for line in lines] == ["1", "2", "3"]
-    assert "windows: train 3322, val 665, test 665; best epoch" in out
+    assert (
+        "d16-l1-h2-f2: 6,785 parameters; windows: train 3322, val 665, test 665; best epoch" in out
+    )
     assert "test: bce" in out
 
 
@@ -149,3 +151,19 @@ def test_train_refuses_a_bad_architecture_id(capsys: pytest.CaptureFixture[str])
     code, _, err = run(["train", "--arch", "tiny"], capsys)
     assert code == 2
     assert "architecture id 'tiny'" in err
+
+
+def test_train_takes_its_settings_from_a_spec(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    run(["data", "build", "--no-vix"], capsys)
+    spec = Path(__file__).parents[2] / "configs" / "experiments" / "validation.yaml"
+    code, out, _ = run(
+        ["train", str(spec), "--arch", "d32-l2-h2-f2", "--epochs", "1", "--device", "cpu"], capsys
+    )
+    assert code == 0
+    assert "(" + str(spec) + ")" in out.replace("\n", "")
+    # The validation spec splits at 2015 and 2017: its own window counts, not the defaults'.
+    assert "windows: train 3766, val 444, test 442" in out
+    assert "epochs=1" in out and "batch_size=256" in out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 import torch
@@ -25,6 +25,7 @@ from finscale.train import TrainConfig, TrainingData, available_memory_bytes, tr
 
 log = logging.getLogger(__name__)
 
+Precision = Literal["fp32", "bf16"]
 _WHOLE = frozenset({"warmup_steps", "epochs", "batch_size"})
 
 
@@ -45,6 +46,60 @@ def suggest(trial: optuna.Trial, name: str, value: Any) -> float | int:
         choice = trial.suggest_categorical(name, list(value.choices))
         return int(choice) if name in _WHOLE else float(choice)
     return int(value) if name in _WHOLE else float(value)
+
+
+def resolve_precision(spec: StudySpec, device: torch.device) -> Precision:
+    """`auto`: bf16 autocast on CUDA, fp32 on the CPU (where bf16 is slower)."""
+    if spec.training.precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return spec.training.precision
+
+
+def model_config(
+    spec: StudySpec, arch: Arch, params: dict[str, Any], *, num_features: int
+) -> PatchTSTConfig:
+    """The model of an architecture, with the spec's fixed settings and the trial's dropout."""
+    return PatchTSTConfig(
+        num_features=num_features,
+        context_length=spec.model.context_length,
+        patch_length=spec.model.patch_length,
+        stride=spec.model.stride,
+        revin=spec.model.revin,
+        attention_dropout=spec.model.attention_dropout,
+        head_dropout=spec.model.head_dropout,
+        dropout=float(params["dropout"]),
+        **arch.dims(),
+    )
+
+
+def train_config(
+    spec: StudySpec,
+    params: dict[str, Any],
+    *,
+    micro_batch: int | None,
+    seed: int,
+    device: torch.device,
+    precision: Precision,
+) -> TrainConfig:
+    """How a trial trains: its sampled parameters and the spec's fixed ones."""
+    return TrainConfig(
+        learning_rate=float(params["learning_rate"]),
+        weight_decay=float(params["weight_decay"]),
+        warmup_steps=int(params["warmup_steps"]),
+        min_lr_ratio=spec.training.min_lr_ratio,
+        epochs=int(params["epochs"]),
+        batch_size=int(params["batch_size"]),
+        micro_batch=micro_batch,
+        grad_clip=spec.training.grad_clip,
+        pos_weight=spec.training.pos_weight,
+        metric=spec.objective.metric,
+        patience=spec.early_stopping.patience,
+        min_delta=spec.early_stopping.min_delta,
+        seed=seed,
+        device=str(device),
+        precision=precision,
+        compile=spec.training.compile,
+    )
 
 
 class ArchitecturalObjective:
@@ -73,10 +128,7 @@ class ArchitecturalObjective:
             train=prepared.splits.train,
             val=prepared.splits.val,
         )
-        precision = spec.training.precision
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
-        self.precision = precision
+        self.precision = resolve_precision(spec, device)
 
     def params(self, trial: optuna.Trial) -> tuple[Arch, dict[str, Any]]:
         """The trial's architecture and training parameters (sampled or fixed)."""
@@ -94,20 +146,10 @@ class ArchitecturalObjective:
             trial.set_user_attr(key, dim)
         trial.set_user_attr("worker", self.events.worker)
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
-        model_config = PatchTSTConfig(
-            num_features=len(self.prepared.windows.columns),
-            context_length=spec.model.context_length,
-            patch_length=spec.model.patch_length,
-            stride=spec.model.stride,
-            revin=spec.model.revin,
-            attention_dropout=spec.model.attention_dropout,
-            head_dropout=spec.model.head_dropout,
-            dropout=float(p["dropout"]),
-            **arch.dims(),
-        )
+        model = model_config(spec, arch, p, num_features=len(self.prepared.windows.columns))
         try:
             plan = plan_batch(
-                model_config,
+                model,
                 effective_batch=int(p["batch_size"]),
                 memory_limit_bytes=available_memory_bytes(self.device),
                 precision=self.precision,
@@ -118,23 +160,13 @@ class ArchitecturalObjective:
         trial.set_user_attr("micro_batch", plan.micro_batch)
         trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
         trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
-        config = TrainConfig(
-            learning_rate=float(p["learning_rate"]),
-            weight_decay=float(p["weight_decay"]),
-            warmup_steps=int(p["warmup_steps"]),
-            min_lr_ratio=spec.training.min_lr_ratio,
-            epochs=int(p["epochs"]),
-            batch_size=int(p["batch_size"]),
+        config = train_config(
+            spec,
+            p,
             micro_batch=plan.micro_batch,
-            grad_clip=spec.training.grad_clip,
-            pos_weight=spec.training.pos_weight,
-            metric=spec.objective.metric,
-            patience=spec.early_stopping.patience,
-            min_delta=spec.early_stopping.min_delta,
             seed=trial.number,
-            device=str(self.device),
+            device=self.device,
             precision=self.precision,
-            compile=spec.training.compile,
         )
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -145,7 +177,7 @@ class ArchitecturalObjective:
                 raise optuna.TrialPruned(f"{spec.objective.metric} {value:.4f} at epoch {epoch}")
 
         try:
-            _model, result = train(model_config, config, self.data, on_epoch=on_epoch)
+            _model, result = train(model, config, self.data, on_epoch=on_epoch)
         except TrainingError as e:
             raise TrialFailedError(str(e)) from e
         counts = self.prepared.splits.counts()

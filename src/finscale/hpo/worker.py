@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
 
@@ -26,7 +27,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data import load_dataset
+from finscale.data import Dataset, load_dataset
 from finscale.data.prepare import Prepared, SplitSettings, prepare
 from finscale.errors import Interrupted, SpecError
 from finscale.hpo import study as studies
@@ -127,6 +128,48 @@ def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
     return grid
 
 
+@dataclass(frozen=True)
+class StudyData:
+    """A study's dataset and its prepared windows."""
+
+    dataset: Dataset
+    prepared: Prepared
+
+
+def load_study_data(spec: StudySpec, data_dir: Path) -> StudyData:
+    """Load the study's dataset (pinned version if the spec says so) and prepare its windows,
+    split and normalization.
+
+    Raises:
+        DataError: the dataset is missing or does not match, or a split is too small.
+    """
+    dataset = load_dataset(data_dir, spec.data.dataset, sha256=spec.data.sha256)
+    s = spec.split
+    prepared = prepare(
+        dataset.frame,
+        context_length=spec.model.context_length,
+        horizon=spec.horizon,
+        threshold=spec.data.threshold,
+        target=spec.data.target,
+        split=SplitSettings(
+            mode=s.mode,
+            val_start=s.val_start,
+            test_start=s.test_start,
+            n_blocks=s.n_blocks,
+            val_blocks=s.val_blocks,
+            test_blocks=s.test_blocks,
+            seed=s.seed,
+            embargo_rows=s.embargo_rows,
+            min_train_windows=s.min_train_windows,
+            min_val_windows=s.min_val_windows,
+            min_test_windows=s.min_test_windows,
+        ),
+        lookback_rows=dataset.entry.lookback_rows,
+        normalize=spec.model.normalize,
+    )
+    return StudyData(dataset=dataset, prepared=prepared)
+
+
 @dataclass
 class Joined:
     """A study a worker has joined, with everything its trials need."""
@@ -154,31 +197,9 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         max_retries=spec.max_retries,
         attempts=settings.storage_attempts,
     )
-    dataset = load_dataset(settings.data_dir, spec.data.dataset, sha256=spec.data.sha256)
+    data = load_study_data(spec, settings.data_dir)
+    prepared, dataset = data.prepared, data.dataset
     grid = study_grid(spec, num_features=len(dataset.feature_columns))
-    s = spec.split
-    prepared = prepare(
-        dataset.frame,
-        context_length=spec.model.context_length,
-        horizon=spec.horizon,
-        threshold=spec.data.threshold,
-        target=spec.data.target,
-        split=SplitSettings(
-            mode=s.mode,
-            val_start=s.val_start,
-            test_start=s.test_start,
-            n_blocks=s.n_blocks,
-            val_blocks=s.val_blocks,
-            test_blocks=s.test_blocks,
-            seed=s.seed,
-            embargo_rows=s.embargo_rows,
-            min_train_windows=s.min_train_windows,
-            min_val_windows=s.min_val_windows,
-            min_test_windows=s.min_test_windows,
-        ),
-        lookback_rows=dataset.entry.lookback_rows,
-        normalize=spec.model.normalize,
-    )
     fingerprint = studies.study_fingerprint(
         spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
     )
