@@ -151,6 +151,7 @@ def run_study(
         ) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        console.print()
     failed = [w for w in procs if w.process.returncode != 0]
     if failed:
         w = failed[0]
