@@ -8,7 +8,10 @@ TORCH_VERSION ?= 2.13.0
 # e.g. --index-url https://download.pytorch.org/whl/cpu where PyPI's default build is not wanted
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup run test lint format clean
+TOOLS ?= .venv-tools
+CHECKOV_VERSION ?= 3.3.30
+
+.PHONY: setup run test lint check-k8s render format clean
 
 setup: $(VENV)/.installed
 
@@ -32,9 +35,27 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Generated manifests must match the specs; checkov on the cluster base, the Jobs and the
+# Dockerfiles (in a venv of its own: its pins clash with finscale's). Other manifest checks
+# (kubernetes-validate, kustomize, hadolint, the skaffold schema) are tests.
+check-k8s: setup $(TOOLS)/.installed
+	$(BIN)/finscale render configs/experiments/phase6a.yaml --out jobs --check
+	$(BIN)/finscale render configs/experiments/validation.yaml --out jobs --check
+	$(TOOLS)/bin/checkov --skip-download --config-file .checkov.yaml
+
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+# Regenerate jobs/ after changing a spec (never done by CI).
+render: setup
+	$(BIN)/finscale render configs/experiments/phase6a.yaml --out jobs
+	$(BIN)/finscale render configs/experiments/validation.yaml --out jobs
+
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -130,11 +130,25 @@ def data_build(
 
 
 @data_app.command("verify")
-def data_verify(ctx: typer.Context) -> None:
+def data_verify(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Check only this dataset.")] = None,
+    sha256: Annotated[
+        str | None, typer.Option(help="With --dataset: the version it must be.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --dataset: seconds to wait for it to appear.")
+    ] = 0.0,
+) -> None:
     """Check that the latest manifest entry of every dataset exists and matches its sha256."""
     from finscale.data import verify_manifest
+    from finscale.data.dataset import wait_for_dataset
 
     data_dir = _state(ctx).settings.data_dir
+    if dataset is not None:
+        found = wait_for_dataset(data_dir, dataset, sha256=sha256, timeout_s=wait)
+        out.print(f"[green]✓[/green] {found.name} {found.sha256} matches", highlight=False)
+        return
     problems = verify_manifest(data_dir)
     for problem in problems:
         err.print(f"[red]✗[/red] {problem}", highlight=False)
@@ -432,6 +446,41 @@ def train_command(
     if run.test is not None:
         t = run.test
         out.print(f"test: bce {t['bce']:.4f}, auc {t['auc']:.4f}, accuracy {t['accuracy']:.3f}")
+
+
+@app.command("render")
+def render_command(
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the manifests.")] = Path("jobs"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the folder differs; write nothing.")
+    ] = False,
+    namespace: Annotated[str, typer.Option(help="Namespace of the rendered objects.")] = "finscale",
+    storage_url: Annotated[
+        str, typer.Option(help="Storage URL the workers use (no password).")
+    ] = "postgresql://finscale@finscale-postgres:5432/finscale",
+) -> None:
+    """One Job (and the ConfigMap holding its StudySpec) per study, into --out."""
+    from finscale.k8s import ClusterOptions, drift, render, write
+
+    files = render(spec, options=ClusterOptions(namespace=namespace, storage_url=storage_url))
+    if check:
+        problems = drift(files, out_dir)
+        for problem in problems:
+            err.print(f"[red]✗[/red] {problem}", highlight=False)
+        if problems:
+            err.print(f"re-render with: finscale render {spec} --out {out_dir}", highlight=False)
+            raise typer.Exit(code=1)
+        out.print(
+            f"[green]✓[/green] {out_dir} matches {spec} ({len(files)} files)", highlight=False
+        )
+        return
+    written = write(files, out_dir)
+    out.print(
+        f"{len(files)} manifests of {spec} in {out_dir}; {len(written)} changed", highlight=False
+    )
+    for path in written:
+        out.print(f"  {path}", highlight=False)
 
 
 @app.command("worker")

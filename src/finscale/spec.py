@@ -499,8 +499,10 @@ class StudySpec(_StudyFields):
             raise SpecError(_describe(e, f"study {self.name}")) from None
 
     def to_yaml(self) -> str:
-        """The spec as YAML (what a Job's ConfigMap holds)."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=100)
+        """The spec as YAML (what a Job's ConfigMap holds), its identity first."""
+        data = self.model_dump(mode="json")
+        identity = {k: data.pop(k) for k in ("name", "experiment", "budget", "horizon")}
+        return yaml.safe_dump({**identity, **data}, sort_keys=False, width=100)
 
 
 def fingerprint_fields(definition: dict[str, Any], prefix: str = "") -> dict[str, str]:

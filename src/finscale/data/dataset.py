@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,28 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
         row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(values)))
         raise DataError(f"{path}: row {row + 1}, column {entry.columns[col + 1]!r}: not finite")
     return Dataset(frame=frame, entry=entry)
+
+
+def wait_for_dataset(
+    data_dir: Path,
+    name: str,
+    *,
+    sha256: str | None = None,
+    timeout_s: float = 0.0,
+    poll_s: float = 10.0,
+) -> Dataset:
+    """Load a dataset, waiting up to `timeout_s` for it to appear (a data Job may still be
+    building it). A file that exists but does not match is an error at once.
+
+    Raises:
+        DataError: the dataset did not appear in time, or does not match its sha256.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        manifest = read_manifest(data_dir)
+        entry = manifest.find(name, sha256) if sha256 else manifest.latest(name)
+        if entry is not None and (data_dir / entry.path).is_file():
+            return load_dataset(data_dir, name, sha256=sha256)
+        if time.monotonic() >= deadline:
+            return load_dataset(data_dir, name, sha256=sha256)  # raises with the reason
+        time.sleep(poll_s)

@@ -17,7 +17,10 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import random
+import stat
+import tempfile
 import threading
 import time
 import warnings
@@ -69,6 +72,36 @@ def normalize_url(url: str) -> str:
     if parsed.drivername == "postgresql":
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return url
+
+
+def private_pgpassfile(environ: dict[str, str] | None = None) -> Path | None:
+    """Make `PGPASSFILE` usable by libpq when it is group-readable.
+
+    libpq ignores a password file that its group may read, but a Kubernetes Secret volume can
+    only be read by a non-root worker through the pod's group (files belong to root). The file
+    is copied once to a private temporary file (mode 0600, this user's) and `PGPASSFILE` points
+    there. Nothing is done when the file is already private or absent.
+
+    Returns:
+        The private copy, if one was made.
+    """
+    env = os.environ if environ is None else environ
+    given = env.get("PGPASSFILE")
+    if not given:
+        return None
+    source = Path(given)
+    try:
+        mode = source.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    fd, name = tempfile.mkstemp(prefix="finscale-pgpass-")
+    with os.fdopen(fd, "wb") as copy:  # mkstemp creates it with mode 0600
+        copy.write(source.read_bytes())
+    env["PGPASSFILE"] = name
+    log.debug("PGPASSFILE %s is group-readable; using a private copy", source)
+    return Path(name)
 
 
 def with_retries(call: Callable[[], T], *, what: str, attempts: int, url: str) -> T:
@@ -134,6 +167,7 @@ def open_storage(
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
+        private_pgpassfile()
         # A small pool: the main loop, the heartbeat thread and the lock connection.
         engine_kwargs: dict[str, Any] = {
             "pool_pre_ping": True,
