@@ -1,0 +1,221 @@
+"""Rendered Jobs: built from the client models, stable to the byte, what the committed jobs/
+holds, and free of secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from finscale.errors import SpecError
+from finscale.k8s import ClusterOptions, drift, job, render, to_dict, write
+from finscale.spec import load_study
+
+from tests.conftest import REPO
+
+SPECS = [REPO / "configs" / "experiments" / name for name in ("phase6a.yaml", "validation.yaml")]
+JOBS = REPO / "jobs"
+
+
+def _docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def _as_model(data: dict[str, Any], kind: str) -> Any:
+    """Load a manifest back into the client's model, as the API client does with a response."""
+    return k8s.ApiClient().deserialize(json.dumps(data), kind, "application/json")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_committed_jobs_are_what_the_specs_render(spec: Path) -> None:
+    assert drift(render(spec), JOBS) == []
+
+
+def test_rendering_is_byte_stable_and_check_sees_drift(tmp_path: Path) -> None:
+    files = render(SPECS[1])
+    assert files == render(SPECS[1])
+    write(files, tmp_path)
+    assert drift(files, tmp_path) == []
+    target = tmp_path / "validation-50k-h1.yaml"
+    target.write_text(target.read_text().replace("completions: 2", "completions: 3"))
+    assert drift(files, tmp_path) == [f"{target}: differs from what the spec renders"]
+    target.unlink()
+    assert drift(files, tmp_path) == [f"{target}: missing"]
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((JOBS / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == sorted(
+        p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    assert len(kustomization["resources"]) == 12 + 1 + 1  # phase6a, validation, the SPY data Job
+
+
+def test_every_rendered_job_round_trips_through_the_client_model() -> None:
+    options = ClusterOptions()
+    for spec in SPECS:
+        experiment = load_study(spec, None) if spec.name == "validation.yaml" else None
+        studies = (
+            [experiment]
+            if experiment
+            else [load_study(spec, f"phase6a-{b}-h{h}") for b in ("2m", "2b") for h in (1, 5)]
+        )
+        for study in studies:
+            assert study is not None
+            config_map, rendered = _docs((JOBS / f"{study.name}.yaml").read_text())
+            assert to_dict(_as_model(rendered, "V1Job")) == rendered
+            assert _as_model(rendered, "V1Job") == job(study, options)
+            assert yaml.safe_load(config_map["data"]["study.yaml"]) == json.loads(
+                study.model_dump_json()
+            )
+
+
+def _job(name: str) -> dict[str, Any]:
+    return _docs((JOBS / f"{name}.yaml").read_text())[1]
+
+
+def test_a_job_is_indexed_with_the_failure_policy_of_the_exit_codes() -> None:
+    spec = _job("phase6a-2m-h1")["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == 4
+    assert spec["backoffLimitPerIndex"] == 3
+    assert spec["podReplacementPolicy"] == "Failed"
+    assert spec["ttlSecondsAfterFinished"] == 86400
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}},
+        {"action": "Ignore", "onPodConditions": [{"status": "True", "type": "DisruptionTarget"}]},
+    ]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_labels_name_the_study_budget_and_horizon() -> None:
+    labels = _job("phase6a-200m-h5")["metadata"]["labels"]
+    assert labels == {
+        "app.kubernetes.io/name": "finscale",
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/part-of": "finscale",
+        "app.kubernetes.io/instance": "phase6a-200m-h5",
+        "finscale.io/study": "phase6a-200m-h5",
+        "finscale.io/budget": "200M",
+        "finscale.io/horizon": "5",
+    }
+    assert _job("phase6a-200m-h5")["spec"]["template"]["metadata"]["labels"] == labels
+
+
+def test_pods_are_locked_down() -> None:
+    pod = _job("phase6a-2b-h3")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "finscale-worker"
+    assert pod["securityContext"] == {
+        "fsGroup": 10001,
+        "runAsGroup": 10001,
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for container in pod["containers"] + pod["initContainers"]:
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["runAsNonRoot"] is True
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/dev/shm"]["name"]]["emptyDir"] == {
+        "medium": "Memory",
+        "sizeLimit": "4Gi",
+    }
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+def test_gpu_studies_ask_for_gpus_and_cpu_studies_do_not() -> None:
+    gpu = _job("phase6a-2b-h1")["spec"]["template"]["spec"]
+    worker = gpu["containers"][0]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert worker["resources"]["requests"] == {"cpu": "8", "memory": "96Gi", "nvidia.com/gpu": "1"}
+    assert gpu["nodeSelector"] == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+    }
+    assert gpu["tolerations"] == [
+        {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
+    cpu = _job("validation-50k-h1")["spec"]["template"]["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in cpu["resources"]["limits"]
+    env = {e["name"]: e["value"] for e in cpu["env"]}
+    assert env["FINSCALE_DEVICE"] == "cpu"
+    assert env["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_worker_runs_finscale_worker_on_the_mounted_spec() -> None:
+    pod = _job("validation-50k-h1")["spec"]["template"]["spec"]
+    worker = pod["containers"][0]
+    assert worker["command"] == ["finscale"]
+    assert worker["args"] == [
+        "worker",
+        "/etc/finscale/study/study.yaml",
+        "--study",
+        "validation-50k-h1",
+    ]
+    assert worker["image"] == "ghcr.io/finscale/finscale-worker-cpu:0.1.0"
+    env = {e["name"]: e["value"] for e in worker["env"]}
+    assert env["FINSCALE_STORAGE_URL"] == "postgresql://finscale@finscale-postgres:5432/finscale"
+    assert env["PGPASSFILE"] == "/etc/finscale/secrets/pgpass"
+    assert env["FINSCALE_DATA_DIR"] == "/opt/finscale/data"  # the sample is in the image
+
+
+def test_data_outside_the_image_comes_from_a_read_only_claim_after_the_data_job() -> None:
+    pod = _job("phase6a-2m-h1")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {
+        "claimName": "finscale-data",
+        "readOnly": True,
+    }
+    (wait,) = pod["initContainers"]
+    assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "21600"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["FINSCALE_DATA_DIR"] == "/data"
+    data_job = _docs((JOBS / "finscale-data-spy.yaml").read_text())[0]
+    container = data_job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["data", "build", "--source", "yfinance", "--ticker", "SPY"]
+    assert data_job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "finscale-data"
+    }
+
+
+def test_no_secret_is_ever_rendered(tmp_path: Path) -> None:
+    password = "s3cret-Pw-91"
+    env = {
+        "PGPASSWORD": password,
+        "FINSCALE_STORAGE_URL": f"postgresql://u:{password}@db/x",
+        "PATH": "",
+    }
+    out = tmp_path / "jobs"
+    result = subprocess.run(
+        [sys.executable, "-m", "finscale", "render", str(SPECS[0]), "--out", str(out)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    for path in out.glob("*.yaml"):
+        assert password not in path.read_text()
+    assert password not in result.stdout + result.stderr
+    with pytest.raises(
+        SpecError,
+        match=r"must not carry a password: the workers read it from the Secret 'finscale-postgres'",
+    ):
+        ClusterOptions(storage_url=f"postgresql://u:{password}@db/x")
+
+
+def test_rendering_imports_no_torch_optuna_or_talib() -> None:
+    code = (
+        "import sys; from pathlib import Path; from finscale.k8s import render\n"
+        f"render(Path({str(SPECS[0])!r}))\n"
+        "print([m for m in ('torch', 'optuna', 'talib') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
