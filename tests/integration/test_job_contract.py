@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 
 from finscale.hpo import study as studies
 from finscale.k8s.render import IMAGE_DATA_DIR
-
 from tests.conftest import REPO
 
 

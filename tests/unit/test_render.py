@@ -16,7 +16,6 @@ from kubernetes import client as k8s
 from finscale.errors import SpecError
 from finscale.k8s import ClusterOptions, drift, job, render, to_dict, write
 from finscale.spec import load_study
-
 from tests.conftest import REPO
 
 SPECS = [REPO / "configs" / "experiments" / name for name in ("phase6a.yaml", "validation.yaml")]
