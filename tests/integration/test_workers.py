@@ -118,32 +118,39 @@ def test_sigterm_hands_the_trial_back_within_a_second(
 ) -> None:
     spec = make_spec(n_trials=1, training={"epochs": 40}, early_stopping={"patience": 40})
     worker = start_worker(spec, worker_env(postgres_url))
-    running = _wait_for(lambda: _running_trial(postgres_url), timeout=120, what="a running trial")
+
+    def training() -> optuna.trial.FrozenTrial | None:
+        trial = _running_trial(postgres_url)
+        return trial if trial is not None and trial.intermediate_values else None
+
+    # Well into training: the first epoch has been reported.
+    running = _wait_for(training, timeout=120, what="a trial's first epoch", every=0.02)
     assert isinstance(running, optuna.trial.FrozenTrial)
-    time.sleep(1.0)  # well into training
+    sent = time.time()
     worker.send_signal(signal.SIGTERM)
-    sent = time.monotonic()
-
-    def requeued() -> optuna.trial.FrozenTrial | None:
-        waiting = _study(postgres_url).get_trials(states=(TrialState.WAITING,))
-        return next(
-            (
-                t
-                for t in waiting
-                if t.system_attrs.get(studies.SYSTEM_REQUEUED_FROM) == running.number
-            ),
-            None,
-        )
-
-    copy = _wait_for(requeued, timeout=10, what="the requeued trial", every=0.02)
-    elapsed = time.monotonic() - sent
-    assert elapsed < 1.0, f"requeued after {elapsed:.2f}s"
-    assert isinstance(copy, optuna.trial.FrozenTrial)
-    assert copy.params == running.params
-    assert worker.wait(timeout=30) == 143
-    original = _study(postgres_url).get_trials()[running.number]
+    try:
+        out, err = worker.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 143, f"exit {worker.returncode}:\n{err.decode()[-4000:]}"
+    trials = _study(postgres_url).get_trials()
+    original = trials[running.number]
     assert original.state == TrialState.FAIL
     assert "interrupted: SIGTERM received" in original.user_attrs["fail_reason"]
+    # Handed back (the copy queued, then the original failed) within a second of the signal.
+    assert original.datetime_complete is not None
+    elapsed = original.datetime_complete.timestamp() - sent
+    assert elapsed < 1.0, f"handed back after {elapsed:.2f}s"
+    copies = [
+        t for t in trials if t.system_attrs.get(studies.SYSTEM_REQUEUED_FROM) == running.number
+    ]
+    assert len(copies) == 1
+    copy = copies[0]
+    assert copy.state == TrialState.WAITING
+    assert copy.params == running.params
+    ends = [json.loads(line) for line in out.decode().splitlines()]
+    assert ends[-1]["event"] == "trial_end" and ends[-1]["requeued_as"] == copy.number
     # A new worker picks the trial up again and completes the study.
     resumed = start_worker(spec, worker_env(postgres_url), index=1)
     _out, err = resumed.communicate(timeout=300)

@@ -92,6 +92,25 @@ def test_the_epoch_callback_sees_every_epoch_and_can_stop_training() -> None:
     assert [e for e, _ in seen] == [1, 2, 3]
 
 
+def test_a_step_callback_stops_training_mid_epoch() -> None:
+    # A worker asked to stop raises here: within a step, not at the end of the epoch.
+    steps: list[int] = []
+    epochs: list[int] = []
+
+    class StopError(Exception):
+        pass
+
+    def on_step(step: int) -> None:
+        steps.append(step)
+        if step == 3:
+            raise StopError
+
+    with pytest.raises(StopError):
+        train(MODEL, FAST, _data(), on_epoch=lambda e, _m: epochs.append(e), on_step=on_step)
+    assert steps == [1, 2, 3]  # 840 windows / 64 = 14 steps an epoch
+    assert epochs == []
+
+
 def test_nan_in_the_data_is_a_divergence_not_a_number() -> None:
     data = _data()
     data.features[100:110] = np.nan

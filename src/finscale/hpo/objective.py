@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import optuna
@@ -114,6 +115,7 @@ class ArchitecturalObjective:
         dataset_sha256: str,
         device: torch.device,
         events: EventLog,
+        check_stop: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self.grid = {a.id: a for a in grid}
@@ -121,6 +123,9 @@ class ArchitecturalObjective:
         self.dataset_sha256 = dataset_sha256
         self.device = device
         self.events = events
+        # Raises when the worker was asked to stop; called between optimizer steps, so that a
+        # signal never interrupts a storage write or a finalizer.
+        self.check_stop = check_stop or (lambda: None)
         self.data = TrainingData(
             features=prepared.features,
             labels=prepared.windows.labels,
@@ -177,7 +182,10 @@ class ArchitecturalObjective:
                 raise optuna.TrialPruned(f"{spec.objective.metric} {value:.4f} at epoch {epoch}")
 
         try:
-            _model, result = train(model, config, self.data, on_epoch=on_epoch)
+            self.check_stop()
+            _model, result = train(
+                model, config, self.data, on_epoch=on_epoch, on_step=lambda _: self.check_stop()
+            )
         except TrainingError as e:
             raise TrialFailedError(str(e)) from e
         counts = self.prepared.splits.counts()

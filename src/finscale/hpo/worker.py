@@ -16,8 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -74,12 +73,14 @@ class _Heartbeat:
 
 
 class _Signals:
-    """SIGTERM and SIGINT: raise `Interrupted` inside a trial (so that it can be handed back),
-    and only raise a flag elsewhere (never in the middle of a storage write)."""
+    """SIGTERM and SIGINT only raise a flag; the trial checks it between optimizer steps.
+
+    Raising from the handler itself is unsafe: the exception lands wherever the main thread
+    happens to be, inside a storage write or a garbage-collector finalizer that swallows it.
+    """
 
     def __init__(self) -> None:
         self.received: str | None = None
-        self._in_trial = False
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,19 +88,11 @@ class _Signals:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received = signal.Signals(signum).name
-        if self._in_trial:
-            self._in_trial = False
-            raise Interrupted(f"{self.received} received")
 
-    @contextmanager
-    def interruptible(self) -> Iterator[None]:
+    def check(self) -> None:
+        """Raise `Interrupted` when a signal has arrived."""
         if self.received:
             raise Interrupted(f"{self.received} received")
-        self._in_trial = True
-        try:
-            yield
-        finally:
-            self._in_trial = False
 
 
 def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
@@ -267,6 +260,7 @@ def run_worker(
     study, storage = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
     device = resolve_device(settings.device)
+    signals = _Signals()
     objective = ArchitecturalObjective(
         spec,
         grid=joined.grid,
@@ -274,8 +268,8 @@ def run_worker(
         dataset_sha256=joined.dataset_sha256,
         device=device,
         events=log_events,
+        check_stop=signals.check,
     )
-    signals = _Signals()
     if install_signal_handlers:
         signals.install()
     log.info(
@@ -285,8 +279,7 @@ def run_worker(
     )  # fmt: skip
     trials_run = 0
     while True:
-        if signals.received:
-            raise Interrupted(f"{signals.received} received")
+        signals.check()
         _retry(settings, "failing stale trials", lambda: studies.fail_stale_trials(study))
         trial, state = _retry(
             settings,
@@ -332,7 +325,8 @@ def _run_trial(
     state, reason = TrialState.COMPLETE, None
     beating = _Heartbeat(storage, trial._trial_id, settings.heartbeat_interval_s)
     try:
-        with beating, signals.interruptible():
+        with beating:
+            signals.check()
             value = objective(trial)
     except optuna.TrialPruned as e:
         state, reason = TrialState.PRUNED, str(e)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Metric = Literal["val_bce", "val_auc"]
 EpochCallback = Callable[[int, dict[str, float]], None]
+StepCallback = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ def train(
     data: TrainingData,
     *,
     on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
 ) -> tuple[PatchTST, TrainResult]:
     """Train a fresh model and return it with the best epoch's weights, and its result.
 
@@ -222,6 +224,8 @@ def train(
         data: features, labels and the training and validation window starts.
         on_epoch: called after each epoch with its number (from 1) and metrics (`train_loss`,
             `lr`, `val_bce`, `val_auc`, …); it may raise to stop training (a pruner does).
+        on_step: called after every optimizer step with the number of steps taken; it may raise
+            to stop training at once (a worker does when it is asked to stop). Cheap: no sync.
 
     Raises:
         DivergenceError: the training loss became NaN or infinite.
@@ -292,6 +296,8 @@ def train(
                     precision=config.precision,
                 )
                 step += 1
+                if on_step is not None:
+                    on_step(step)
             # One host sync per epoch: checking every step would stall the device every step,
             # and a NaN stays NaN until the epoch ends.
             train_loss = loss_sum.item() / len(train_starts)
