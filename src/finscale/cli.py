@@ -595,6 +595,76 @@ def status_command(
     out.print(table)
 
 
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    study: Annotated[
+        list[str] | None, typer.Option(help="Report only these studies (repeatable).")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Report only the studies of this experiment.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder of the report (default: RUNS_DIR/report).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="Trials per budget the bootstrap draws from.")] = 5,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and importances.")] = 0,
+    plots: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
+) -> None:
+    """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
+    analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
+    from finscale.errors import SpecError
+    from finscale.hpo.study import display_url, open_storage, read_studies
+    from finscale.report import NothingToReportError, write_report
+
+    if top_k < 1 or resamples < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--top-k/--resamples")
+    settings = _state(ctx).settings
+    shown = display_url(settings.storage_url)
+    database = settings.storage_url.removeprefix("sqlite:///")
+    if settings.storage_url.startswith("sqlite:///") and not Path(database).exists():
+        raise NothingToReportError(f"no studies in {shown}: the file does not exist")
+    storage = open_storage(
+        settings.storage_url,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+        max_retries=0,
+        attempts=settings.storage_attempts,
+    )
+    try:
+        stored = read_studies(storage, study)
+    except KeyError as e:
+        raise SpecError(str(e.args[0])) from None
+    if experiment is not None:
+        from finscale.hpo.study import ATTR_SPEC
+
+        stored = [
+            s for s in stored if (s.user_attrs.get(ATTR_SPEC) or {}).get("experiment") == experiment
+        ]
+        if not stored:
+            raise NothingToReportError(f"no study of experiment {experiment!r} in {shown}")
+    target = out_dir or settings.runs_dir / "report"
+    report = write_report(
+        stored, target, storage=shown, top_k=top_k, n_resamples=resamples, seed=seed, plots=plots
+    )
+    for a in report.scaling:
+        if a.fit is None:
+            out.print(f"horizon {a.horizon}: no fit ({a.note})", highlight=False)
+            continue
+        u = a.uncertainty
+        ci = f" [{u.low:.3f}, {u.high:.3f}]" if u else ""
+        out.print(
+            f"horizon {a.horizon}: alpha {a.fit.alpha:.3f}{ci}, R² {a.fit.r2:.2f}, "
+            f"{a.strength} ({len(a.points)} budgets)",
+            highlight=False,
+        )
+    if report.partial:
+        out.print(f"partial: {', '.join(report.partial)} not finished", highlight=False)
+    out.print(f"report of {len(report.studies)} studies in {target}: {report.summary.name}, "
+              f"{len(report.files)} files", highlight=False)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `finscale` console script: runs the app, turns a `FinscaleError` into
     its message and exit code (a traceback only with `--debug`)."""

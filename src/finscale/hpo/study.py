@@ -531,19 +531,54 @@ def summarize(study: optuna.Study) -> StudySummary:
     )
 
 
+def _names(storage: RDBStorage, names: list[str] | None) -> list[str]:
+    existing = sorted(
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    )
+    missing = [n for n in names or [] if n not in existing]
+    if missing:
+        raise KeyError(
+            f"no study {missing[0]!r} in {display_url(storage.url)}; studies: {existing}"
+        )
+    return list(names or existing)
+
+
 def summarize_storage(storage: RDBStorage, names: list[str] | None = None) -> list[StudySummary]:
     """Summaries of the storage's studies (all, or those named), by name.
 
     Raises:
         KeyError: a named study does not exist (the message lists those that do).
     """
-    existing = sorted(
-        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-    )
-    wanted = names or existing
-    missing = [n for n in wanted if n not in existing]
-    if missing:
-        raise KeyError(
-            f"no study {missing[0]!r} in {display_url(storage.url)}; studies: {existing}"
-        )
+    wanted = _names(storage, names)
     return [summarize(optuna.load_study(study_name=n, storage=storage)) for n in wanted]
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """A study as the storage holds it, for readers such as the report."""
+
+    name: str
+    direction: str  # "minimize" or "maximize"
+    user_attrs: dict[str, Any]  # the spec, budget and fingerprint when set up by finscale
+    trials: list[FrozenTrial]
+
+
+def read_studies(storage: RDBStorage, names: list[str] | None = None) -> list[StoredStudy]:
+    """The storage's studies (all, or those named), by name, with every trial.
+
+    Raises:
+        KeyError: a named study does not exist (the message lists those that do).
+    """
+    wanted = _names(storage, names)
+    out = []
+    for name in wanted:
+        study = optuna.load_study(study_name=name, storage=storage)
+        out.append(
+            StoredStudy(
+                name=name,
+                direction=study.direction.name.lower(),
+                user_attrs=dict(study.user_attrs),
+                trials=study.get_trials(deepcopy=False),
+            )
+        )
+    return out
