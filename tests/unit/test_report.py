@@ -1,0 +1,389 @@
+"""`finscale report`: the power-law fit and its bootstrap recover known laws, the files hold
+every trial and each study's best, and partial, foreign and empty storages are handled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from finscale.cli import main
+from finscale.hpo import study as studies
+from finscale.report import NothingToReportError, fit_power_law, strength, write_report
+from finscale.report.collect import study_result
+from finscale.report.scaling import scaling
+from finscale.spec import ExperimentSpec, load_spec
+from tests.conftest import REPO
+
+BUDGETS = {"50K": 50_000, "200K": 200_000, "800K": 800_000, "3M": 3_200_000}
+
+
+def _storage(tmp_path: Path) -> tuple[str, optuna.storages.RDBStorage]:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    return url, studies.open_storage(
+        url, heartbeat_interval_s=5, heartbeat_grace_s=10, max_retries=0
+    )
+
+
+def _experiment(budgets: list[str], horizons: list[int], metric: str = "val_bce") -> ExperimentSpec:
+    base = load_spec(REPO / "configs" / "experiments" / "validation.yaml")
+    assert isinstance(base, ExperimentSpec)
+    direction = "minimize" if metric == "val_bce" else "maximize"
+    return ExperimentSpec.model_validate(
+        {
+            **base.model_dump(),
+            "name": "synth",
+            "budgets": budgets,
+            "horizons": horizons,
+            "objective": {"metric": metric, "direction": direction},
+        }
+    )
+
+
+def add_study(
+    storage: optuna.storages.RDBStorage,
+    spec_fields: dict[str, Any] | None,
+    name: str,
+    values: list[float],
+    *,
+    direction: str = "minimize",
+    param_count: int = 100_000,
+    se: float | None = 0.01,
+    n_trials: int | None = None,
+    open_trials: int = 0,
+    failed: int = 0,
+) -> None:
+    """A study as a finscale worker leaves it: the spec in its attrs, one trial per value."""
+    study = optuna.create_study(storage=storage, study_name=name, direction=direction)
+    if spec_fields is not None:
+        study.set_user_attr(studies.ATTR_SPEC, spec_fields)
+        study.set_user_attr(studies.ATTR_N_TRIALS, n_trials or len(values) + failed)
+    archs = [f"d{16 * (i + 1)}-l{1 + i % 3}-h{2 * (1 + i % 2)}-f2" for i in range(len(values) + 4)]
+    dists = {
+        "arch": CategoricalDistribution(archs),
+        "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+        "dropout": FloatDistribution(0.0, 0.3),
+    }
+    rng = np.random.default_rng(len(values))
+    for i, value in enumerate(values):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={
+                    "arch": archs[i],
+                    "learning_rate": float(10 ** rng.uniform(-4, -2)),
+                    "dropout": float(rng.uniform(0, 0.3)),
+                },
+                distributions=dists,
+                user_attrs={
+                    "param_count": int(param_count * (1 + 0.01 * i)),
+                    "val_bce": value,
+                    **({"val_bce_se": se, "val_auc_se": se} if se is not None else {}),
+                    "epochs_run": 4,
+                    "stop_reason": "max_epochs",
+                },
+            )
+        )
+    for _ in range(failed):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.FAIL,
+                params={"arch": archs[0], "learning_rate": 1e-3, "dropout": 0.1},
+                distributions=dists,
+                user_attrs={"fail_reason": "diverged"},
+            )
+        )
+    for _ in range(open_trials):
+        study.enqueue_trial({"arch": archs[0], "learning_rate": 1e-3, "dropout": 0.1})
+
+
+def synthetic_experiment(
+    storage: optuna.storages.RDBStorage,
+    *,
+    alpha: float,
+    horizons: tuple[int, ...] = (1, 5),
+    budgets: tuple[str, ...] = ("50K", "200K", "800K"),
+    trials: int = 6,
+    noise: float = 0.01,
+    seed: int = 0,
+    metric: str = "val_bce",
+    se: float = 0.01,
+) -> None:
+    """Studies whose best error follows 0.6 · N^(-alpha), with trial-to-trial spread."""
+    rng = np.random.default_rng(seed)
+    spec = _experiment(list(budgets), list(horizons), metric)
+    for s in spec.expand():
+        n = BUDGETS[s.budget]
+        law = 0.6 * n ** (-alpha) * (1 + 0.1 * s.horizon / 5)
+        errors = law * (1 + np.abs(rng.normal(0, noise, size=trials)))
+        errors[0] = law  # the best trial sits on the law
+        values = errors if metric == "val_bce" else 1 - errors
+        add_study(
+            storage,
+            json.loads(s.model_dump_json()),
+            s.name,
+            [float(v) for v in values],
+            direction=s.objective.direction,
+            param_count=n,
+            se=se,
+        )
+
+
+# --- the fit -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alpha", [-0.05, 0.0, 0.03, 0.12, 0.3])
+def test_an_exact_power_law_is_recovered(alpha: float) -> None:
+    n = np.array([5e4, 2e5, 8e5, 3.2e6])
+    fit = fit_power_law(n, 0.4 * n ** (-alpha))
+    assert fit.alpha == pytest.approx(alpha, abs=1e-9)
+    assert fit.coefficient == pytest.approx(0.4, rel=1e-9)
+    assert fit.r2 == pytest.approx(1.0) and fit.n_points == 4
+
+
+def test_a_noisy_power_law_is_recovered_within_tolerance() -> None:
+    rng = np.random.default_rng(3)
+    n = np.geomspace(1e4, 1e8, 9)
+    errors = 0.8 * n ** (-0.1) * np.exp(rng.normal(0, 0.01, size=len(n)))
+    fit = fit_power_law(n, errors)
+    assert fit.alpha == pytest.approx(0.1, abs=0.01)
+    assert 0.95 < fit.r2 < 1.0
+
+
+@pytest.mark.parametrize(
+    ("params", "errors", "message"),
+    [
+        ([1e5], [0.3], "two distinct"),
+        ([1e5, 1e5], [0.3, 0.2], "two distinct"),
+        ([1e5, 2e5], [0.3, -0.1], "positive"),
+        ([1e5, 2e5], [0.3], "2 parameter counts but 1"),
+    ],
+)
+def test_a_fit_without_enough_good_points_says_why(
+    params: list[float], errors: list[float], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        fit_power_law(params, errors)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "label"),
+    [(0.3, "strong"), (0.151, "strong"), (0.15, "moderate"), (0.09, "moderate"),
+     (0.08, "weak"), (0.0, "weak"), (-0.2, "weak")],
+)  # fmt: skip
+def test_the_research_systems_labels(alpha: float, label: str) -> None:
+    assert strength(alpha) == label
+
+
+def _answers(tmp_path: Path, **kwargs: Any) -> list[Any]:
+    _url, storage = _storage(tmp_path)
+    synthetic_experiment(storage, **kwargs)
+    results = [study_result(s) for s in studies.read_studies(storage)]
+    return scaling(results, top_k=5, n_resamples=1000, seed=0)
+
+
+def test_the_bootstrap_interval_covers_the_true_exponent(tmp_path: Path) -> None:
+    answers = _answers(tmp_path, alpha=0.12, noise=0.02, budgets=("50K", "200K", "800K", "3M"))
+    assert [a.horizon for a in answers] == [1, 5]
+    for a in answers:
+        assert a.fit is not None and a.uncertainty is not None
+        assert a.fit.alpha == pytest.approx(0.12, abs=1e-9)  # best trials sit on the law
+        assert a.uncertainty.low < 0.12 < a.uncertainty.high
+        assert a.strength == "moderate"
+        assert len(a.points) == 4 and all(len(p.top_errors) == 5 for p in a.points)
+
+
+def test_more_noise_gives_a_wider_interval_and_no_scaling_includes_zero(tmp_path: Path) -> None:
+    # Noise of both kinds: trial-to-trial spread and validation standard errors.
+    quiet = _answers(tmp_path / "a", alpha=0.0, noise=0.005, se=0.002, horizons=(1,))
+    noisy = _answers(tmp_path / "b", alpha=0.0, noise=0.1, se=0.03, horizons=(1,))
+    quiet, noisy = quiet[0].uncertainty, noisy[0].uncertainty
+    assert noisy.high - noisy.low > 2 * (quiet.high - quiet.low)
+    for u in (quiet, noisy):
+        assert u.low < 0 < u.high
+
+
+def test_a_maximized_metric_scales_as_one_minus_it(tmp_path: Path) -> None:
+    answers = _answers(tmp_path, alpha=0.2, metric="val_auc", horizons=(1,))
+    assert answers[0].direction == "maximize"
+    assert answers[0].fit is not None and answers[0].fit.alpha == pytest.approx(0.2, abs=1e-9)
+    assert answers[0].strength == "strong"
+
+
+def test_the_bootstrap_is_seeded(tmp_path: Path) -> None:
+    _url, storage = _storage(tmp_path)
+    synthetic_experiment(storage, alpha=0.1, noise=0.05)
+    results = [study_result(s) for s in studies.read_studies(storage)]
+    a = scaling(results, n_resamples=300, seed=7)[0].uncertainty
+    b = scaling(results, n_resamples=300, seed=7)[0].uncertainty
+    c = scaling(results, n_resamples=300, seed=8)[0].uncertainty
+    assert a == b and a != c
+
+
+# --- the files -----------------------------------------------------------------------------------
+
+
+def test_the_report_files_hold_every_trial_and_each_studys_best(tmp_path: Path) -> None:
+    url, storage = _storage(tmp_path)
+    synthetic_experiment(storage, alpha=0.1, trials=6)
+    out = tmp_path / "report"
+    report = write_report(studies.read_studies(storage), out, storage=url, n_resamples=200)
+
+    frame = pd.read_csv(out / "trials.csv")
+    assert len(frame) == 6 * 6
+    assert set(frame["study"]) == {
+        f"synth-{b}-h{h}" for b in ("50k", "200k", "800k") for h in (1, 5)
+    }
+    for column in ("state", "value", "arch", "d_model", "n_layers", "n_heads", "d_ff",
+                   "param_count", "param_learning_rate", "param_dropout", "duration_s",
+                   "val_bce", "val_bce_se", "epochs_run", "budget", "horizon"):  # fmt: skip
+        assert column in frame.columns, column
+    # The stored params alone give the architecture's dimensions.
+    first = frame.iloc[0]
+    assert first["arch"] == f"d{first['d_model']}-l{first['n_layers']}-h{first['n_heads']}-f2"
+    assert (frame["state"] == "COMPLETE").all()
+
+    rows = json.loads((out / "trials.json").read_text())
+    assert len(rows) == len(frame)
+    assert {r["trial"] for r in rows if r["study"] == "synth-50k-h1"} == set(range(6))
+
+    best = json.loads((out / "best.json").read_text())
+    assert set(best) == set(frame["study"])
+    for name, record in best.items():
+        values = frame.loc[frame["study"] == name, "value"]
+        assert record["best"]["value"] == pytest.approx(values.min())
+        assert record["best"]["architecture"]["param_count"] > 0
+        assert record["partial"] is False and record["finished"] == record["n_trials"] == 6
+
+    analysis = json.loads((out / "analysis.json").read_text())
+    assert [s["horizon"] for s in analysis["scaling"]] == [1, 5]
+    assert analysis["scaling"][0]["alpha"] == pytest.approx(0.1, abs=1e-9)
+    assert analysis["scaling"][0]["strength"] == "moderate"
+
+    for name in ("scaling-h1.png", "scaling-h5.png", "width-depth.png",
+                 "history-synth-50k-h1.png"):  # fmt: skip
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    summary = (out / "summary.md").read_text()
+    assert "## The answer" in summary
+    a1 = report.scaling[0]
+    assert f"α = {a1.fit.alpha:.3f}" in summary  # type: ignore[union-attr]
+    assert f"{a1.uncertainty.low:.3f} to {a1.uncertainty.high:.3f}" in summary  # type: ignore[union-attr]
+    assert "**moderate**" in summary
+    assert "Partial experiment" not in summary
+    assert "![scaling at horizon 1](scaling-h1.png)" in summary
+    assert report.partial == []
+
+
+def test_a_partial_experiment_is_reported_and_says_so(tmp_path: Path) -> None:
+    url, storage = _storage(tmp_path)
+    spec = _experiment(["50K", "200K", "800K"], [1])
+    small, middle, large = (json.loads(s.model_dump_json()) for s in spec.expand())
+    add_study(storage, small, "synth-50k-h1", [0.40, 0.41, 0.43], param_count=50_000)
+    # Half-way: two finished (one failed), two waiting in the queue.
+    add_study(storage, middle, "synth-200k-h1", [0.38], param_count=200_000, n_trials=4,
+              open_trials=2, failed=1)  # fmt: skip
+    # Started, nothing finished yet.
+    add_study(storage, large, "synth-800k-h1", [], param_count=800_000, n_trials=3, open_trials=1)
+    out = tmp_path / "report"
+    report = write_report(studies.read_studies(storage), out, storage=url, n_resamples=200)
+
+    assert report.partial == ["synth-200k-h1", "synth-800k-h1"]
+    summary = (out / "summary.md").read_text()
+    assert "Partial experiment" in summary and "synth-200k-h1, synth-800k-h1" in summary
+    assert "no completed trial yet in synth-800k-h1" in summary
+    a = report.scaling[0]
+    assert [p.budget for p in a.points] == ["50K", "200K"]
+    assert a.fit is not None and "two budgets: R² is 1 by construction" in a.note
+    best = json.loads((out / "best.json").read_text())
+    assert best["synth-200k-h1"]["partial"] is True and best["synth-200k-h1"]["finished"] == 2
+    assert best["synth-800k-h1"]["best"] is None
+    frame = pd.read_csv(out / "trials.csv")
+    assert sorted(frame.loc[frame["study"] == "synth-200k-h1", "state"]) == [
+        "COMPLETE", "FAIL", "WAITING", "WAITING"
+    ]  # fmt: skip
+
+
+def test_one_budget_gives_no_fit_and_says_why(tmp_path: Path) -> None:
+    url, storage = _storage(tmp_path)
+    spec = _experiment(["50K"], [1])
+    add_study(storage, json.loads(spec.expand()[0].model_dump_json()), "synth-50k-h1", [0.4, 0.5])
+    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    assert report.scaling[0].fit is None
+    assert "1 budget(s) with results, two are needed" in report.scaling[0].note
+    assert "there is no fit" in report.summary.read_text()
+    assert not list((tmp_path / "r").glob("*.png"))
+
+
+def test_a_study_finscale_did_not_set_up_is_exported_but_not_fitted(tmp_path: Path) -> None:
+    url, storage = _storage(tmp_path)
+    add_study(storage, None, "someone-elses", [0.3, 0.2])
+    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    assert report.scaling == []
+    assert len(pd.read_csv(tmp_path / "r" / "trials.csv")) == 2
+    assert "No scaling answer" in report.summary.read_text()
+
+
+def test_an_empty_storage_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NothingToReportError, match=r"no studies in sqlite:///x\.db"):
+        write_report([], tmp_path / "r", storage="sqlite:///x.db")
+    assert not (tmp_path / "r").exists()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err
+
+
+def test_the_command_writes_the_report_of_the_configured_storage(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, storage = _storage(tmp_path)
+    synthetic_experiment(storage, alpha=0.2, horizons=(1,))
+    add_study(storage, None, "other", [0.3])
+    env.setenv("FINSCALE_STORAGE_URL", url)
+    out_dir = tmp_path / "r"
+    args = ["report", "--out", str(out_dir), "--experiment", "synth", "--resamples", "200"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "horizon 1: alpha 0.200" in out and "strong (3 budgets)" in out
+    assert set(pd.read_csv(out_dir / "trials.csv")["study"]) == {
+        "synth-50k-h1", "synth-200k-h1", "synth-800k-h1"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_the_command_on_an_empty_or_missing_storage_exits_2_with_a_message(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], create: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    if create:
+        _storage(tmp_path)
+    env.setenv("FINSCALE_STORAGE_URL", url)
+    code, _out, err = run(["report", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2
+    assert "no studies in sqlite:///" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_command_names_a_missing_study(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, storage = _storage(tmp_path)
+    add_study(storage, None, "only", [0.3])
+    env.setenv("FINSCALE_STORAGE_URL", url)
+    code, _out, err = run(["report", "--study", "nope", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2
+    assert "no study 'nope'" in err and "['only']" in err
