@@ -1,10 +1,13 @@
 """The rendered Job's runtime contract, without a cluster: its container's command, args and env
 run as Kubernetes would run them (the ConfigMap mounted as files, the Secret as a group-readable
 password file, JOB_COMPLETION_INDEX set), one process per completion index, against the test
-PostgreSQL. The study must end with exactly its trials."""
+PostgreSQL. This is the validation experiment end to end: the study ends with exactly its 3
+trials, their stored parameters alone rebuild the models they trained, their metrics are stored,
+and `finscale report` turns the storage into its report."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import pytest
+import torch
 import yaml
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from finscale.hpo import study as studies
+from finscale.hpo.objective import model_config
 from finscale.k8s.render import IMAGE_DATA_DIR
+from finscale.model import PatchTST, parse_arch_id
+from finscale.spec import StudySpec
 from tests.conftest import REPO
 
 
@@ -41,7 +50,7 @@ def _mount(volume: dict[str, Any], config_map: dict[str, Any], root: Path, passw
 
 
 @pytest.mark.slow
-def test_the_rendered_validation_job_runs_its_study_to_the_exact_budget(
+def test_the_rendered_validation_job_runs_its_study_and_the_report_reads_it(
     postgres_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
     config_map, job = [
@@ -106,4 +115,43 @@ def test_the_rendered_validation_job_runs_its_study_to_the_exact_budget(
     assert studies.budget_state(study, n_trials) == studies.BudgetState(
         n_trials=3, finished=3, running=0, waiting=0
     )
-    assert {t.user_attrs["worker"] for t in study.get_trials()} <= {0, 1}
+    trials = study.get_trials()
+    assert {t.user_attrs["worker"] for t in trials} <= {0, 1}
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+
+    # The stored parameters alone rebuild each trial's model, to the parameter.
+    spec = StudySpec.model_validate(yaml.safe_load(config_map["data"]["study.yaml"]))
+    for t in trials:
+        arch = parse_arch_id(t.params["arch"])
+        assert arch.dims() == {k: t.user_attrs[k] for k in arch.dims()}
+        with torch.device("meta"):
+            model = PatchTST(model_config(spec, arch, t.params, num_features=25))
+        assert sum(p.numel() for p in model.parameters()) == t.user_attrs["param_count"]
+        for metric in ("val_bce", "val_bce_se", "val_auc", "val_accuracy", "val_pred_std"):
+            assert isinstance(t.user_attrs[metric], float), metric
+        assert t.value == t.user_attrs["val_bce"]
+        assert t.user_attrs["epochs_run"] >= 1 and t.user_attrs["wall_time_s"] > 0
+
+    # The report, from the storage alone.
+    out = tmp_path / "report"
+    report_env = {**os.environ, "FINSCALE_STORAGE_URL": postgres_url}
+    report_env.pop("FINSCALE_RUNS_DIR", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "finscale", "report", "--out", str(out), "--resamples", "200"],
+        env=report_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "horizon 1: no fit" in result.stdout  # one budget: no power law, and it says so
+    frame = pd.read_csv(out / "trials.csv")
+    assert sorted(frame["trial"]) == [0, 1, 2]
+    assert (frame["state"] == "COMPLETE").all() and frame["val_bce"].notna().all()
+    best = json.loads((out / "best.json").read_text())["validation-50k-h1"]
+    assert best["best"]["value"] == study.best_value
+    assert best["best"]["params"] == study.best_trial.params
+    assert best["partial"] is False and best["finished"] == 3
+    summary = (out / "summary.md").read_text()
+    assert "validation-50k-h1" in summary and "| done |" in summary
+    assert (out / "history-validation-50k-h1.png").stat().st_size > 0
