@@ -21,11 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,yfinance]"
 	touch $@
 
-# The main job: the sample datasets, then the 3-trial validation study with 2 local workers on
-# the embedded SQLite storage (runs/finscale.db).
+# The main job: the sample datasets, the 3-trial validation study with 2 local workers on the
+# embedded SQLite storage (runs/finscale.db), then its report (runs/report/summary.md).
 run: setup
 	$(BIN)/finscale data build --source sample
 	$(BIN)/finscale run configs/experiments/validation.yaml --workers 2
+	$(BIN)/finscale report --experiment validation --out runs/report
 
 test: setup
 	$(BIN)/pytest

@@ -661,8 +661,11 @@ def report_command(
         )
     if report.partial:
         out.print(f"partial: {', '.join(report.partial)} not finished", highlight=False)
-    out.print(f"report of {len(report.studies)} studies in {target}: {report.summary.name}, "
-              f"{len(report.files)} files", highlight=False)  # fmt: skip
+    out.print(
+        f"report of {len(report.studies)} {'study' if len(report.studies) == 1 else 'studies'} "
+        f"in {target}: {report.summary.name} and {len(report.files) - 1} more files",
+        highlight=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

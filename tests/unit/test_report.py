@@ -59,6 +59,7 @@ def add_study(
     n_trials: int | None = None,
     open_trials: int = 0,
     failed: int = 0,
+    positive_rate: float | None = None,
 ) -> None:
     """A study as a finscale worker leaves it: the spec in its attrs, one trial per value."""
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
@@ -86,6 +87,7 @@ def add_study(
                     "param_count": int(param_count * (1 + 0.01 * i)),
                     "val_bce": value,
                     **({"val_bce_se": se, "val_auc_se": se} if se is not None else {}),
+                    **({"val_positive_rate": positive_rate} if positive_rate else {}),
                     "epochs_run": 4,
                     "stop_reason": "max_epochs",
                 },
@@ -316,9 +318,32 @@ def test_one_budget_gives_no_fit_and_says_why(tmp_path: Path) -> None:
     add_study(storage, json.loads(spec.expand()[0].model_dump_json()), "synth-50k-h1", [0.4, 0.5])
     report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
     assert report.scaling[0].fit is None
-    assert "1 budget(s) with results, two are needed" in report.scaling[0].note
+    assert "1 budget with results; a fit needs two" in report.scaling[0].note
     assert "there is no fit" in report.summary.read_text()
     assert not list((tmp_path / "r").glob("*.png"))
+
+
+@pytest.mark.parametrize(("best", "beats"), [(0.30, True), (0.37, False)])
+def test_the_answer_says_whether_the_best_trials_beat_the_base_rate(
+    tmp_path: Path, best: float, beats: bool
+) -> None:
+    url, storage = _storage(tmp_path)
+    spec = _experiment(["50K", "200K"], [1])
+    p = 0.124  # a constant guess of it scores -(p ln p + (1-p) ln(1-p)) = 0.37482 BCE
+    for s, value in zip(spec.expand(), (best, best + 0.001), strict=True):
+        add_study(storage, json.loads(s.model_dump_json()), s.name, [value, value + 0.01],
+                  param_count=s.budget_params, se=0.01, positive_rate=p)  # fmt: skip
+    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    point = report.scaling[0].points[0]
+    assert point.baseline_error == pytest.approx(0.37482, abs=1e-5)
+    assert point.baseline_z == pytest.approx((0.37482 - best) / 0.01, abs=0.01)
+    summary = report.summary.read_text()
+    if beats:
+        assert "2 of 2 budgets' best trials beat a constant prediction" in summary
+        assert "not skill" not in summary
+    else:
+        assert "0 of 2 budgets' best trials beat" in summary
+        assert "measure noise around the base rate, not skill" in summary
 
 
 def test_a_study_finscale_did_not_set_up_is_exported_but_not_fitted(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +165,9 @@ def _scaling_json(a: ScalingResult) -> dict[str, object]:
                 "param_count": p.param_count,
                 "value": p.value,
                 "error": p.error,
-                "error_se": None if p.error_se != p.error_se else p.error_se,
+                "error_se": None if math.isnan(p.error_se) else p.error_se,
+                "baseline_error": None if math.isnan(p.baseline_error) else p.baseline_error,
+                "baseline_z": None if math.isnan(p.baseline_z) else p.baseline_z,
                 "top_errors": list(p.top_errors),
                 "partial": p.partial,
             }

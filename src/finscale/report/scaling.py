@@ -77,6 +77,17 @@ def fit_power_law(params: Sequence[float], errors: Sequence[float]) -> PowerLawF
     )
 
 
+def baseline_error(metric: str, positive_rate: float | None) -> float:
+    """The error of predicting the validation base rate for every window: its binary entropy
+    for BCE (a stricter bar than the training rate), 0.5 for AUC. NaN when unknown."""
+    if metric.endswith("auc"):
+        return 0.5
+    if metric.endswith("bce") and positive_rate is not None and 0 < positive_rate < 1:
+        p = positive_rate
+        return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    return math.nan
+
+
 def to_error(value: float, direction: str) -> float:
     """The quantity that should fall with scale: the value, or 1 - value when maximized."""
     return value if direction == "minimize" else 1.0 - value
@@ -99,6 +110,14 @@ class BudgetPoint:
     top_se: tuple[float, ...]
     top_params: tuple[int, ...]
     partial: bool  # the study has not spent its budget
+    baseline_error: float  # the error of a constant guess (see `baseline_error`); NaN: unknown
+
+    @property
+    def baseline_z(self) -> float:
+        """How many standard errors the best trial beats the constant guess by."""
+        if math.isnan(self.baseline_error) or not self.error_se > 0:
+            return math.nan
+        return (self.baseline_error - self.error) / self.error_se
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,9 @@ def budget_point(result: StudyResult, *, top_k: int) -> BudgetPoint | None:
         top_se=se,
         top_params=sizes,
         partial=not result.done,
+        baseline_error=baseline_error(
+            result.metric, best.user_attrs.get(f"{result.metric.split('_')[0]}_positive_rate")
+        ),
     )
 
 
@@ -216,7 +238,8 @@ def scaling(
             notes.append("some studies have not spent their budget: the answer may change")
         fit, uncertainty = None, None
         if len({p.param_count for p in points}) < 2:
-            notes.insert(0, f"{len(points)} budget(s) with results, two are needed")
+            have = f"{len(points)} budget{'' if len(points) == 1 else 's'} with results"
+            notes.insert(0, f"{have}; a fit needs two")
         else:
             fit = fit_power_law([p.param_count for p in points], [p.error for p in points])
             uncertainty = _uncertainty(points, fit, n_resamples=n_resamples, seed=seed)

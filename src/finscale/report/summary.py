@@ -29,10 +29,10 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 def _describe(answer: ScalingResult) -> str:
     error = answer.metric if answer.direction == "minimize" else f"1 − {answer.metric}"
     budgets = ", ".join(p.budget for p in answer.points) or "none"
+    skill = _skill(answer)
     if answer.fit is None:
-        return (
-            f"At horizon {answer.horizon} there is no fit yet ({answer.note}; budgets: {budgets})."
-        )
+        why = f"{answer.note}; budgets: {budgets}"
+        return f"At horizon {answer.horizon} there is no fit ({why})." + skill
     fit, u = answer.fit, answer.uncertainty
     trend = "falls" if fit.alpha > 0 else "rises"
     text = (
@@ -54,6 +54,22 @@ def _describe(answer: ScalingResult) -> str:
             f"moderate / weak {shares['strong']:.0%} / {shares['moderate']:.0%} / "
             f"{shares['weak']:.0%}: {verdict}"
         )
+    return text + "." + skill
+
+
+def _skill(answer: ScalingResult) -> str:
+    """Whether the best trials beat a constant guess of the base rate: a law fitted to models
+    that do not is a law of noise."""
+    known = [p for p in answer.points if not math.isnan(p.baseline_z)]
+    if not known:
+        return ""
+    beat = [p for p in known if p.baseline_z > 2]
+    text = (
+        f" {len(beat)} of {len(known)} budgets' best trials beat a constant prediction of the "
+        "validation base rate by more than two standard errors"
+    )
+    if not beat:
+        text += ", so this horizon's errors measure noise around the base rate, not skill"
     return text + "."
 
 
@@ -78,6 +94,8 @@ def _styles_by_horizon(styles: pd.DataFrame, results: list[StudyResult]) -> str:
         for h, w_ in sorted(winners.items())
     ]
     kinds = {w.split(" ")[0] for w_ in winners.values() for w in w_.values()}
+    if sum(len(w_) for w_ in winners.values()) == 1:
+        return f"Best architecture — {parts[0]}."
     same = "the same style wins everywhere" if len(kinds) == 1 else "the winning style varies"
     return f"Best architecture per budget — {'; '.join(parts)}: {same}."
 
@@ -100,8 +118,8 @@ def markdown(
     lines = [
         "# finscale report",
         "",
-        f"Storage `{storage}`, generated {generated}. {len(results)} studies, "
-        f"{complete} completed trials.",
+        f"Storage `{storage}`, generated {generated}. {len(results)} "
+        f"{'study' if len(results) == 1 else 'studies'}, {complete} completed trials.",
         "",
     ]
     if partial:
@@ -156,11 +174,12 @@ def markdown(
         lines += [f"### Horizon {a.horizon}", ""]
         lines += _table(
             ["budget", "study", "best trial", "arch", "parameters", a.metric, "± se",
-             f"top-{a.top_k} range"],
+             f"top-{a.top_k} range", "base rate", "z vs base rate"],
             (
                 [
                     p.budget, p.study, str(p.trial), p.arch, f"{p.param_count:,}", _num(p.value),
                     _num(p.error_se), f"{_num(min(p.top_errors))}–{_num(max(p.top_errors))}",
+                    _num(p.baseline_error), _num(p.baseline_z, 2),
                 ]
                 for p in a.points
             ),
@@ -229,6 +248,10 @@ def markdown(
 
     lines += [
         "## Method",
+        "",
+        "The base rate's error is that of predicting the validation positive rate for every "
+        "window (its binary entropy for BCE; 0.5 for AUC); z is how many standard errors the best "
+        "trial beats it by.",
         "",
         "Each budget's point is its best completed trial, at the parameter count of that "
         "trial's architecture. The fit is least squares on log error against log parameters. "
