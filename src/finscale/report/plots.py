@@ -110,6 +110,10 @@ def plot_scaling(answer: ScalingResult, path: Path) -> Path:
             color="tab:blue",
             label=f"{label}, R² = {answer.fit.r2:.2f}",
         )
+    baselines = [p.baseline_error for p in answer.points if not math.isnan(p.baseline_error)]
+    if baselines:
+        # The same validation windows for every budget of a horizon: one constant guess.
+        ax.axhline(baselines[0], color="tab:gray", linestyle="--", label="base rate (constant)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("parameters")
