@@ -604,6 +604,10 @@ def report_command(
     experiment: Annotated[
         str | None, typer.Option(help="Report only the studies of this experiment.")
     ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="Experiment spec: report its studies, naming those not started."),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder of the report (default: RUNS_DIR/report).")
     ] = None,
@@ -644,9 +648,25 @@ def report_command(
         ]
         if not stored:
             raise NothingToReportError(f"no study of experiment {experiment!r} in {shown}")
+    expected = None
+    if spec is not None:
+        from finscale.spec import ExperimentSpec, load_spec
+
+        loaded = load_spec(spec)
+        expected = [
+            s.name for s in (loaded.expand() if isinstance(loaded, ExperimentSpec) else [loaded])
+        ]
+        stored = [s for s in stored if s.name in expected]
     target = out_dir or settings.runs_dir / "report"
     report = write_report(
-        stored, target, storage=shown, top_k=top_k, n_resamples=resamples, seed=seed, plots=plots
+        stored,
+        target,
+        storage=shown,
+        top_k=top_k,
+        n_resamples=resamples,
+        seed=seed,
+        plots=plots,
+        expected=expected,
     )
     for a in report.scaling:
         if a.fit is None:
@@ -659,8 +679,11 @@ def report_command(
             f"{a.strength} ({len(a.points)} budgets)",
             highlight=False,
         )
-    if report.partial:
-        out.print(f"partial: {', '.join(report.partial)} not finished", highlight=False)
+    unfinished = [r.name for r in report.studies if not r.done]
+    if unfinished:
+        out.print(f"partial: {', '.join(unfinished)} not finished", highlight=False)
+    if report.missing:
+        out.print(f"partial: {', '.join(report.missing)} not started", highlight=False)
     out.print(
         f"report of {len(report.studies)} {'study' if len(report.studies) == 1 else 'studies'} "
         f"in {target}: {report.summary.name} and {len(report.files) - 1} more files",

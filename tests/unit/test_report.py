@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
@@ -387,6 +388,28 @@ def test_the_command_writes_the_report_of_the_configured_storage(
     assert set(pd.read_csv(out_dir / "trials.csv")["study"]) == {
         "synth-50k-h1", "synth-200k-h1", "synth-800k-h1"
     }  # fmt: skip
+
+
+def test_with_its_spec_the_report_names_the_studies_not_started(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, storage = _storage(tmp_path)
+    spec = _experiment(["50K", "200K", "800K"], [1])
+    spec_file = tmp_path / "synth.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    for s in spec.expand()[:2]:  # the 800K study has not been created yet
+        add_study(storage, json.loads(s.model_dump_json()), s.name, [0.4, 0.41],
+                  param_count=s.budget_params)  # fmt: skip
+    add_study(storage, None, "unrelated", [0.3])
+    env.setenv("FINSCALE_STORAGE_URL", url)
+    out_dir = tmp_path / "r"
+    args = ["report", "--spec", str(spec_file), "--out", str(out_dir), "--resamples", "100"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "partial: synth-800k-h1 not started" in out
+    summary = (out_dir / "summary.md").read_text()
+    assert "1 of 3 have not started (synth-800k-h1)" in summary
+    assert set(pd.read_csv(out_dir / "trials.csv")["study"]) == {"synth-50k-h1", "synth-200k-h1"}
 
 
 @pytest.mark.parametrize("create", [True, False])

@@ -44,10 +44,12 @@ class Report:
     studies: list[StudyResult]
     scaling: list[ScalingResult]
     summary: Path
+    missing: list[str]  # studies the caller expected that the storage does not hold
 
     @property
     def partial(self) -> list[str]:
-        return [r.name for r in self.studies if not r.done]
+        """Studies that have not spent their budget, then those not started at all."""
+        return [r.name for r in self.studies if not r.done] + self.missing
 
 
 def write_report(
@@ -59,6 +61,7 @@ def write_report(
     n_resamples: int = 2000,
     seed: int = 0,
     plots: bool = True,
+    expected: list[str] | None = None,
 ) -> Report:
     """Write the report of `stored` studies into `out`.
 
@@ -70,6 +73,8 @@ def write_report(
         n_resamples: bootstrap resamples.
         seed: seed of the bootstrap and of the importance evaluator.
         plots: write the PNG figures.
+        expected: the studies the experiment has (from its spec); those not in `stored` are
+            reported as not started.
 
     Raises:
         NothingToReportError: no studies.
@@ -83,6 +88,7 @@ def write_report(
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache chatter
     out.mkdir(parents=True, exist_ok=True)
+    missing = sorted(set(expected or []) - {s.name for s in stored})
     results = sorted(
         (study_result(s) for s in stored),
         key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name),
@@ -133,10 +139,13 @@ def write_report(
             heads=heads,
             importances=ranked,
             figures=shown,
+            missing=missing,
             files=[f.name for f in files],
         )
     )
-    return Report(out=out, files=files, studies=results, scaling=answers, summary=summary)
+    return Report(
+        out=out, files=files, studies=results, scaling=answers, summary=summary, missing=missing
+    )
 
 
 def _scaling_json(a: ScalingResult) -> dict[str, object]:

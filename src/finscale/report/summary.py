@@ -111,6 +111,7 @@ def markdown(
     importances: list[Importances],
     figures: dict[str, str],
     files: list[str],
+    missing: list[str] | None = None,
 ) -> str:
     """The whole summary; `figures` maps a figure's key to its file name beside the summary."""
     complete = sum(len(r.complete) for r in results)
@@ -122,10 +123,19 @@ def markdown(
         f"{'study' if len(results) == 1 else 'studies'}, {complete} completed trials.",
         "",
     ]
-    if partial:
+    missing = missing or []
+    if partial or missing:
+        total = len(results) + len(missing)
+        parts = []
+        if partial:
+            parts.append(
+                f"{len(partial)} of {total} have not spent their budget ({', '.join(partial)})"
+            )
+        if missing:
+            parts.append(f"{len(missing)} of {total} have not started ({', '.join(missing)})")
         lines += [
-            f"> **Partial experiment:** {len(partial)} of {len(results)} studies have not spent "
-            f"their budget ({', '.join(partial)}). Figures below may change as they finish.",
+            f"> **Partial experiment:** {'; '.join(parts)}. Figures below may change as they "
+            "finish.",
             "",
         ]
     lines += ["## The answer", ""]
