@@ -8,6 +8,9 @@ TORCH_VERSION ?= 2.13.0
 # e.g. --index-url https://download.pytorch.org/whl/cpu where PyPI's default build is not wanted
 TORCH_PIP_ARGS ?=
 
+# Every experiment spec has its Jobs in jobs/.
+SPECS := $(wildcard configs/experiments/*.yaml)
+
 TOOLS ?= .venv-tools
 CHECKOV_VERSION ?= 3.3.30
 
@@ -40,8 +43,7 @@ lint: setup
 # Dockerfiles (in a venv of its own: its pins clash with finscale's). Other manifest checks
 # (kubernetes-validate, kustomize, hadolint, the skaffold schema) are tests.
 check-k8s: setup $(TOOLS)/.installed
-	$(BIN)/finscale render configs/experiments/phase6a.yaml --out jobs --check
-	$(BIN)/finscale render configs/experiments/validation.yaml --out jobs --check
+	for spec in $(SPECS); do $(BIN)/finscale render $$spec --out jobs --check || exit 1; done
 	$(TOOLS)/bin/checkov --skip-download --config-file .checkov.yaml
 
 $(TOOLS)/.installed:
@@ -51,8 +53,7 @@ $(TOOLS)/.installed:
 
 # Regenerate jobs/ after changing a spec (never done by CI).
 render: setup
-	$(BIN)/finscale render configs/experiments/phase6a.yaml --out jobs
-	$(BIN)/finscale render configs/experiments/validation.yaml --out jobs
+	for spec in $(SPECS); do $(BIN)/finscale render $$spec --out jobs || exit 1; done
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -57,3 +57,14 @@ def random_walk_bars(n: int, *, seed: int = 0, start: str = "2000-01-03") -> pd.
 def make_bars() -> Callable[..., pd.DataFrame]:
     """`make_bars(n, seed=0, start="2000-01-03")`: random-walk daily bars."""
     return random_walk_bars
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run `finscale ARGS` in this process: its exit code, standard output and error."""
+    from finscale.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), captured.out, captured.err

@@ -526,11 +526,10 @@ def run_command(
 ) -> None:
     """Run every study of a spec locally: N worker processes each, live progress, results."""
     from finscale.hpo import results_table, run_study
-    from finscale.spec import ExperimentSpec, load_spec
+    from finscale.spec import load_studies
 
     settings = _state(ctx).settings
-    loaded = load_spec(spec)
-    specs = loaded.expand() if isinstance(loaded, ExperimentSpec) else [loaded]
+    specs = load_studies(spec)
     if study:
         unknown = sorted(set(study) - {s.name for s in specs})
         if unknown:
@@ -555,18 +554,12 @@ def status_command(
 ) -> None:
     """Studies and trials in the storage: counts by state, budget, best value and architecture."""
     from finscale.errors import SpecError
-    from finscale.hpo.study import display_url, open_storage, summarize_storage
+    from finscale.hpo.study import display_url, open_for_reading, summarize_storage
 
     settings = _state(ctx).settings
-    storage = open_storage(
-        settings.storage_url,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        heartbeat_grace_s=settings.heartbeat_grace_s,
-        max_retries=0,
-        attempts=settings.storage_attempts,
-    )
+    storage = open_for_reading(settings)
     try:
-        summaries = summarize_storage(storage, names)
+        summaries = summarize_storage(storage, names) if storage else []
     except KeyError as e:
         raise SpecError(str(e.args[0])) from None
     if not summaries:
@@ -619,54 +612,30 @@ def report_command(
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
     from finscale.errors import SpecError
-    from finscale.hpo.study import display_url, open_storage, read_studies
-    from finscale.report import NothingToReportError, write_report
+    from finscale.hpo.study import display_url, open_for_reading, read_studies
+    from finscale.report import write_report
+    from finscale.spec import load_studies
 
     if top_k < 1 or resamples < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--top-k/--resamples")
     settings = _state(ctx).settings
-    shown = display_url(settings.storage_url)
-    database = settings.storage_url.removeprefix("sqlite:///")
-    if settings.storage_url.startswith("sqlite:///") and not Path(database).exists():
-        raise NothingToReportError(f"no studies in {shown}: the file does not exist")
-    storage = open_storage(
-        settings.storage_url,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        heartbeat_grace_s=settings.heartbeat_grace_s,
-        max_retries=0,
-        attempts=settings.storage_attempts,
-    )
+    expected = [s.name for s in load_studies(spec)] if spec is not None else None
+    storage = open_for_reading(settings)
     try:
-        stored = read_studies(storage, study)
+        stored = read_studies(storage, study) if storage else []
     except KeyError as e:
         raise SpecError(str(e.args[0])) from None
-    if experiment is not None:
-        from finscale.hpo.study import ATTR_SPEC
-
-        stored = [
-            s for s in stored if (s.user_attrs.get(ATTR_SPEC) or {}).get("experiment") == experiment
-        ]
-        if not stored:
-            raise NothingToReportError(f"no study of experiment {experiment!r} in {shown}")
-    expected = None
-    if spec is not None:
-        from finscale.spec import ExperimentSpec, load_spec
-
-        loaded = load_spec(spec)
-        expected = [
-            s.name for s in (loaded.expand() if isinstance(loaded, ExperimentSpec) else [loaded])
-        ]
-        stored = [s for s in stored if s.name in expected]
     target = out_dir or settings.runs_dir / "report"
     report = write_report(
         stored,
         target,
-        storage=shown,
+        storage=display_url(settings.storage_url),
+        experiment=experiment,
+        expected=expected,
         top_k=top_k,
         n_resamples=resamples,
         seed=seed,
         plots=plots,
-        expected=expected,
     )
     for a in report.scaling:
         if a.fit is None:

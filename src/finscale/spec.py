@@ -662,6 +662,16 @@ def load_spec(path: Path) -> ExperimentSpec | StudySpec:
         raise SpecError(_describe(e, str(path))) from None
 
 
+def load_studies(path: Path) -> list[StudySpec]:
+    """Every study of a spec file: an experiment's cells, or the one study spec.
+
+    Raises:
+        SpecError: see `load_spec`.
+    """
+    spec = load_spec(path)
+    return spec.expand() if isinstance(spec, ExperimentSpec) else [spec]
+
+
 def load_study(path: Path, name: str | None = None) -> StudySpec:
     """The study `name` of a spec file (an experiment, or one study spec).
 

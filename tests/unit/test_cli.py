@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from finscale.cli import main
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
+from tests.conftest import run_cli as run
 
 
 def test_build_then_verify_then_tamper(

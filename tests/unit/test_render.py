@@ -18,7 +18,8 @@ from finscale.k8s import ClusterOptions, drift, job, render, to_dict, write
 from finscale.spec import load_study
 from tests.conftest import REPO
 
-SPECS = [REPO / "configs" / "experiments" / name for name in ("phase6a.yaml", "validation.yaml")]
+SPECS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))  # every spec has its Jobs
+VALIDATION = REPO / "configs" / "experiments" / "validation.yaml"
 JOBS = REPO / "jobs"
 
 
@@ -37,8 +38,8 @@ def test_committed_jobs_are_what_the_specs_render(spec: Path) -> None:
 
 
 def test_rendering_is_byte_stable_and_check_sees_drift(tmp_path: Path) -> None:
-    files = render(SPECS[1])
-    assert files == render(SPECS[1])
+    files = render(VALIDATION)
+    assert files == render(VALIDATION)
     write(files, tmp_path)
     assert drift(files, tmp_path) == []
     target = tmp_path / "validation-50k-h1.yaml"
@@ -53,13 +54,14 @@ def test_kustomization_lists_every_manifest() -> None:
     assert kustomization["resources"] == sorted(
         p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
     )
-    assert len(kustomization["resources"]) == 12 + 1 + 1  # phase6a, validation, the SPY data Job
+    # phase6a, validation, sample-scaling, the SPY data Job
+    assert len(kustomization["resources"]) == 12 + 1 + 6 + 1
 
 
 def test_every_rendered_job_round_trips_through_the_client_model() -> None:
     options = ClusterOptions()
-    for spec in SPECS:
-        experiment = load_study(spec, None) if spec.name == "validation.yaml" else None
+    for spec in (REPO / "configs" / "experiments" / "phase6a.yaml", VALIDATION):
+        experiment = load_study(spec, None) if spec == VALIDATION else None
         studies = (
             [experiment]
             if experiment

@@ -15,13 +15,13 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from finscale.cli import main
 from finscale.hpo import study as studies
 from finscale.report import NothingToReportError, fit_power_law, strength, write_report
 from finscale.report.collect import study_result
 from finscale.report.scaling import scaling
 from finscale.spec import ExperimentSpec, load_spec
 from tests.conftest import REPO
+from tests.conftest import run_cli as run
 
 BUDGETS = {"50K": 50_000, "200K": 200_000, "800K": 800_000, "3M": 3_200_000}
 
@@ -363,14 +363,6 @@ def test_an_empty_storage_is_a_clear_error(tmp_path: Path) -> None:
 
 
 # --- the command ---------------------------------------------------------------------------------
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    code = exit_info.value.code
-    return (code if isinstance(code, int) else 0), captured.out, captured.err
 
 
 def test_the_command_writes_the_report_of_the_configured_storage(

@@ -182,7 +182,6 @@ class ArchitecturalObjective:
                 raise optuna.TrialPruned(f"{spec.objective.metric} {value:.4f} at epoch {epoch}")
 
         try:
-            self.check_stop()
             _model, result = train(
                 model, config, self.data, on_epoch=on_epoch, on_step=lambda _: self.check_stop()
             )

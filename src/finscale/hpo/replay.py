@@ -51,13 +51,11 @@ def trial_params(spec: StudySpec, settings: Settings, number: int) -> tuple[str,
         KeyError: no such study or trial.
         StorageUnavailableError: the storage did not answer.
     """
-    storage = studies.open_storage(
-        settings.storage_url,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        heartbeat_grace_s=settings.heartbeat_grace_s,
-        max_retries=0,
-        attempts=settings.storage_attempts,
-    )
+    storage = studies.open_for_reading(settings)
+    if storage is None:
+        raise KeyError(
+            f"no study {spec.name!r}: {studies.display_url(settings.storage_url)} does not exist"
+        )
     study = optuna.load_study(study_name=spec.name, storage=storage)
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials):

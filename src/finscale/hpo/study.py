@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from finscale.errors import SpecError, StorageUnavailableError, StudyMismatchError
+from finscale.settings import Settings
 from finscale.spec import StudySpec, fingerprint, fingerprint_fields
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,27 @@ def open_storage(
         what="opening the storage",
         attempts=attempts,
         url=url,
+    )
+
+
+def open_for_reading(settings: Settings) -> RDBStorage | None:
+    """The configured storage, for readers (status, report, replay): no reruns of stale
+    trials. None when it is an SQLite file that does not exist: reading never creates one.
+
+    Raises:
+        StorageUnavailableError: the database did not answer.
+    """
+    parsed = make_url(settings.storage_url)
+    file = parsed.database or ""
+    is_file = parsed.get_backend_name() == "sqlite" and file not in ("", ":memory:")
+    if is_file and not Path(file).exists():
+        return None
+    return open_storage(
+        settings.storage_url,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+        max_retries=0,
+        attempts=settings.storage_attempts,
     )
 
 

@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from sqlalchemy.engine import make_url
 
 from finscale.errors import SpecError
-from finscale.spec import ExperimentSpec, StudySpec, load_spec
+from finscale.spec import StudySpec, load_studies
 
 # Datasets built into the worker images at build time (from the shipped sample).
 IMAGE_DATA_DIR = "/opt/finscale/data"
@@ -418,8 +418,7 @@ def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[st
         SpecError: a bad spec, or a storage URL with a password.
     """
     options = options or ClusterOptions()
-    loaded = load_spec(spec_path)
-    studies = loaded.expand() if isinstance(loaded, ExperimentSpec) else [loaded]
+    studies = load_studies(spec_path)
     files = {f"{s.name}.yaml": render_study(s, options) for s in studies}
     for s in studies:
         if not _data_in_image(s):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from finscale.errors import FinscaleError
 from finscale.hpo.study import StoredStudy
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.collect import StudyResult, study_result
-from finscale.report.export import write_exports
+from finscale.report.export import clean, records, write_exports
 from finscale.report.scaling import ScalingResult, fit_power_law, scaling, strength
 from finscale.report.summary import markdown
 
@@ -57,11 +56,12 @@ def write_report(
     out: Path,
     *,
     storage: str,
+    experiment: str | None = None,
+    expected: list[str] | None = None,
     top_k: int = 5,
     n_resamples: int = 2000,
     seed: int = 0,
     plots: bool = True,
-    expected: list[str] | None = None,
 ) -> Report:
     """Write the report of `stored` studies into `out`.
 
@@ -69,30 +69,34 @@ def write_report(
         stored: the studies, as `finscale.hpo.study.read_studies` returns them.
         out: the directory (created); files of an earlier report there are replaced.
         storage: where the studies came from, as shown to a person (no password).
+        experiment: report only the studies of this experiment.
+        expected: report only these studies (an experiment's, from its spec); those not in
+            `stored` are reported as not started.
         top_k: trials per budget the bootstrap draws from.
         n_resamples: bootstrap resamples.
         seed: seed of the bootstrap and of the importance evaluator.
         plots: write the PNG figures.
-        expected: the studies the experiment has (from its spec); those not in `stored` are
-            reported as not started.
 
     Raises:
-        NothingToReportError: no studies.
+        NothingToReportError: no study (of the experiment, or expected) in `stored`.
     """
-    if not stored:
+    results = [study_result(s) for s in stored]
+    if experiment is not None:
+        results = [r for r in results if r.experiment == experiment]
+    if expected is not None:
+        results = [r for r in results if r.name in expected]
+    if not results:
+        which = f"study of experiment {experiment!r}" if experiment else "studies"
         raise NothingToReportError(
-            f"no studies in {storage}: nothing to report. Run a search first "
+            f"no {which} in {storage}: nothing to report. Run a search first "
             "(`finscale run SPEC`, or apply its Jobs) or point FINSCALE_STORAGE_URL at its storage"
         )
     from finscale.report import plots as figures  # matplotlib only when plotting
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache chatter
     out.mkdir(parents=True, exist_ok=True)
-    missing = sorted(set(expected or []) - {s.name for s in stored})
-    results = sorted(
-        (study_result(s) for s in stored),
-        key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name),
-    )
+    missing = sorted(set(expected or []) - {r.name for r in results})
+    results.sort(key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name))
     frame, files = write_exports(results, out)
     answers = scaling(results, top_k=top_k, n_resamples=n_resamples, seed=seed)
     cells, style_table, heads = width_depth(frame), styles(frame), heads_effect(frame)
@@ -103,9 +107,9 @@ def write_report(
         json.dumps(
             {
                 "scaling": [_scaling_json(a) for a in answers],
-                "width_depth": cells.to_dict(orient="records"),
-                "styles": style_table.to_dict(orient="records"),
-                "heads": heads.astype(object).where(heads.notna(), None).to_dict(orient="records"),
+                "width_depth": records(cells),
+                "styles": records(style_table),
+                "heads": records(heads),
                 "importances": {i.study: i.values or i.note for i in ranked},
             },
             indent=1,
@@ -174,9 +178,9 @@ def _scaling_json(a: ScalingResult) -> dict[str, object]:
                 "param_count": p.param_count,
                 "value": p.value,
                 "error": p.error,
-                "error_se": None if math.isnan(p.error_se) else p.error_se,
-                "baseline_error": None if math.isnan(p.baseline_error) else p.baseline_error,
-                "baseline_z": None if math.isnan(p.baseline_z) else p.baseline_z,
+                "error_se": clean(p.error_se),
+                "baseline_error": clean(p.baseline_error),
+                "baseline_z": clean(p.baseline_z),
                 "top_errors": list(p.top_errors),
                 "partial": p.partial,
             }

@@ -118,7 +118,8 @@ def importances(result: StudyResult, *, seed: int = 0) -> Importances:
     The architecture is one categorical parameter in the study (`arch`); here it is split into
     d_model, n_layers, n_heads and d_ff so that the answer says which dimension matters.
     """
-    trials = [t for t in result.complete if trial_arch(t) is not None]
+    archs = [(t, a) for t in result.complete if (a := trial_arch(t)) is not None]
+    trials = [t for t, _ in archs]
     if len(trials) < MIN_TRIALS_FOR_IMPORTANCE:
         return Importances(
             result.name,
@@ -128,14 +129,12 @@ def importances(result: StudyResult, *, seed: int = 0) -> Importances:
     derived = optuna.create_study(
         direction="minimize" if result.direction == "minimize" else "maximize"
     )
-    for t in trials:
-        arch = trial_arch(t)
-        assert arch is not None
+    dims: dict[str, BaseDistribution] = {
+        k: _int_range([a.dims()[k] for _, a in archs]) for k in archs[0][1].dims()
+    }
+    for t, arch in archs:
         params: dict[str, Any] = dict(arch.dims())
-        distributions: dict[str, BaseDistribution] = {
-            k: _int_range([trial_arch(u).dims()[k] for u in trials])  # type: ignore[union-attr]
-            for k in params
-        }
+        distributions = dict(dims)
         for name, dist in t.distributions.items():
             if name != "arch":
                 params[name] = t.params[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -34,13 +35,14 @@ class StudyResult:
     n_trials: int | None  # the study's budget of finished trials
     trials: list[FrozenTrial]
 
-    @property
+    # Derived once: the report asks for these many times.
+    @cached_property
     def counted(self) -> list[FrozenTrial]:
         """Finished trials that count against the budget (a rerun replaces what it reran)."""
         replaced = superseded(self.trials)
         return [t for t in self.trials if t.state.is_finished() and t.number not in replaced]
 
-    @property
+    @cached_property
     def complete(self) -> list[FrozenTrial]:
         """Completed trials with a finite value, best first."""
         done = [

@@ -23,14 +23,16 @@ BASE_COLUMNS = [
 _SKIP_ATTRS = {"forced", "requeued_from", "param_count", "d_model", "n_layers", "n_heads", "d_ff"}
 
 
+def duration_s(trial: FrozenTrial) -> float | None:
+    """Seconds from start to end; None while a trial has not run to its end."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return round((trial.datetime_complete - trial.datetime_start).total_seconds(), 3)
+
+
 def trial_row(result: StudyResult, trial: FrozenTrial, *, counted: bool) -> dict[str, Any]:
     """One trial: identity, state, value, timing, architecture, parameters and user attrs."""
     arch = trial_arch(trial)
-    duration = (
-        (trial.datetime_complete - trial.datetime_start).total_seconds()
-        if trial.datetime_start and trial.datetime_complete
-        else None
-    )
     row: dict[str, Any] = {
         "study": result.name,
         "experiment": result.experiment,
@@ -49,7 +51,7 @@ def trial_row(result: StudyResult, trial: FrozenTrial, *, counted: bool) -> dict
         "datetime_complete": (
             trial.datetime_complete.isoformat() if trial.datetime_complete else None
         ),
-        "duration_s": round(duration, 3) if duration is not None else None,
+        "duration_s": duration_s(trial),
         "arch": arch.id if arch else None,
         **(arch.dims() if arch else dict.fromkeys(("d_model", "n_layers", "n_heads", "d_ff"))),
         "param_count": (arch.param_count or None) if arch else None,
@@ -74,7 +76,7 @@ def trials_frame(results: list[StudyResult]) -> pd.DataFrame:
     return frame[BASE_COLUMNS + params + extra]
 
 
-def _clean(value: Any) -> Any:
+def clean(value: Any) -> Any:
     """JSON has no NaN: missing and undefined figures become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -87,7 +89,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The frame's rows as JSON-ready dicts (NaN → null, numpy scalars → Python)."""
     out = []
     for row in frame.astype(object).to_dict(orient="records"):
-        out.append({str(k): _clean(v.item() if hasattr(v, "item") else v) for k, v in row.items()})
+        out.append({str(k): clean(v.item() if hasattr(v, "item") else v) for k, v in row.items()})
     return out
 
 
@@ -120,17 +122,13 @@ def best_record(result: StudyResult) -> dict[str, Any]:
             if arch
             else None
         ),
-        "metrics": {k: _clean(v) for k, v in best.user_attrs.items() if k.startswith("val_")},
+        "metrics": {k: clean(v) for k, v in best.user_attrs.items() if k.startswith("val_")},
         "epochs_run": best.user_attrs.get("epochs_run"),
         "best_epoch": best.user_attrs.get("best_epoch"),
         "stop_reason": best.user_attrs.get("stop_reason"),
         "forced": best.user_attrs.get("forced"),
         "dataset_sha256": best.user_attrs.get("dataset_sha256"),
-        "duration_s": (
-            (best.datetime_complete - best.datetime_start).total_seconds()
-            if best.datetime_start and best.datetime_complete
-            else None
-        ),
+        "duration_s": duration_s(best),
     }
     return record
 

@@ -155,14 +155,14 @@ class ScalingResult:
 
 def budget_point(result: StudyResult, *, top_k: int) -> BudgetPoint | None:
     """The study's best trial and top-k; None without a completed trial of known size."""
-    ranked = [t for t in result.complete if (a := trial_arch(t)) is not None and a.param_count]
-    if not ranked or result.budget is None or result.budget_params is None:
+    sized = [(t, a.param_count) for t in result.complete if (a := trial_arch(t)) and a.param_count]
+    if not sized or result.budget is None or result.budget_params is None:
         return None
-    top = ranked[:top_k]
+    top = [t for t, _ in sized[:top_k]]
+    sizes = tuple(n for _, n in sized[:top_k])
     se_key = f"{result.metric}_se"
     errors = tuple(to_error(float(t.value), result.direction) for t in top)  # type: ignore[arg-type]
     se = tuple(float(t.user_attrs.get(se_key, math.nan) or math.nan) for t in top)
-    sizes = tuple(trial_arch(t).param_count for t in top)  # type: ignore[union-attr]
     best = top[0]
     return BudgetPoint(
         study=result.name,
