@@ -23,14 +23,15 @@ import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from finscale.hpo import study as studies
+from finscale.hpo.budget import budget_state, reserve_trial
+from finscale.hpo.storage import normalize_url, open_storage
 
 TRIALS_PER_WORKER = 25
 SLEEP_S = 0.05
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
-    return studies.open_storage(url, heartbeat_interval_s=5, heartbeat_grace_s=30, max_retries=2)
+    return open_storage(url, heartbeat_interval_s=5, heartbeat_grace_s=30, max_retries=2)
 
 
 def _worker(url: str, name: str, n_trials: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -40,7 +41,7 @@ def _worker(url: str, name: str, n_trials: int, queue: mp.Queue) -> None:  # typ
     first = time.time()
     while True:
         start = time.perf_counter()
-        trial, state = studies.reserve_trial(study, storage, n_trials=n_trials)
+        trial, state = reserve_trial(study, storage, n_trials=n_trials)
         reserve_ms.append(1000 * (time.perf_counter() - start))
         if trial is None:
             if state.done:
@@ -82,7 +83,7 @@ def run(url: str, workers: int) -> dict[str, object]:
     # (imports) is not the storage's cost.
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     study = optuna.load_study(study_name=name, storage=storage)
-    state = studies.budget_state(study, n_trials)
+    state = budget_state(study, n_trials)
     reserve = [v for r in results for v in r[0]]
     tell = [v for r in results for v in r[1]]
     return {
@@ -110,7 +111,7 @@ def main() -> None:
         for workers in args.workers:
             rows.append(run(f"sqlite:///{tmp}/bench-{workers}.db", workers))
     if args.postgres:
-        server = make_url(studies.normalize_url(args.postgres))
+        server = make_url(normalize_url(args.postgres))
         database = f"finscale_bench_{uuid.uuid4().hex[:8]}"
         admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
         with admin.connect() as c:

@@ -279,173 +279,114 @@ def train_command(
     ] = None,
     study: Annotated[str | None, typer.Option(help="Study of the spec.")] = None,
     trial: Annotated[
-        int | None, typer.Option(help="Retrain this trial's stored architecture and parameters.")
+        int | None,
+        typer.Option(help="Rebuild this stored trial: its architecture, parameters and seed."),
     ] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4.")] = None,
     dataset: Annotated[
         str | None, typer.Option(help="Dataset name (default GSPC.dataset.a25).")
     ] = None,
     horizon: Annotated[int | None, typer.Option(help="Days ahead that decide the label.")] = None,
-    threshold: Annotated[
-        float | None, typer.Option(help="Rise that makes a positive label.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="close or high.")] = None,
-    split: Annotated[str | None, typer.Option(help="chronological or chunks.")] = None,
-    val_start: Annotated[
-        str | None, typer.Option(help="First validation day (YYYY-MM-DD).")
-    ] = None,
-    test_start: Annotated[str | None, typer.Option(help="First test day (YYYY-MM-DD).")] = None,
-    revin: Annotated[bool | None, typer.Option(help="Per-window instance normalization.")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps.")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout probability.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per optimizer step.")] = None,
-    patience: Annotated[int | None, typer.Option(help="Epochs without improvement.")] = None,
-    metric: Annotated[str | None, typer.Option(help="val_bce or val_auc.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32 or bf16.")] = None,
-    compile_model: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the model.")
-    ] = False,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Change a spec field: FIELD=VALUE, e.g. training.learning_rate=3e-4, "
+            "split.val_start=2015-01-01, model.revin=true (repeatable).",
+        ),
+    ] = None,
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialization, shuffling and dropout.")] = 0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of initialization, shuffling and dropout (default: the trial's)."),
+    ] = None,
     test: Annotated[bool, typer.Option("--test", help="Also report the test split.")] = False,
 ) -> None:
-    """Train one architecture and print the metrics of every epoch.
+    """Train one architecture and print the metrics of every epoch, beside the base rate.
 
     Settings come from SPEC (and --study) when given, else from finscale's defaults on the
-    sample dataset; options override them. Training parameters the spec searches take the
-    middle of their range, a stored trial's values with --trial, or the options' values.
+    sample dataset; --set changes them. Training parameters take the spec's fixed or middle
+    values, a stored trial's values with --trial, then those set with --set.
     """
-    from datetime import date
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from finscale.hpo.replay import retrain, spec_params, trial_params
-    from finscale.spec import DataSpec, StudySpec, load_study
+    from finscale.hpo.replay import default_spec, parse_assignments, plan_training
+    from finscale.spec import load_study
 
     settings = _state(ctx).settings
     if device is not None:
         settings = settings.model_copy(
             update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
         )
-    base = (
-        load_study(spec, study)
-        if spec is not None
-        else StudySpec(
-            name="train",
-            experiment="train",
-            budget="1",
-            horizon=1,
-            data=DataSpec(dataset="GSPC.dataset.a25"),
-        )
-    )
-    try:
-        dates = {
-            k: date.fromisoformat(v)
-            for k, v in (("val_start", val_start), ("test_start", test_start))
-            if v
-        }
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--val-start/--test-start") from None
-    sections: dict[str, dict[str, Any]] = {
-        "data": {"dataset": dataset, "threshold": threshold, "target": target},
-        "split": {"mode": split, **dates},
-        "model": {"revin": revin},
-        "early_stopping": {"patience": patience},
-        "objective": {
-            "metric": metric,
-            "direction": None
-            if metric is None
-            else ("maximize" if metric == "val_auc" else "minimize"),
-        },
-        "training": {"precision": precision, "compile": compile_model or None},
-    }
-    changes: dict[str, Any] = {
-        k: {f: v for f, v in fields.items() if v is not None} for k, fields in sections.items()
-    }
+    changes = parse_assignments(assignments or [])
+    if dataset is not None:
+        changes.setdefault("data", {})["dataset"] = dataset
     if horizon is not None:
         changes["horizon"] = horizon
-    study_spec = base.with_changes({k: v for k, v in changes.items() if v != {}})
-    params = spec_params(study_spec)
-    arch_id = arch
-    if trial is not None:
-        try:
-            stored_arch, stored = trial_params(study_spec, settings, trial)
-        except KeyError as e:
-            raise typer.BadParameter(str(e.args[0]), param_hint="--trial") from None
-        params.update(stored)
-        arch_id = arch_id or stored_arch
-    explicit = {
-        "learning_rate": learning_rate,
-        "weight_decay": weight_decay,
-        "warmup_steps": warmup_steps,
-        "dropout": dropout,
-        "epochs": epochs,
-        "batch_size": batch_size,
-    }
-    params.update({k: v for k, v in explicit.items() if v is not None})
-    if arch_id is None:
-        raise typer.BadParameter("give an architecture (--arch ID) or a stored trial (--trial N)")
-    from finscale.model import parse_arch_id
+    if epochs is not None:
+        changes.setdefault("training", {})["epochs"] = epochs
+    plan = plan_training(
+        load_study(spec, study) if spec is not None else default_spec(),
+        settings=settings,
+        changes=changes,
+        trial=trial,
+        arch=arch,
+        seed=seed,
+        source=str(spec) if spec is not None else "defaults",
+    )
+    _print_training(plan, settings, test=test)
 
-    try:
-        parse_arch_id(arch_id)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--arch") from None
-    source = (
-        f"trial {trial} of {study_spec.name}"
-        if trial is not None
-        else (str(spec) if spec else "defaults")
+
+def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from finscale.hpo.replay import base_rate_bce, retrain
+
+    spec = plan.spec
+    shown = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in plan.params.items()
     )
-    out.print(
-        f"{arch_id} on {study_spec.data.dataset}, horizon {study_spec.horizon} ({source})",
-        highlight=False,
-    )
-    out.print(
-        "  "
-        + ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-        ),
-        highlight=False,
-    )
+    _say(f"{plan.arch} on {spec.data.dataset}, horizon {spec.horizon} ({plan.source})")
+    _say(f"  {shown}; seed {plan.seed}")
     columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
     table = Table(*columns, title_justify="left")
     bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*bar, console=err, transient=True) as progress:
-        task = progress.add_task("epochs", total=int(params["epochs"]))
+        task = progress.add_task("epochs", total=int(plan.params["epochs"]))
 
         def on_epoch(number: int, values: dict[str, float]) -> None:
             table.add_row(str(number), *(f"{values[c]:.4g}" for c in columns[1:]))
             progress.update(task, advance=1)
 
-        try:
-            run = retrain(
-                study_spec,
-                arch_id,
-                params,
-                settings=settings,
-                seed=seed,
-                on_epoch=on_epoch,
-                evaluate_test=test,
-            )
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--arch") from None
+        run = retrain(plan, settings=settings, on_epoch=on_epoch, evaluate_test=test)
     out.print(table)
-    r, counts = run.result, run.windows
-    out.print(
+    r, counts, rates = run.result, run.windows, run.base_rate
+    _say(
         f"{run.arch.id}: {run.arch.param_count:,} parameters; windows: train {counts['train']}, "
         f"val {counts['val']}, test {counts['test']}; best epoch {r.best_epoch} of {r.epochs_run} "
-        f"({r.stop_reason}): {r.metric} {r.value:.4f}, val_auc {r.val['auc']:.4f}; "
-        f"{r.windows_per_s:.0f} windows/s",
-        highlight=False,
+        f"({r.stop_reason}); {r.windows_per_s:.0f} windows/s"
     )
+    _say(
+        f"val: bce {r.val['bce']:.4f} (base rate {rates['val']:.3f}: bce "
+        f"{base_rate_bce(rates['val']):.4f}), auc {r.val['auc']:.4f} (base rate 0.5), "
+        f"accuracy {r.val['accuracy']:.3f} (all negative {1 - rates['val']:.3f})"
+    )
+    if plan.stored_value is not None:
+        same = "the same" if r.value == plan.stored_value else "NOT the same"
+        _say(f"stored value {plan.stored_value!r}, retrained {r.value!r}: {same}")
     if run.test is not None:
         t = run.test
-        out.print(f"test: bce {t['bce']:.4f}, auc {t['auc']:.4f}, accuracy {t['accuracy']:.3f}")
+        _say(
+            f"test: bce {t['bce']:.4f} (base rate {rates['test']:.3f}: bce "
+            f"{base_rate_bce(rates['test']):.4f}), auc {t['auc']:.4f} (base rate 0.5), "
+            f"accuracy {t['accuracy']:.3f} (all negative {1 - rates['test']:.3f})"
+        )
+
+
+def _say(text: str) -> None:
+    """Print text as it is: no markup, no highlighting."""
+    out.print(text, markup=False, highlight=False)
 
 
 @app.command("render")
@@ -537,9 +478,9 @@ def run_command(
                 f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
             )
         specs = [s for s in specs if s.name in study]
-    from finscale.hpo.study import display_url
+    from finscale.hpo.storage import display_url
 
-    out.print(f"storage {display_url(settings.storage_url)}; {len(specs)} studies", highlight=False)
+    _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
         run_study(spec, s, workers=workers or s.workers, settings=settings, console=out)
         for s in specs
@@ -553,15 +494,14 @@ def status_command(
     names: Annotated[list[str] | None, typer.Argument(help="Studies (default: all).")] = None,
 ) -> None:
     """Studies and trials in the storage: counts by state, budget, best value and architecture."""
-    from finscale.errors import SpecError
-    from finscale.hpo.study import display_url, open_for_reading, summarize_storage
+    from finscale.hpo.read import summarize_storage
+    from finscale.hpo.storage import display_url, open_for_reading
 
     settings = _state(ctx).settings
     storage = open_for_reading(settings)
-    try:
-        summaries = summarize_storage(storage, names) if storage else []
-    except KeyError as e:
-        raise SpecError(str(e.args[0])) from None
+    summaries = (
+        summarize_storage(storage, names, attempts=settings.storage_attempts) if storage else []
+    )
     if not summaries:
         out.print(f"no studies in {display_url(settings.storage_url)}", highlight=False)
         return
@@ -611,8 +551,8 @@ def report_command(
 ) -> None:
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
-    from finscale.errors import SpecError
-    from finscale.hpo.study import display_url, open_for_reading, read_studies
+    from finscale.hpo.read import read_studies
+    from finscale.hpo.storage import display_url, open_for_reading
     from finscale.report import write_report
     from finscale.spec import load_studies
 
@@ -621,10 +561,7 @@ def report_command(
     settings = _state(ctx).settings
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
     storage = open_for_reading(settings)
-    try:
-        stored = read_studies(storage, study) if storage else []
-    except KeyError as e:
-        raise SpecError(str(e.args[0])) from None
+    stored = read_studies(storage, study, attempts=settings.storage_attempts) if storage else []
     target = out_dir or settings.runs_dir / "report"
     report = write_report(
         stored,

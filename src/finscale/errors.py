@@ -60,6 +60,12 @@ class StudyMismatchError(FinscaleError):
     exit_code: int = 2
 
 
+class StudyNotFoundError(FinscaleError):
+    """A named study, or a trial of it, is not in the storage; the message lists what is."""
+
+    exit_code: int = 2
+
+
 class Interrupted(FinscaleError):  # noqa: N818 - a signal, not a failure
     """The worker received SIGTERM (preemption, eviction, a user's stop)."""
 

@@ -18,13 +18,25 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from finscale import defaults
 from finscale.budgets import parse_budget
 from finscale.errors import SpecError
+from finscale.quantity import parse_quantity
 
 # Kubernetes object names (Job, ConfigMap) and label values: DNS-1123, at most 63 characters.
 NAME_LIMIT = 63
@@ -132,26 +144,40 @@ class SplitSpec(_Spec):
         default="chronological", description="Dates cut the series, or seeded blocks do."
     )
     val_start: date | None = Field(
-        default=None, description="chronological: first validation day (default: 70 % of rows)."
+        default=None,
+        description=f"chronological: first validation day (default: {defaults.VAL_FRACTION:.0%} "
+        "of rows).",
     )
     test_start: date | None = Field(
-        default=None, description="chronological: first test day (default: 85 % of rows)."
+        default=None,
+        description=f"chronological: first test day (default: {defaults.TEST_FRACTION:.0%} of "
+        "rows).",
     )
     n_blocks: int = Field(
-        default=10, ge=2, description="chunks: equal blocks the rows are cut into."
+        default=defaults.N_BLOCKS, ge=2, description="chunks: equal blocks the rows are cut into."
     )
-    val_blocks: int = Field(default=2, ge=1, description="chunks: blocks drawn for validation.")
-    test_blocks: int = Field(default=2, ge=0, description="chunks: blocks drawn for test.")
-    seed: int = Field(default=0, description="chunks: seed of the draw.")
+    val_blocks: int = Field(
+        default=defaults.VAL_BLOCKS, ge=1, description="chunks: blocks drawn for validation."
+    )
+    test_blocks: int = Field(
+        default=defaults.TEST_BLOCKS, ge=0, description="chunks: blocks drawn for test."
+    )
+    seed: int = Field(default=defaults.SPLIT_SEED, description="chunks: seed of the draw.")
     embargo_rows: int | None = Field(
         default=None,
         ge=0,
         description="Rows after a val/test region kept from training "
         "(default: the dataset's feature lookback).",
     )
-    min_train_windows: int = Field(default=200, ge=1, description="Fewest training windows.")
-    min_val_windows: int = Field(default=200, ge=1, description="Fewest validation windows.")
-    min_test_windows: int = Field(default=200, ge=1, description="Fewest test windows.")
+    min_train_windows: int = Field(
+        default=defaults.MIN_WINDOWS, ge=1, description="Fewest training windows."
+    )
+    min_val_windows: int = Field(
+        default=defaults.MIN_WINDOWS, ge=1, description="Fewest validation windows."
+    )
+    min_test_windows: int = Field(
+        default=defaults.MIN_WINDOWS, ge=1, description="Fewest test windows."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SplitSpec:
@@ -170,9 +196,11 @@ class SplitSpec(_Spec):
 class ModelSpec(_Spec):
     """Model settings that are not searched."""
 
-    context_length: int = Field(default=60, ge=2, description="Days per window.")
-    patch_length: int = Field(default=10, ge=1, description="Days per patch.")
-    stride: int = Field(default=5, ge=1, description="Days between patch starts.")
+    context_length: int = Field(
+        default=defaults.CONTEXT_LENGTH, ge=2, description="Days per window."
+    )
+    patch_length: int = Field(default=defaults.PATCH_LENGTH, ge=1, description="Days per patch.")
+    stride: int = Field(default=defaults.STRIDE, ge=1, description="Days between patch starts.")
     revin: bool = Field(default=False, description="Per-window instance normalization.")
     normalize: bool = Field(default=True, description="Z-score features with training statistics.")
     attention_dropout: float = Field(
@@ -226,30 +254,74 @@ class ArchitectureSpec(_Spec):
         return values
 
 
-class TrainingSpec(_Spec):
-    """Training parameters: a number fixes one, a distribution searches it."""
+class TrainingParam(NamedTuple):
+    """A training parameter a study may search: the one list that the spec, the objective,
+    replay and the CLI read. Adding a parameter means a row here and its use in the ML core."""
 
-    learning_rate: float | Distribution = Field(
-        default=LogUniform(type="log_uniform", low=1e-4, high=1e-3),
-        description="Peak learning rate.",
+    name: str  # one spelling from YAML to storage and to the ML core's config field
+    whole: bool  # integers only
+    low: float  # lowest allowed value
+    high: float  # first value not allowed
+    default: float | Distribution
+    description: str
+    target: Literal["model", "train"]  # where it takes effect: PatchTSTConfig or TrainConfig
+
+    def cast(self, value: float) -> float | int:
+        """The value as the ML core takes it: an int for whole parameters."""
+        return int(value) if self.whole else float(value)
+
+
+TRAINING_PARAMS: tuple[TrainingParam, ...] = (
+    TrainingParam(
+        "learning_rate", False, 1e-12, 1.0,
+        LogUniform(type="log_uniform", low=1e-4, high=1e-3), "Peak learning rate.", "train",
+    ),
+    TrainingParam(
+        "weight_decay", False, 0.0, 1e3,
+        LogUniform(type="log_uniform", low=1e-4, high=5e-3), "AdamW weight decay.", "train",
+    ),
+    TrainingParam(
+        "warmup_steps", True, 0, 1e9,
+        Categorical(type="categorical", choices=[100, 200, 300, 500]),
+        "Optimizer steps of linear warm-up.", "train",
+    ),
+    TrainingParam(
+        "dropout", False, 0.0, 1.0,
+        Uniform(type="uniform", low=0.1, high=0.3), "Dropout probability.", "model",
+    ),
+    TrainingParam(
+        "epochs", True, 1, 1e6,
+        Categorical(type="categorical", choices=[50, 75, 100]), "Most epochs.", "train",
+    ),
+    TrainingParam(
+        "batch_size", True, 1, 1e7, 256,
+        "Windows per optimizer step (micro-batches are planned to fit).", "train",
+    ),
+)  # fmt: skip
+PARAMS_BY_NAME = {p.name: p for p in TRAINING_PARAMS}
+
+
+def _param_field(p: TrainingParam) -> Any:
+    kind = (int if p.whole else float) | Distribution
+    return (kind, Field(default=p.default, description=p.description))
+
+
+if TYPE_CHECKING:
+    _SearchableTraining = _Spec
+else:
+    # One field per row of TRAINING_PARAMS: a number fixes the parameter, a distribution
+    # searches it.
+    _SearchableTraining = create_model(
+        "_SearchableTraining",
+        __base__=_Spec,
+        **{p.name: _param_field(p) for p in TRAINING_PARAMS},
     )
-    weight_decay: float | Distribution = Field(
-        default=LogUniform(type="log_uniform", low=1e-4, high=5e-3),
-        description="AdamW weight decay.",
-    )
-    warmup_steps: int | Distribution = Field(
-        default=Categorical(type="categorical", choices=[100, 200, 300, 500]),
-        description="Optimizer steps of linear warm-up.",
-    )
-    dropout: float | Distribution = Field(
-        default=Uniform(type="uniform", low=0.1, high=0.3), description="Dropout probability."
-    )
-    epochs: int | Distribution = Field(
-        default=Categorical(type="categorical", choices=[50, 75, 100]), description="Most epochs."
-    )
-    batch_size: int | Distribution = Field(
-        default=256, description="Windows per optimizer step (micro-batches are planned to fit)."
-    )
+
+
+class TrainingSpec(_SearchableTraining):
+    """Training parameters: a number fixes one, a distribution searches it (the fields of
+    `TRAINING_PARAMS`), and the settings that are never searched."""
+
     grad_clip: float | None = Field(
         default=1.0, gt=0, description="Max gradient norm; none if null."
     )
@@ -262,51 +334,55 @@ class TrainingSpec(_Spec):
 
     @model_validator(mode="after")
     def _ranges(self) -> TrainingSpec:
-        for name, (low, high, whole) in _RANGES.items():
-            for v in _bounds(getattr(self, name)):
-                if not (low <= v < high) or (whole and not float(v).is_integer()):
-                    kind = "a whole number " if whole else ""
-                    raise ValueError(f"{name}: {v} is not {kind}in [{low}, {high})")
+        for p in TRAINING_PARAMS:
+            for v in _bounds(self.value(p.name)):
+                if not (p.low <= v < p.high) or (p.whole and not float(v).is_integer()):
+                    kind = "a whole number " if p.whole else ""
+                    raise ValueError(f"{p.name}: {v} is not {kind}in [{p.low}, {p.high})")
         return self
 
-    def searched(self) -> dict[str, Any]:
-        """The parameters with a distribution, by name."""
-        return {n: v for n in _SEARCHABLE if not isinstance(v := getattr(self, n), int | float)}
+    def value(self, name: str) -> float | Distribution:
+        """The spec's value of a training parameter: a number, or its distribution."""
+        value: float | Distribution = getattr(self, name)
+        return value
 
-    def typical(self, name: str) -> float:
-        """A middle value of a training parameter: the fixed value, the (log-)midpoint of a
-        range, or the middle choice. What `finscale train --spec` uses when not told."""
-        value = getattr(self, name)
-        if isinstance(value, LogUniform):
-            return float((value.low * value.high) ** 0.5)
-        if isinstance(value, Uniform):
-            return (value.low + value.high) / 2
-        if isinstance(value, IntRange):
-            steps = (value.high - value.low) // value.step
-            return value.low + value.step * (steps // 2)
-        if isinstance(value, Categorical):
-            return sorted(value.choices)[len(value.choices) // 2]
-        return float(value)
+    def searched(self) -> dict[str, Distribution]:
+        """The parameters with a distribution, by name."""
+        return {
+            p.name: v
+            for p in TRAINING_PARAMS
+            if not isinstance(v := self.value(p.name), int | float)
+        }
+
+    def fixed(self) -> dict[str, float | int]:
+        """The parameters fixed to one value, by name."""
+        return {
+            p.name: p.cast(v)
+            for p in TRAINING_PARAMS
+            if isinstance(v := self.value(p.name), int | float)
+        }
+
+    def typical(self) -> dict[str, float | int]:
+        """Every parameter at a middle value: the fixed value, the (log-)midpoint of a range,
+        or the middle choice. What `finscale train` uses when not told."""
+        return {p.name: p.cast(_middle(self.value(p.name))) for p in TRAINING_PARAMS}
 
     def upper(self, name: str) -> float:
         """The largest value a training parameter can take."""
-        return max(_bounds(getattr(self, name)))
-
-    def fixed(self) -> dict[str, float]:
-        """The parameters fixed to one value, by name."""
-        return {n: v for n in _SEARCHABLE if isinstance(v := getattr(self, n), int | float)}
+        return max(_bounds(self.value(name)))
 
 
-_SEARCHABLE = ("learning_rate", "weight_decay", "warmup_steps", "dropout", "epochs", "batch_size")
-# name → (lowest allowed, first value not allowed, whole numbers only)
-_RANGES: dict[str, tuple[float, float, bool]] = {
-    "learning_rate": (1e-12, 1.0, False),
-    "weight_decay": (0.0, 1e3, False),
-    "warmup_steps": (0, 1e9, True),
-    "dropout": (0.0, 1.0, False),
-    "epochs": (1, 1e6, True),
-    "batch_size": (1, 1e7, True),
-}
+def _middle(value: float | Distribution) -> float:
+    if isinstance(value, LogUniform):
+        return float((value.low * value.high) ** 0.5)
+    if isinstance(value, Uniform):
+        return (value.low + value.high) / 2
+    if isinstance(value, IntRange):
+        steps = (value.high - value.low) // value.step
+        return value.low + value.step * (steps // 2)
+    if isinstance(value, Categorical):
+        return sorted(value.choices)[len(value.choices) // 2]
+    return float(value)
 
 
 class EarlyStoppingSpec(_Spec):
@@ -317,19 +393,37 @@ class EarlyStoppingSpec(_Spec):
 
 
 class ObjectiveSpec(_Spec):
-    """What a trial reports: its best epoch's validation metric."""
+    """What a trial reports: its best epoch's validation metric. The direction follows from
+    the metric (BCE is minimized, AUC maximized) and is not set."""
 
     metric: Literal["val_bce", "val_auc"] = Field(default="val_bce", description="The metric.")
-    direction: Literal["minimize", "maximize"] = Field(
-        default="minimize", description="minimize for val_bce, maximize for val_auc."
-    )
 
-    @model_validator(mode="after")
-    def _direction_fits(self) -> ObjectiveSpec:
-        wanted = "minimize" if self.metric == "val_bce" else "maximize"
-        if self.direction != wanted:
-            raise ValueError(f"metric {self.metric} must be {wanted}d, not {self.direction}d")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_direction(cls, data: Any) -> Any:
+        # Specs written before the direction was derived carry it; accept it when it agrees.
+        if isinstance(data, dict) and "direction" in data:
+            data = dict(data)
+            given = data.pop("direction")
+            wanted = _DIRECTIONS[data.get("metric", "val_bce")]
+            if given != wanted:
+                raise ValueError(
+                    f"direction: {data.get('metric', 'val_bce')} is {wanted}d, not {given}d; "
+                    "the direction follows from the metric (leave it out)"
+                )
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        """minimize for val_bce, maximize for val_auc."""
+        return _DIRECTIONS[self.metric]
+
+
+_DIRECTIONS: dict[str, Literal["minimize", "maximize"]] = {
+    "val_bce": "minimize",
+    "val_auc": "maximize",
+}
 
 
 class SamplerSpec(_Spec):
@@ -362,7 +456,17 @@ class Toleration(_Spec):
     )
 
 
-_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+def _positive_quantity(text: str) -> str:
+    try:
+        value = parse_quantity(text)
+    except ValueError as e:
+        raise ValueError(str(e)) from None
+    if value <= 0:
+        raise ValueError(f"{text!r} must be positive")
+    return text
+
+
+Quantity = Annotated[str, AfterValidator(_positive_quantity)]
 
 
 class ResourcesSpec(_Spec):
@@ -373,12 +477,12 @@ class ResourcesSpec(_Spec):
         description="Worker image, by tag or digest.",
         pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$",
     )
-    cpu_request: str = Field(default="4", pattern=_QUANTITY, description="CPU request.")
-    cpu_limit: str | None = Field(default=None, pattern=_QUANTITY, description="CPU limit.")
-    memory_request: str = Field(default="16Gi", pattern=_QUANTITY, description="Memory request.")
-    memory_limit: str = Field(default="16Gi", pattern=_QUANTITY, description="Memory limit.")
+    cpu_request: Quantity = Field(default="4", description="CPU request.")
+    cpu_limit: Quantity | None = Field(default=None, description="CPU limit.")
+    memory_request: Quantity = Field(default="16Gi", description="Memory request.")
+    memory_limit: Quantity = Field(default="16Gi", description="Memory limit.")
     gpus: int = Field(default=1, ge=0, description="nvidia.com/gpu per pod (0 for CPU workers).")
-    shm_size: str = Field(default="2Gi", pattern=_QUANTITY, description="/dev/shm size.")
+    shm_size: Quantity = Field(default="2Gi", description="/dev/shm size.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints tolerated.")
     priority_class: str | None = Field(default=None, description="PriorityClass name.")
@@ -388,34 +492,17 @@ class ResourcesSpec(_Spec):
 
     @model_validator(mode="after")
     def _request_within_limit(self) -> ResourcesSpec:
-        if _quantity(self.memory_request) > _quantity(self.memory_limit):
+        if parse_quantity(self.memory_request) > parse_quantity(self.memory_limit):
             raise ValueError(
                 f"memory_request ({self.memory_request}) exceeds memory_limit ({self.memory_limit})"
             )
-        if self.cpu_limit is not None and _quantity(self.cpu_request) > _quantity(self.cpu_limit):
+        if self.cpu_limit is not None and parse_quantity(self.cpu_request) > parse_quantity(
+            self.cpu_limit
+        ):
             raise ValueError(
                 f"cpu_request ({self.cpu_request}) exceeds cpu_limit ({self.cpu_limit})"
             )
         return self
-
-
-_UNITS = {
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-
-
-def _quantity(text: str) -> float:
-    match = re.match(r"^([0-9.]+)([a-zA-Z]*)$", text)
-    assert match is not None
-    return float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
 
 
 # --- a study, and an experiment of studies ---
@@ -555,6 +642,14 @@ class ExperimentSpec(_StudyFields):
             raise ValueError(f"horizons must be distinct positive days, got {horizons}")
         return horizons
 
+    @model_validator(mode="after")
+    def _overrides_match(self) -> ExperimentSpec:
+        try:
+            self._overrides()
+        except SpecError as e:
+            raise ValueError(str(e)) from None
+        return self
+
     def study_name(self, budget: str, horizon: int) -> str:
         return f"{self.name}-{budget.strip().lower()}-h{horizon}"
 
@@ -565,27 +660,51 @@ class ExperimentSpec(_StudyFields):
             SpecError: an override names no budget or study, or a study fails validation.
         """
         shared = self.model_dump(exclude={"name", "budgets", "horizons", "overrides"})
-        names = {self.study_name(b, h): (b, h) for b in self.budgets for h in self.horizons}
-        known = {b.strip().upper() for b in self.budgets} | set(names)
-        for key in self.overrides:
-            if key.upper() not in known and key not in names:
-                raise SpecError(
-                    f"overrides.{key}: no budget or study of that name (have {sorted(known)})"
-                )
+        by_budget, by_study = self._overrides()
         studies = []
-        for name, (budget, horizon) in names.items():
-            fields = dict(shared)
-            for key in (budget.strip().upper(), budget, name):
-                if key in self.overrides:
-                    fields = _deep_merge(fields, self.overrides[key])
-            fields.update(
-                name=name, experiment=self.name, budget=budget.strip().upper(), horizon=horizon
-            )
-            try:
-                studies.append(StudySpec.model_validate(fields))
-            except ValidationError as e:
-                raise SpecError(_describe(e, f"study {name}")) from None
+        for budget in self.budgets:
+            label = budget.strip().upper()
+            for horizon in self.horizons:
+                name = self.study_name(budget, horizon)
+                fields = dict(shared)
+                for changes in (by_budget.get(label), by_study.get(name)):
+                    if changes:
+                        fields = _deep_merge(fields, changes)
+                fields.update(name=name, experiment=self.name, budget=label, horizon=horizon)
+                try:
+                    studies.append(StudySpec.model_validate(fields))
+                except ValidationError as e:
+                    raise SpecError(_describe(e, f"study {name}")) from None
         return studies
+
+    def _overrides(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The overrides by budget label and by study name. A key matches a budget the way
+        budgets are parsed (`2b`, `2B` and `2000M` are one budget) or a study name in any case.
+
+        Raises:
+            SpecError: a key matches nothing, or two keys match the same budget or study.
+        """
+        labels = {parse_budget(b): b.strip().upper() for b in self.budgets}
+        names = {self.study_name(b, h) for b in self.budgets for h in self.horizons}
+        by_budget: dict[str, dict[str, Any]] = {}
+        by_study: dict[str, dict[str, Any]] = {}
+        for key, changes in self.overrides.items():
+            target, where = key.strip().lower(), by_study
+            if target not in names:
+                try:
+                    count = parse_budget(key)
+                except ValueError:
+                    count = None
+                if count not in labels:
+                    raise SpecError(
+                        f"overrides.{key}: no budget or study of that name (budgets: "
+                        f"{sorted(labels.values(), key=parse_budget)}; studies: {sorted(names)})"
+                    )
+                target, where = labels[count], by_budget
+            if target in where:
+                raise SpecError(f"overrides.{key}: a second override of {target}")
+            where[target] = changes
+        return by_budget, by_study
 
     def study(self, name: str) -> StudySpec:
         """The study of that name.

@@ -22,7 +22,7 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from finscale.data import build_datasets, load_inputs
-from finscale.hpo.study import normalize_url
+from finscale.hpo.storage import normalize_url
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,9 @@ import yaml
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
-from finscale.hpo import study as studies
-from finscale.hpo.objective import model_config
+from finscale.hpo.budget import BudgetState, budget_state
+from finscale.hpo.inputs import model_config
+from finscale.hpo.storage import open_storage
 from finscale.k8s.render import IMAGE_DATA_DIR
 from finscale.model import PatchTST, parse_arch_id
 from finscale.spec import StudySpec
@@ -107,12 +108,12 @@ def test_the_rendered_validation_job_runs_its_study_and_the_report_reads_it(
         assert process.returncode == 0, err.decode()[-3000:]
         assert b"group or world access" not in err  # libpq used the private copy of the file
 
-    storage = studies.open_storage(
+    storage = open_storage(
         postgres_url, heartbeat_interval_s=30, heartbeat_grace_s=120, max_retries=0
     )
     study = optuna.load_study(study_name="validation-50k-h1", storage=storage)
     n_trials = yaml.safe_load(config_map["data"]["study.yaml"])["n_trials"]
-    assert studies.budget_state(study, n_trials) == studies.BudgetState(
+    assert budget_state(study, n_trials) == BudgetState(
         n_trials=3, finished=3, running=0, waiting=0
     )
     trials = study.get_trials()

@@ -15,7 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from finscale.hpo import study as studies
+from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, BudgetState, budget_state
+from finscale.hpo.storage import open_storage
+from finscale.hpo.study import ATTR_EXTREMES
 from finscale.model import parse_arch_id
 from finscale.settings import Settings
 from finscale.spec import load_study
@@ -27,7 +29,7 @@ Env = Callable[..., dict[str, str]]
 
 
 def _study(url: str, name: str = STUDY) -> optuna.Study:
-    storage = studies.open_storage(url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=2)
+    storage = open_storage(url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=2)
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -69,9 +71,7 @@ def test_three_workers_finish_exactly_n_trials(
         assert worker.returncode == 0, err.decode()[-3000:]
         assert secret.encode() not in out + err
     study = _study(postgres_url)
-    assert studies.budget_state(study, 9) == studies.BudgetState(
-        n_trials=9, finished=9, running=0, waiting=0
-    )
+    assert budget_state(study, 9) == BudgetState(n_trials=9, finished=9, running=0, waiting=0)
     trials = study.get_trials()
     assert len(trials) == 9
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
@@ -107,9 +107,7 @@ def test_a_killed_workers_trial_is_rerun_with_the_same_parameters(
     assert len(reruns) == 1
     assert reruns[0].params == doomed.params
     assert reruns[0].state == TrialState.COMPLETE
-    assert studies.budget_state(study, 2) == studies.BudgetState(
-        n_trials=2, finished=2, running=0, waiting=0
-    )
+    assert budget_state(study, 2) == BudgetState(n_trials=2, finished=2, running=0, waiting=0)
 
 
 @pytest.mark.slow
@@ -142,9 +140,7 @@ def test_sigterm_hands_the_trial_back_within_a_second(
     assert original.datetime_complete is not None
     elapsed = original.datetime_complete.timestamp() - sent
     assert elapsed < 1.0, f"handed back after {elapsed:.2f}s"
-    copies = [
-        t for t in trials if t.system_attrs.get(studies.SYSTEM_REQUEUED_FROM) == running.number
-    ]
+    copies = [t for t in trials if t.system_attrs.get(SYSTEM_REQUEUED_FROM) == running.number]
     assert len(copies) == 1
     copy = copies[0]
     assert copy.state == TrialState.WAITING
@@ -156,7 +152,7 @@ def test_sigterm_hands_the_trial_back_within_a_second(
     _out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err.decode()[-3000:]
     study = _study(postgres_url)
-    assert studies.budget_state(study, 1).finished == 1
+    assert budget_state(study, 1).finished == 1
     assert study.get_trials()[copy.number].state == TrialState.COMPLETE
 
 
@@ -188,12 +184,10 @@ def test_four_workers_starting_together_create_one_study(
     for p in processes:
         _out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()[-3000:]
-    storage = studies.open_storage(
-        postgres_url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=0
-    )
+    storage = open_storage(postgres_url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=0)
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [STUDY]
     study = optuna.load_study(study_name=STUDY, storage=storage)
-    forced = study.user_attrs[studies.ATTR_EXTREMES]
+    forced = study.user_attrs[ATTR_EXTREMES]
     trials = study.get_trials()
     assert len(trials) == len(forced) >= 4
     assert [t.user_attrs["forced"] for t in trials] == list(forced)

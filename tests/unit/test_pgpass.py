@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from finscale.hpo.study import private_pgpassfile
+from finscale.hpo.storage import private_pgpassfile
 
 
 def test_a_group_readable_file_is_copied_privately(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from finscale.hpo import study as studies
+from finscale.hpo.read import read_studies
+from finscale.hpo.storage import open_storage
+from finscale.hpo.study import ATTR_N_TRIALS, ATTR_SPEC
 from finscale.report import NothingToReportError, fit_power_law, strength, write_report
 from finscale.report.collect import study_result
 from finscale.report.scaling import scaling
@@ -28,9 +30,7 @@ BUDGETS = {"50K": 50_000, "200K": 200_000, "800K": 800_000, "3M": 3_200_000}
 
 def _storage(tmp_path: Path) -> tuple[str, optuna.storages.RDBStorage]:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    return url, studies.open_storage(
-        url, heartbeat_interval_s=5, heartbeat_grace_s=10, max_retries=0
-    )
+    return url, open_storage(url, heartbeat_interval_s=5, heartbeat_grace_s=10, max_retries=0)
 
 
 def _experiment(budgets: list[str], horizons: list[int], metric: str = "val_bce") -> ExperimentSpec:
@@ -65,8 +65,8 @@ def add_study(
     """A study as a finscale worker leaves it: the spec in its attrs, one trial per value."""
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
     if spec_fields is not None:
-        study.set_user_attr(studies.ATTR_SPEC, spec_fields)
-        study.set_user_attr(studies.ATTR_N_TRIALS, n_trials or len(values) + failed)
+        study.set_user_attr(ATTR_SPEC, spec_fields)
+        study.set_user_attr(ATTR_N_TRIALS, n_trials or len(values) + failed)
     archs = [f"d{16 * (i + 1)}-l{1 + i % 3}-h{2 * (1 + i % 2)}-f2" for i in range(len(values) + 4)]
     dists = {
         "arch": CategoricalDistribution(archs),
@@ -188,7 +188,7 @@ def test_the_research_systems_labels(alpha: float, label: str) -> None:
 def _answers(tmp_path: Path, **kwargs: Any) -> list[Any]:
     _url, storage = _storage(tmp_path)
     synthetic_experiment(storage, **kwargs)
-    results = [study_result(s) for s in studies.read_studies(storage)]
+    results = [study_result(s) for s in read_studies(storage)]
     return scaling(results, top_k=5, n_resamples=1000, seed=0)
 
 
@@ -223,7 +223,7 @@ def test_a_maximized_metric_scales_as_one_minus_it(tmp_path: Path) -> None:
 def test_the_bootstrap_is_seeded(tmp_path: Path) -> None:
     _url, storage = _storage(tmp_path)
     synthetic_experiment(storage, alpha=0.1, noise=0.05)
-    results = [study_result(s) for s in studies.read_studies(storage)]
+    results = [study_result(s) for s in read_studies(storage)]
     a = scaling(results, n_resamples=300, seed=7)[0].uncertainty
     b = scaling(results, n_resamples=300, seed=7)[0].uncertainty
     c = scaling(results, n_resamples=300, seed=8)[0].uncertainty
@@ -237,7 +237,7 @@ def test_the_report_files_hold_every_trial_and_each_studys_best(tmp_path: Path) 
     url, storage = _storage(tmp_path)
     synthetic_experiment(storage, alpha=0.1, trials=6)
     out = tmp_path / "report"
-    report = write_report(studies.read_studies(storage), out, storage=url, n_resamples=200)
+    report = write_report(read_studies(storage), out, storage=url, n_resamples=200)
 
     frame = pd.read_csv(out / "trials.csv")
     assert len(frame) == 6 * 6
@@ -295,7 +295,7 @@ def test_a_partial_experiment_is_reported_and_says_so(tmp_path: Path) -> None:
     # Started, nothing finished yet.
     add_study(storage, large, "synth-800k-h1", [], param_count=800_000, n_trials=3, open_trials=1)
     out = tmp_path / "report"
-    report = write_report(studies.read_studies(storage), out, storage=url, n_resamples=200)
+    report = write_report(read_studies(storage), out, storage=url, n_resamples=200)
 
     assert report.partial == ["synth-200k-h1", "synth-800k-h1"]
     summary = (out / "summary.md").read_text()
@@ -317,7 +317,7 @@ def test_one_budget_gives_no_fit_and_says_why(tmp_path: Path) -> None:
     url, storage = _storage(tmp_path)
     spec = _experiment(["50K"], [1])
     add_study(storage, json.loads(spec.expand()[0].model_dump_json()), "synth-50k-h1", [0.4, 0.5])
-    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    report = write_report(read_studies(storage), tmp_path / "r", storage=url, plots=False)
     assert report.scaling[0].fit is None
     assert "1 budget with results; a fit needs two" in report.scaling[0].note
     assert "there is no fit" in report.summary.read_text()
@@ -334,7 +334,7 @@ def test_the_answer_says_whether_the_best_trials_beat_the_base_rate(
     for s, value in zip(spec.expand(), (best, best + 0.001), strict=True):
         add_study(storage, json.loads(s.model_dump_json()), s.name, [value, value + 0.01],
                   param_count=s.budget_params, se=0.01, positive_rate=p)  # fmt: skip
-    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    report = write_report(read_studies(storage), tmp_path / "r", storage=url, plots=False)
     point = report.scaling[0].points[0]
     assert point.baseline_error == pytest.approx(0.37482, abs=1e-5)
     assert point.baseline_z == pytest.approx((0.37482 - best) / 0.01, abs=0.01)
@@ -350,7 +350,7 @@ def test_the_answer_says_whether_the_best_trials_beat_the_base_rate(
 def test_a_study_finscale_did_not_set_up_is_exported_but_not_fitted(tmp_path: Path) -> None:
     url, storage = _storage(tmp_path)
     add_study(storage, None, "someone-elses", [0.3, 0.2])
-    report = write_report(studies.read_studies(storage), tmp_path / "r", storage=url, plots=False)
+    report = write_report(read_studies(storage), tmp_path / "r", storage=url, plots=False)
     assert report.scaling == []
     assert len(pd.read_csv(tmp_path / "r" / "trials.csv")) == 2
     assert "No scaling answer" in report.summary.read_text()

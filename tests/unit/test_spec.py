@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from finscale.errors import SpecError
+from finscale.quantity import parse_quantity
 from finscale.spec import (
+    TRAINING_PARAMS,
     ExperimentSpec,
     StudySpec,
+    TrainingSpec,
     fingerprint,
     fingerprint_fields,
     load_spec,
@@ -112,8 +116,9 @@ BAD_SPECS = [
         _with(name="Phase_6A"), r"name: Value error, 'Phase_6A' is not a DNS-1123 name", id="name"
     ),
     pytest.param(
-        _with(objective__metric="val_auc"),
-        r"objective: Value error, metric val_auc must be maximized, not minimized",
+        _with(objective__metric="val_auc", objective__direction="minimize"),
+        r"objective: Value error, direction: val_auc is maximized, not minimized; the direction "
+        r"follows from the metric",
         id="direction",
     ),
     pytest.param(
@@ -123,7 +128,8 @@ BAD_SPECS = [
     ),
     pytest.param(
         _with(resources__memory_limit="16 gigs"),
-        r"resources\.memory_limit: String should match pattern .* \(got '16 gigs'\)",
+        r"resources\.memory_limit: Value error, '16 gigs' is not a Kubernetes quantity .* "
+        r"\(got '16 gigs'\)",
         id="quantity",
     ),
     pytest.param(
@@ -184,9 +190,16 @@ def test_overrides_apply_to_their_budget_only() -> None:
 
 
 def test_bad_overrides_are_named() -> None:
-    unknown = ExperimentSpec.model_validate({**MINIMAL, "overrides": {"20M": {"workers": 2}}})
-    with pytest.raises(SpecError, match=r"overrides\.20M: no budget or study of that name"):
-        unknown.expand()
+    with pytest.raises(
+        ValidationError,
+        match=r"overrides\.20M: no budget or study of that name \(budgets: \['2M'\]; studies: "
+        r"\['demo-2m-h1'\]\)",
+    ):
+        ExperimentSpec.model_validate({**MINIMAL, "overrides": {"20M": {"workers": 2}}})
+    with pytest.raises(ValidationError, match=r"overrides\.2m: a second override of 2M"):
+        ExperimentSpec.model_validate(
+            {**MINIMAL, "overrides": {"2M": {"workers": 2}, "2m": {"workers": 3}}}
+        )
     invalid = ExperimentSpec.model_validate({**MINIMAL, "overrides": {"2M": {"workers": 0}}})
     with pytest.raises(
         SpecError, match=r"study demo-2m-h1: workers: Input should be greater than or equal to 1"
@@ -254,3 +267,62 @@ def test_spec_imports_no_heavy_library() -> None:
     code = "import sys, finscale.spec\nprint([m for m in ('torch', 'optuna', 'talib', 'kubernetes') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("key", ["2B", "2b", " 2b ", "2000M", "demo-2b-h1", "DEMO-2B-H1"])
+def test_overrides_match_budgets_as_budgets_are_parsed(key: str) -> None:
+    # given an override keyed the way a person might write the 2B budget or its study
+    spec = ExperimentSpec.model_validate(
+        {
+            **MINIMAL,
+            "budgets": ["2M", "2b"],
+            "overrides": {key: {"resources": {"memory_limit": "96Gi", "memory_request": "96Gi"}}},
+        }
+    )
+    # when the experiment expands
+    small, large = spec.expand()
+    # then the 2B study, and only it, runs with the overridden memory
+    assert (large.budget, large.resources.memory_limit) == ("2B", "96Gi")
+    assert small.resources.memory_limit == "16Gi"
+
+
+@pytest.mark.parametrize(
+    "quantity", ["2", "500m", "2k", "1.5", "16Gi", "1e3", "0.5Ti", "250M", ".5", "1E2"]
+)
+def test_quantities_parse_as_the_kubernetes_client_parses_them(quantity: str) -> None:
+    from kubernetes.utils.quantity import parse_quantity as official
+
+    assert parse_quantity(quantity) == official(quantity)
+
+
+@pytest.mark.parametrize("quantity", ["2K", "16 gigs", "Gi", "", "1.2.3", "4gi"])
+def test_bad_quantities_are_refused(quantity: str) -> None:
+    with pytest.raises(ValueError, match="is not a Kubernetes quantity"):
+        parse_quantity(quantity)
+
+
+def test_a_cpu_request_in_k_notation_validates_and_renders(tmp_path: Path) -> None:
+    # `cpu_request: 2k` used to validate and then fail when rendered (two quantity parsers).
+    from finscale.k8s import render
+
+    spec = {**MINIMAL, "resources": {"cpu_request": "2k", "cpu_limit": "2k"}}
+    files = render(_write(tmp_path, spec))
+    assert "cpu: 2k" in files["demo-2m-h1.yaml"]
+    assert "OMP_NUM_THREADS\n          value: '2000'" in files["demo-2m-h1.yaml"]
+    with pytest.raises(SpecError, match=r"cpu_request \(3k\) exceeds cpu_limit \(2\)"):
+        load_spec(
+            _write(tmp_path, {**MINIMAL, "resources": {"cpu_request": "3k", "cpu_limit": "2"}})
+        )
+
+
+def test_the_training_parameter_table_drives_the_spec() -> None:
+    # every row of the table is a spec field with its default, range check and kind
+    fields = TrainingSpec.model_fields
+    for p in TRAINING_PARAMS:
+        assert fields[p.name].default == p.default
+        assert fields[p.name].description == p.description
+    typical = TrainingSpec().typical()
+    assert set(typical) == {p.name for p in TRAINING_PARAMS}
+    assert all(isinstance(typical[p.name], int) for p in TRAINING_PARAMS if p.whole)
+    with pytest.raises(ValidationError, match=r"epochs: 2\.5 is not a whole number in"):
+        TrainingSpec.model_validate({"epochs": {"type": "categorical", "choices": [2.5, 3]}})

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from finscale import defaults
 from finscale.data.labels import Target
 from finscale.data.normalization import Normalization, fit_normalization
 from finscale.data.windows import (
@@ -24,23 +25,18 @@ from finscale.data.windows import (
 
 SplitMode = Literal["chronological", "chunks"]
 
-# Where a chronological split starts validation and test when no date is given: the last 30 %
-# of the rows, halved.
-DEFAULT_VAL_FRACTION = 0.70
-DEFAULT_TEST_FRACTION = 0.85
-
 
 @dataclass(frozen=True)
 class SplitSettings:
     """How to split windows (see `finscale.data.windows`)."""
 
     mode: SplitMode = "chronological"
-    val_start: date | None = None  # chronological; default: the date at 70 % of the rows
-    test_start: date | None = None  # chronological; default: the date at 85 % of the rows
-    n_blocks: int = 10  # chunks
-    val_blocks: int = 2  # chunks
-    test_blocks: int = 2  # chunks
-    seed: int = 0  # chunks
+    val_start: date | None = None  # chronological; default: the date at VAL_FRACTION of the rows
+    test_start: date | None = None  # chronological; default: the date at TEST_FRACTION
+    n_blocks: int = defaults.N_BLOCKS  # chunks
+    val_blocks: int = defaults.VAL_BLOCKS  # chunks
+    test_blocks: int = defaults.TEST_BLOCKS  # chunks
+    seed: int = defaults.SPLIT_SEED  # chunks
     embargo_rows: int | None = None  # default: the dataset's feature lookback
     min_train_windows: int = MIN_TRAIN_WINDOWS
     min_val_windows: int = MIN_VAL_WINDOWS
@@ -48,11 +44,11 @@ class SplitSettings:
 
 
 def default_split_dates(dates: pd.Series) -> tuple[date, date]:
-    """Validation from 70 % of the rows, test from 85 %."""
+    """Validation from `VAL_FRACTION` of the rows, test from `TEST_FRACTION`."""
     n = len(dates)
     return (
-        pd.Timestamp(dates.iloc[int(n * DEFAULT_VAL_FRACTION)]).date(),
-        pd.Timestamp(dates.iloc[int(n * DEFAULT_TEST_FRACTION)]).date(),
+        pd.Timestamp(dates.iloc[int(n * defaults.VAL_FRACTION)]).date(),
+        pd.Timestamp(dates.iloc[int(n * defaults.TEST_FRACTION)]).date(),
     )
 
 

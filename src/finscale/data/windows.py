@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from finscale.data.labels import Target, make_labels
+from finscale.defaults import MIN_WINDOWS
 from finscale.errors import DataError
 
-MIN_VAL_WINDOWS = 200
-MIN_TEST_WINDOWS = 200
-MIN_TRAIN_WINDOWS = 200
+MIN_VAL_WINDOWS = MIN_WINDOWS
+MIN_TEST_WINDOWS = MIN_WINDOWS
+MIN_TRAIN_WINDOWS = MIN_WINDOWS
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from finscale.errors import Interrupted, WorkerFailedError
-from finscale.hpo import study as studies
+from finscale.errors import Interrupted, SpecError, WorkerFailedError
+from finscale.hpo.read import StudySummary, summarize
+from finscale.hpo.storage import with_retries
 from finscale.hpo.worker import join_study
 from finscale.settings import ENV_PREFIX, Settings
 from finscale.spec import StudySpec
@@ -46,7 +47,7 @@ class _Worker:
         return "running" if code is None else f"exit {code}"
 
 
-def _progress(spec: StudySpec, summary: studies.StudySummary, workers: list[_Worker]) -> Table:
+def _progress(spec: StudySpec, summary: StudySummary, workers: list[_Worker]) -> Table:
     table = Table(
         title=f"{spec.name}: {spec.budget} parameters, horizon {spec.horizon}", title_justify="left"
     )
@@ -88,6 +89,49 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+class _StopRequested:
+    """SIGTERM and SIGINT only set a flag that the progress loop checks (raising from a signal
+    handler could land inside a storage call or a finalizer that swallows it)."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.received = signal.Signals(signum).name
+
+
+def _start_workers(
+    spec_path: Path, spec: StudySpec, *, workers: int, settings: Settings, log_dir: Path
+) -> list[_Worker]:
+    env = worker_environment(settings)
+    procs: list[_Worker] = []
+    for index in range(workers):
+        log_path = log_dir / f"worker-{index}.log"
+        command = [
+            sys.executable, "-m", "finscale", "worker", str(spec_path),
+            "--study", spec.name, "--index", str(index),
+        ]  # fmt: skip
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        procs.append(_Worker(index, process, log_path))
+    return procs
+
+
+def stop_workers(procs: list[_Worker], *, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+    """SIGTERM every live worker (each hands its running trial back), wait for them, and kill
+    those still alive after `timeout_s`: `finscale run` never leaves a worker behind."""
+    for w in procs:
+        if w.process.poll() is None:
+            w.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for w in procs:
+        try:
+            w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.process.kill()
+            w.process.wait()
+
+
 def run_study(
     spec_path: Path,
     spec: StudySpec,
@@ -95,62 +139,50 @@ def run_study(
     workers: int,
     settings: Settings,
     console: Console,
-) -> studies.StudySummary:
+) -> StudySummary:
     """Set up one study, run `workers` worker processes on it, and show progress until done.
+
+    The workers are supervised: on a signal, or on any error of this process (the storage
+    unreachable while reading progress), they are stopped first — they hand their trials back
+    — and only then does this function raise.
 
     Raises:
         FinscaleError: set-up failed (bad spec or data, another study of that name, storage
             down), or a worker failed (the message quotes its log).
         Interrupted: Ctrl-C or SIGTERM; the workers hand their trials back first.
     """
+    if workers < 1:
+        raise SpecError(f"--workers must be at least 1, got {workers}")
     joined = join_study(spec, settings, index=0)
     log_dir = settings.runs_dir / spec.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = worker_environment(settings)
+    stop = _StopRequested()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     procs: list[_Worker] = []
-    for index in range(workers):
-        log_path = log_dir / f"worker-{index}.log"
-        command = [
-            sys.executable,
-            "-m",
-            "finscale",
-            "worker",
-            str(spec_path),
-            "--study",
-            spec.name,
-            "--index",
-            str(index),
-        ]
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-        procs.append(_Worker(index, process, log_path))
-    console.print(f"{spec.name}: {workers} workers, logs in {log_dir}", highlight=False)
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        procs = _start_workers(spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
+        console.print(f"{spec.name}: {workers} workers, logs in {log_dir}", highlight=False)
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
-                summary = studies.with_retries(
-                    lambda: studies.summarize(joined.study),
+                summary = with_retries(
+                    lambda: summarize(joined.study),
                     what="reading progress",
                     attempts=settings.storage_attempts,
                     url=settings.storage_url,
                 )
                 live.update(_progress(spec, summary, procs))
+                if stop.received:
+                    raise Interrupted(
+                        f"{stop.received} received; running trials of {spec.name} were handed "
+                        "back to the queue"
+                    )
                 if all(w.process.poll() is not None for w in procs):
                     break
                 time.sleep(0.5)
-    except KeyboardInterrupt:
-        for w in procs:
-            if w.process.poll() is None:
-                w.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_TIMEOUT_S
-        for w in procs:
-            w.process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        raise Interrupted(
-            f"stopped; running trials of {spec.name} were handed back to the queue"
-        ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop_workers(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         console.print()
     failed = [w for w in procs if w.process.returncode != 0]
     if failed:
@@ -161,14 +193,15 @@ def run_study(
             f"the end of {w.log}:\n{_tail(w.log)}",
             exit_code=code if code in (2, 3) else 1,
         )
-    return studies.summarize(joined.study)
+    return with_retries(
+        lambda: summarize(joined.study),
+        what="reading the results",
+        attempts=settings.storage_attempts,
+        url=settings.storage_url,
+    )
 
 
-def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def results_table(specs: list[StudySpec], summaries: list[studies.StudySummary]) -> Table:
+def results_table(specs: list[StudySpec], summaries: list[StudySummary]) -> Table:
     """One row per study: budget progress, outcome counts and the best trial."""
     table = Table(title="Results", title_justify="left")
     for column in (

@@ -11,23 +11,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import optuna
 import torch
 
 from finscale.data.prepare import Prepared
 from finscale.errors import FinscaleError, TrainingError
+from finscale.hpo import inputs
 from finscale.hpo.events import EventLog
-from finscale.model import Arch, PatchTSTConfig
+from finscale.model import Arch
 from finscale.model.memory import plan_batch
-from finscale.spec import Categorical, IntRange, LogUniform, StudySpec, Uniform
-from finscale.train import TrainConfig, TrainingData, available_memory_bytes, train
+from finscale.spec import (
+    PARAMS_BY_NAME,
+    Distribution,
+    IntRange,
+    LogUniform,
+    StudySpec,
+    TrainingParam,
+    Uniform,
+)
+from finscale.train import available_memory_bytes, train
 
 log = logging.getLogger(__name__)
-
-Precision = Literal["fp32", "bf16"]
-_WHOLE = frozenset({"warmup_steps", "epochs", "batch_size"})
 
 
 class TrialFailedError(FinscaleError):
@@ -35,72 +41,15 @@ class TrialFailedError(FinscaleError):
     on. The message is stored as the trial's `fail_reason`."""
 
 
-def suggest(trial: optuna.Trial, name: str, value: Any) -> float | int:
-    """Sample one training parameter from its spec distribution (or return its fixed value)."""
+def suggest(trial: optuna.Trial, param: TrainingParam, value: Distribution) -> float | int:
+    """Sample one training parameter from its spec distribution."""
     if isinstance(value, LogUniform):
-        return trial.suggest_float(name, value.low, value.high, log=True)
+        return trial.suggest_float(param.name, value.low, value.high, log=True)
     if isinstance(value, Uniform):
-        return trial.suggest_float(name, value.low, value.high)
+        return trial.suggest_float(param.name, value.low, value.high)
     if isinstance(value, IntRange):
-        return trial.suggest_int(name, value.low, value.high, step=value.step)
-    if isinstance(value, Categorical):
-        choice = trial.suggest_categorical(name, list(value.choices))
-        return int(choice) if name in _WHOLE else float(choice)
-    return int(value) if name in _WHOLE else float(value)
-
-
-def resolve_precision(spec: StudySpec, device: torch.device) -> Precision:
-    """`auto`: bf16 autocast on CUDA, fp32 on the CPU (where bf16 is slower)."""
-    if spec.training.precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return spec.training.precision
-
-
-def model_config(
-    spec: StudySpec, arch: Arch, params: dict[str, Any], *, num_features: int
-) -> PatchTSTConfig:
-    """The model of an architecture, with the spec's fixed settings and the trial's dropout."""
-    return PatchTSTConfig(
-        num_features=num_features,
-        context_length=spec.model.context_length,
-        patch_length=spec.model.patch_length,
-        stride=spec.model.stride,
-        revin=spec.model.revin,
-        attention_dropout=spec.model.attention_dropout,
-        head_dropout=spec.model.head_dropout,
-        dropout=float(params["dropout"]),
-        **arch.dims(),
-    )
-
-
-def train_config(
-    spec: StudySpec,
-    params: dict[str, Any],
-    *,
-    micro_batch: int | None,
-    seed: int,
-    device: torch.device,
-    precision: Precision,
-) -> TrainConfig:
-    """How a trial trains: its sampled parameters and the spec's fixed ones."""
-    return TrainConfig(
-        learning_rate=float(params["learning_rate"]),
-        weight_decay=float(params["weight_decay"]),
-        warmup_steps=int(params["warmup_steps"]),
-        min_lr_ratio=spec.training.min_lr_ratio,
-        epochs=int(params["epochs"]),
-        batch_size=int(params["batch_size"]),
-        micro_batch=micro_batch,
-        grad_clip=spec.training.grad_clip,
-        pos_weight=spec.training.pos_weight,
-        metric=spec.objective.metric,
-        patience=spec.early_stopping.patience,
-        min_delta=spec.early_stopping.min_delta,
-        seed=seed,
-        device=str(device),
-        precision=precision,
-        compile=spec.training.compile,
-    )
+        return trial.suggest_int(param.name, value.low, value.high, step=value.step)
+    return param.cast(trial.suggest_categorical(param.name, list(value.choices)))
 
 
 class ArchitecturalObjective:
@@ -126,20 +75,17 @@ class ArchitecturalObjective:
         # Raises when the worker was asked to stop; called between optimizer steps, so that a
         # signal never interrupts a storage write or a finalizer.
         self.check_stop = check_stop or (lambda: None)
-        self.data = TrainingData(
-            features=prepared.features,
-            labels=prepared.windows.labels,
-            context_length=spec.model.context_length,
-            train=prepared.splits.train,
-            val=prepared.splits.val,
-        )
-        self.precision = resolve_precision(spec, device)
+        self.data = inputs.training_data(spec, prepared)
+        self.precision = inputs.resolve_precision(spec, device)
 
     def params(self, trial: optuna.Trial) -> tuple[Arch, dict[str, Any]]:
         """The trial's architecture and training parameters (sampled or fixed)."""
         arch = self.grid[str(trial.suggest_categorical("arch", list(self.grid)))]
         training = self.spec.training
-        values = {name: suggest(trial, name, value) for name, value in training.searched().items()}
+        values = {
+            name: suggest(trial, PARAMS_BY_NAME[name], value)
+            for name, value in training.searched().items()
+        }
         values.update(training.fixed())
         return arch, values
 
@@ -151,7 +97,9 @@ class ArchitecturalObjective:
             trial.set_user_attr(key, dim)
         trial.set_user_attr("worker", self.events.worker)
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
-        model = model_config(spec, arch, p, num_features=len(self.prepared.windows.columns))
+        seed = inputs.trial_seed(spec, trial.number)
+        trial.set_user_attr("seed", seed)
+        model = inputs.model_config(spec, arch, p, num_features=len(self.prepared.windows.columns))
         try:
             plan = plan_batch(
                 model,
@@ -165,11 +113,11 @@ class ArchitecturalObjective:
         trial.set_user_attr("micro_batch", plan.micro_batch)
         trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
         trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
-        config = train_config(
+        config = inputs.train_config(
             spec,
             p,
             micro_batch=plan.micro_batch,
-            seed=trial.number,
+            seed=seed,
             device=self.device,
             precision=self.precision,
         )

@@ -1,23 +1,31 @@
-"""Train one configuration outside a search: a spec's middle values, a stored trial's
-parameters, or explicit ones (`finscale train`)."""
+"""Train one configuration outside a search (`finscale train`): a spec's middle values, a stored
+trial's architecture, parameters and seed, or values given on the command line.
+
+A stored trial is rebuilt from what the storage holds alone (its `arch` parameter, its training
+parameters and its `seed` attribute), through the same adapter the objective uses, so that on
+the CPU the retrained value equals the stored one bit for bit.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import optuna
+import numpy as np
 import torch
+import yaml
 
-from finscale.hpo import study as studies
-from finscale.hpo.objective import model_config, resolve_precision, train_config
-from finscale.hpo.worker import load_study_data
+from finscale.errors import DataError, SpecError, StudyNotFoundError
+from finscale.hpo import inputs
+from finscale.hpo.read import read_trial
+from finscale.hpo.storage import display_url, open_for_reading
 from finscale.model import Arch, PatchTST, parse_arch_id
 from finscale.model.memory import plan_batch
 from finscale.settings import Settings
-from finscale.spec import StudySpec
+from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
 from finscale.train import (
-    TrainingData,
     TrainResult,
     available_memory_bytes,
     binary_metrics,
@@ -27,41 +35,156 @@ from finscale.train import (
 )
 from finscale.train.trainer import EpochCallback
 
-
-def spec_params(spec: StudySpec) -> dict[str, Any]:
-    """Every training parameter at its fixed or middle value."""
-    whole = {"warmup_steps", "epochs", "batch_size"}
-    return {
-        name: int(spec.training.typical(name)) if name in whole else spec.training.typical(name)
-        for name in (
-            "learning_rate",
-            "weight_decay",
-            "warmup_steps",
-            "dropout",
-            "epochs",
-            "batch_size",
-        )
-    }
+DEFAULT_DATASET = "GSPC.dataset.a25"
 
 
-def trial_params(spec: StudySpec, settings: Settings, number: int) -> tuple[str, dict[str, Any]]:
-    """The architecture id and training parameters stored for a trial of the spec's study.
+def default_spec() -> StudySpec:
+    """The study `finscale train` uses without a spec: finscale's defaults on the sample."""
+    return StudySpec(
+        name="train",
+        experiment="train",
+        budget="1",
+        horizon=1,
+        data=DataSpec(dataset=DEFAULT_DATASET),
+    )
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`["split.val_start=2015-01-01", "model.revin=true"]` → nested changes to a spec; each
+    value is read as YAML (numbers, booleans, dates, lists).
 
     Raises:
-        KeyError: no such study or trial.
+        SpecError: an assignment without `=` or with an empty field path.
+    """
+    changes: dict[str, Any] = {}
+    for text in assignments:
+        path, sep, raw = text.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if not sep or not all(keys):
+            raise SpecError(
+                f"--set {text!r}: expected FIELD=VALUE, e.g. split.val_start=2015-01-01"
+            )
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise SpecError(f"--set {text!r}: the value is not valid YAML: {e}") from None
+        node = changes
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise SpecError(f"--set {text!r}: {key} is set both as a value and as a section")
+        node[keys[-1]] = value
+    return changes
+
+
+@dataclass(frozen=True)
+class StoredTrial:
+    """What the storage holds to rebuild a trial."""
+
+    number: int
+    arch: str
+    params: dict[str, float | int]
+    seed: int
+    value: float | None
+
+
+def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTrial:
+    """The architecture, training parameters and seed stored for a trial of the spec's study.
+
+    Raises:
+        StudyNotFoundError: no storage, study or trial of that number.
         StorageUnavailableError: the storage did not answer.
     """
-    storage = studies.open_for_reading(settings)
+    storage = open_for_reading(settings)
     if storage is None:
-        raise KeyError(
-            f"no study {spec.name!r}: {studies.display_url(settings.storage_url)} does not exist"
+        raise StudyNotFoundError(
+            f"no study {spec.name!r}: {display_url(settings.storage_url)} does not exist"
         )
-    study = optuna.load_study(study_name=spec.name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise KeyError(f"study {spec.name} has no trial {number} (it has {len(trials)})")
-    params = dict(trials[number].params)
-    return str(params.pop("arch")), params
+    trial = read_trial(storage, spec.name, number, attempts=settings.storage_attempts)
+    params = dict(trial.params)
+    arch = params.pop("arch", None)
+    if not isinstance(arch, str):
+        raise StudyNotFoundError(f"trial {number} of {spec.name} has no architecture parameter")
+    # Trials stored before the seed attribute trained with their number as the seed.
+    seed = int(trial.user_attrs.get("seed", trial.number))
+    return StoredTrial(
+        number=trial.number,
+        arch=arch,
+        params=inputs.check_params(
+            {**spec.training.fixed(), **params}, where=f"trial {number} of {spec.name}"
+        ),
+        seed=seed,
+        value=trial.value,
+    )
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """One configuration to train: a study's data and settings, an architecture, parameters
+    and a seed, and where they came from."""
+
+    spec: StudySpec
+    arch: str
+    params: dict[str, float | int]
+    seed: int
+    source: str  # e.g. "trial 3 of validation-50k-h1", a spec path, "defaults"
+    stored_value: float | None = None  # the trial's stored value, when replaying a trial
+
+
+def plan_training(
+    spec: StudySpec,
+    *,
+    settings: Settings,
+    changes: Mapping[str, Any] | None = None,
+    trial: int | None = None,
+    arch: str | None = None,
+    seed: int | None = None,
+    source: str = "defaults",
+) -> TrainPlan:
+    """Resolve what `finscale train` trains.
+
+    Training parameters come from, by rising precedence: the spec's fixed or middle values,
+    the stored trial's values (with `trial`), and `changes["training"]`. The seed is the stored
+    trial's seed with `trial`, else `seed`, else 0.
+
+    Args:
+        spec: the study whose data and settings to use.
+        settings: where the storage and data are.
+        changes: nested changes to the spec (`{"split": {"val_start": …}}`), validated again.
+        trial: a stored trial of the spec's study to rebuild.
+        arch: an architecture id (overrides the trial's).
+        seed: the seed (overrides the trial's).
+        source: how to name the spec in messages.
+
+    Raises:
+        SpecError: a bad change, architecture or parameter; no architecture given.
+        StudyNotFoundError: no such stored trial.
+    """
+    changed = spec.with_changes(dict(changes)) if changes else spec
+    explicit = {k: v for k, v in (changes or {}).get("training", {}).items() if k in PARAMS_BY_NAME}
+    params: dict[str, Any] = inputs.typical_params(changed)
+    stored_value = None
+    if trial is not None:
+        found = stored_trial(changed, settings, trial)
+        params.update(found.params)
+        arch = arch or found.arch
+        seed = found.seed if seed is None else seed
+        source, stored_value = f"trial {trial} of {changed.name}", found.value
+    params.update(explicit)
+    if arch is None:
+        raise SpecError("give an architecture (--arch ID) or a stored trial (--trial N)")
+    try:
+        parse_arch_id(arch)
+    except ValueError as e:
+        raise SpecError(f"--arch: {e}") from None
+    return TrainPlan(
+        spec=changed,
+        arch=arch,
+        params=inputs.check_params(params, where=source),
+        seed=0 if seed is None else seed,
+        source=source,
+        stored_value=stored_value,
+    )
 
 
 @dataclass(frozen=True)
@@ -69,66 +192,88 @@ class Retrained:
     """One training run of a configuration, on the study's data."""
 
     arch: Arch
-    params: dict[str, Any]
+    params: dict[str, float | int]
+    seed: int
     result: TrainResult
     windows: dict[str, int]
+    base_rate: dict[str, float]  # positive rate of each split's labels
     test: dict[str, float] | None
 
 
+def base_rate_bce(rate: float) -> float:
+    """The BCE of predicting a split's own positive rate for every window (its entropy)."""
+    if not 0 < rate < 1:
+        return 0.0
+    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+
+
 def retrain(
-    spec: StudySpec,
-    arch_id: str,
-    params: dict[str, Any],
+    plan: TrainPlan,
     *,
     settings: Settings,
-    seed: int = 0,
     on_epoch: EpochCallback | None = None,
     evaluate_test: bool = False,
 ) -> Retrained:
-    """Train `arch_id` with `params` on the study's data, planning the micro-batch to fit.
+    """Train the plan's architecture on its study's data, planning the micro-batch to fit.
 
     Raises:
-        DataError: the study's data is missing or its split too small.
-        ValueError: a bad architecture id.
+        DataError: the study's data is missing, its split too small, or (with `evaluate_test`)
+            the split has no test region.
         MemoryError: the architecture does not fit the device.
         TrainingError: the run diverged or ran out of memory.
     """
-    data = load_study_data(spec, settings.data_dir)
+    spec = plan.spec
+    data = inputs.load_study_data(spec, settings.data_dir)
     prepared = data.prepared
-    dims = parse_arch_id(arch_id)
+    splits = prepared.splits
+    if evaluate_test and len(splits.test) == 0:
+        raise DataError(
+            f"{spec.name}: the split has no test region; give one (split.test_start for a "
+            "chronological split, split.test_blocks for chunks) to evaluate on test"
+        )
+    dims = parse_arch_id(plan.arch)
     device = resolve_device(settings.device)
-    precision = resolve_precision(spec, device)
-    model = model_config(spec, dims, params, num_features=len(prepared.windows.columns))
+    precision = inputs.resolve_precision(spec, device)
+    model = inputs.model_config(spec, dims, plan.params, num_features=data.num_features)
     arch = Arch(**dims.dims(), param_count=PatchTST(model).num_parameters())
-    plan = plan_batch(
+    batch = plan_batch(
         model,
-        effective_batch=int(params["batch_size"]),
+        effective_batch=int(plan.params["batch_size"]),
         memory_limit_bytes=available_memory_bytes(device),
         precision=precision,
         device="cuda" if device.type == "cuda" else "cpu",
     )
-    config = train_config(
-        spec, params, micro_batch=plan.micro_batch, seed=seed, device=device, precision=precision
+    config = inputs.train_config(
+        spec,
+        plan.params,
+        micro_batch=batch.micro_batch,
+        seed=plan.seed,
+        device=device,
+        precision=precision,
     )
-    training = TrainingData(
-        features=prepared.features,
-        labels=prepared.windows.labels,
-        context_length=spec.model.context_length,
-        train=prepared.splits.train,
-        val=prepared.splits.val,
-    )
-    trained, result = train(model, config, training, on_epoch=on_epoch)
+    trained, result = train(model, config, inputs.training_data(spec, prepared), on_epoch=on_epoch)
+    labels = prepared.windows.labels
+    rates = {
+        name: float(np.mean(labels[starts])) if len(starts) else math.nan
+        for name, starts in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+    }
     test = None
-    if evaluate_test and len(prepared.splits.test):
+    if evaluate_test:
         where = next(trained.parameters()).device
         logits = predict(
             trained,
             torch.as_tensor(prepared.features, device=where),
-            torch.as_tensor(prepared.splits.test, device=where),
+            torch.as_tensor(splits.test, device=where),
             context_length=spec.model.context_length,
             precision=precision,
         )
-        test = binary_metrics(logits, prepared.windows.labels[prepared.splits.test])
+        test = binary_metrics(logits, labels[splits.test])
     return Retrained(
-        arch=arch, params=params, result=result, windows=prepared.splits.counts(), test=test
+        arch=arch,
+        params=plan.params,
+        seed=plan.seed,
+        result=result,
+        windows=splits.counts(),
+        base_rate=rates,
+        test=test,
     )

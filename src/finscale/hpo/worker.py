@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import TextIO, TypeVar
 
@@ -26,13 +25,15 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data import Dataset, load_dataset
-from finscale.data.prepare import Prepared, SplitSettings, prepare
-from finscale.errors import Interrupted, SpecError
-from finscale.hpo import study as studies
+from finscale.data.prepare import Prepared
+from finscale.errors import Interrupted
+from finscale.hpo import budget, storage
+from finscale.hpo._optuna import trial_id
 from finscale.hpo.events import EventLog
+from finscale.hpo.inputs import load_study_data, study_grid
 from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
-from finscale.model import Arch, ArchSpace, build_grid, extreme_archs
+from finscale.hpo.study import create_or_load_study, study_fingerprint, worker_seed
+from finscale.model import Arch, extreme_archs
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
@@ -95,74 +96,6 @@ class _Signals:
             raise Interrupted(f"{self.received} received")
 
 
-def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
-    """The architecture grid of a study's budget.
-
-    Raises:
-        SpecError: no architecture of the space lies within the tolerance of the budget.
-    """
-    a = spec.architecture
-    grid = build_grid(
-        spec.budget_params,
-        num_features=num_features,
-        space=ArchSpace(tuple(a.d_model), tuple(a.n_layers), tuple(a.n_heads), tuple(a.d_ff_ratio)),
-        tolerance=a.tolerance,
-        context_length=spec.model.context_length,
-        patch_length=spec.model.patch_length,
-        stride=spec.model.stride,
-        revin=spec.model.revin,
-    )
-    if not grid:
-        raise SpecError(
-            f"study {spec.name}: no architecture of the search space has {spec.budget} "
-            f"± {a.tolerance:.0%} parameters with {num_features} features; widen the space "
-            "(architecture.d_model, n_layers, d_ff_ratio) or the tolerance"
-        )
-    return grid
-
-
-@dataclass(frozen=True)
-class StudyData:
-    """A study's dataset and its prepared windows."""
-
-    dataset: Dataset
-    prepared: Prepared
-
-
-def load_study_data(spec: StudySpec, data_dir: Path) -> StudyData:
-    """Load the study's dataset (pinned version if the spec says so) and prepare its windows,
-    split and normalization.
-
-    Raises:
-        DataError: the dataset is missing or does not match, or a split is too small.
-    """
-    dataset = load_dataset(data_dir, spec.data.dataset, sha256=spec.data.sha256)
-    s = spec.split
-    prepared = prepare(
-        dataset.frame,
-        context_length=spec.model.context_length,
-        horizon=spec.horizon,
-        threshold=spec.data.threshold,
-        target=spec.data.target,
-        split=SplitSettings(
-            mode=s.mode,
-            val_start=s.val_start,
-            test_start=s.test_start,
-            n_blocks=s.n_blocks,
-            val_blocks=s.val_blocks,
-            test_blocks=s.test_blocks,
-            seed=s.seed,
-            embargo_rows=s.embargo_rows,
-            min_train_windows=s.min_train_windows,
-            min_val_windows=s.min_val_windows,
-            min_test_windows=s.min_test_windows,
-        ),
-        lookback_rows=dataset.entry.lookback_rows,
-        normalize=spec.model.normalize,
-    )
-    return StudyData(dataset=dataset, prepared=prepared)
-
-
 @dataclass
 class Joined:
     """A study a worker has joined, with everything its trials need."""
@@ -183,17 +116,17 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         StudyMismatchError: the study exists with another search definition (exit 2).
         StorageUnavailableError: the storage did not answer (exit 3).
     """
-    storage = studies.open_storage(
+    data = load_study_data(spec, settings.data_dir)
+    prepared, dataset = data.prepared, data.dataset
+    grid = study_grid(spec, num_features=len(dataset.feature_columns))
+    store = storage.open_storage(
         settings.storage_url,
         heartbeat_interval_s=settings.heartbeat_interval_s,
         heartbeat_grace_s=settings.heartbeat_grace_s,
         max_retries=spec.max_retries,
         attempts=settings.storage_attempts,
     )
-    data = load_study_data(spec, settings.data_dir)
-    prepared, dataset = data.prepared, data.dataset
-    grid = study_grid(spec, num_features=len(dataset.feature_columns))
-    fingerprint = studies.study_fingerprint(
+    fingerprint = study_fingerprint(
         spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
     )
     extremes = (
@@ -201,21 +134,21 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         if spec.architecture.forced_extremes
         else {}
     )
-    started = studies.with_retries(
-        lambda: _trial_count(storage, spec.name),
+    started = storage.with_retries(
+        lambda: _trial_count(store, spec.name),
         what="counting trials",
         attempts=settings.storage_attempts,
         url=settings.storage_url,
     )
-    study = studies.create_or_load_study(
+    joined = create_or_load_study(
         spec,
-        storage,
+        store,
         fingerprint=fingerprint,
         extremes=extremes,
-        seed=studies.worker_seed(spec, index=index, started_trials=started),
+        seed=worker_seed(spec, index=index, started_trials=started),
         attempts=settings.storage_attempts,
     )
-    return Joined(spec, storage, study, grid, prepared, dataset.sha256)
+    return Joined(spec, store, joined, grid, prepared, dataset.sha256)
 
 
 def _trial_count(storage: RDBStorage, name: str) -> int:
@@ -232,7 +165,7 @@ class WorkerReport:
 
     study: str
     trials_run: int
-    final: studies.BudgetState
+    final: budget.BudgetState
 
 
 def run_worker(
@@ -257,7 +190,7 @@ def run_worker(
         SpecError, DataError, StudyMismatchError, StorageUnavailableError: see `join_study`.
     """
     joined = join_study(spec, settings, index=index)
-    study, storage = joined.study, joined.storage
+    study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
     device = resolve_device(settings.device)
     signals = _Signals()
@@ -274,17 +207,17 @@ def run_worker(
         signals.install()
     log.info(
         "worker %d joined study %s (%s): %d architectures, windows %s, device %s",
-        index, spec.name, studies.display_url(settings.storage_url), len(joined.grid),
+        index, spec.name, storage.display_url(settings.storage_url), len(joined.grid),
         joined.prepared.splits.counts(), device,
     )  # fmt: skip
     trials_run = 0
     while True:
         signals.check()
-        _retry(settings, "failing stale trials", lambda: studies.fail_stale_trials(study))
+        _retry(settings, "failing stale trials", lambda: budget.fail_stale_trials(study))
         trial, state = _retry(
             settings,
             "reserving a trial",
-            lambda: studies.reserve_trial(study, storage, n_trials=spec.n_trials),
+            lambda: budget.reserve_trial(study, store, n_trials=spec.n_trials),
         )
         if trial is None:
             if state.done:
@@ -295,8 +228,8 @@ def run_worker(
             time.sleep(settings.poll_interval_s)
             continue
         trials_run += 1
-        _run_trial(study, storage, trial, objective, signals, log_events, settings)
-    final = _retry(settings, "counting trials", lambda: studies.budget_state(study, spec.n_trials))
+        _run_trial(study, store, trial, objective, signals, log_events, settings)
+    final = _retry(settings, "counting trials", lambda: budget.budget_state(study, spec.n_trials))
     log.info(
         "study %s: budget spent (%d finished); worker %d ran %d trials",
         spec.name, final.finished, index, trials_run,
@@ -305,14 +238,14 @@ def run_worker(
 
 
 def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:
-    return studies.with_retries(
+    return storage.with_retries(
         call, what=what, attempts=settings.storage_attempts, url=settings.storage_url
     )
 
 
 def _run_trial(
     study: optuna.Study,
-    storage: RDBStorage,
+    store: RDBStorage,
     trial: optuna.Trial,
     objective: ArchitecturalObjective,
     signals: _Signals,
@@ -323,7 +256,7 @@ def _run_trial(
     started = time.perf_counter()
     value: float | None = None
     state, reason = TrialState.COMPLETE, None
-    beating = _Heartbeat(storage, trial._trial_id, settings.heartbeat_interval_s)
+    beating = _Heartbeat(store, trial_id(trial), settings.heartbeat_interval_s)
     try:
         with beating:
             signals.check()
@@ -335,7 +268,7 @@ def _run_trial(
     except Interrupted as e:
         why = f"interrupted: {e}"
         number = _retry(
-            settings, "requeuing a trial", lambda: studies.requeue(study, trial, reason=why)
+            settings, "requeuing a trial", lambda: budget.requeue(study, store, trial, reason=why)
         )
         events.emit("trial_end", trial=trial.number, state="FAIL", reason=why, requeued_as=number)
         raise
@@ -343,11 +276,13 @@ def _run_trial(
         # A bug, not a property of the trial: record it, and let the worker fail loudly.
         why = f"error: {e!r}"
         _retry(
-            settings, "recording a failure", lambda: _tell(study, trial, TrialState.FAIL, None, why)
+            settings,
+            "recording a failure",
+            lambda: _tell(study, store, trial, TrialState.FAIL, None, why),
         )
         events.emit("trial_end", trial=trial.number, state="FAIL", reason=why)
         raise
-    _retry(settings, "recording a trial", lambda: _tell(study, trial, state, value, reason))
+    _retry(settings, "recording a trial", lambda: _tell(study, store, trial, state, value, reason))
     events.emit(
         "trial_end",
         trial=trial.number,
@@ -361,13 +296,14 @@ def _run_trial(
 
 def _tell(
     study: optuna.Study,
+    store: RDBStorage,
     trial: optuna.Trial,
     state: TrialState,
     value: float | None,
     reason: str | None,
 ) -> None:
     """Tell once, even when retried: a retry after a lost answer finds the trial finished."""
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if store.get_trial(trial_id(trial)).state.is_finished():
         return
     if reason is not None and state == TrialState.FAIL:
         trial.set_user_attr("fail_reason", reason)

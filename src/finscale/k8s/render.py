@@ -22,6 +22,7 @@ from kubernetes import client as k8s
 from sqlalchemy.engine import make_url
 
 from finscale.errors import SpecError
+from finscale.quantity import parse_quantity
 from finscale.spec import StudySpec, load_studies
 
 # Datasets built into the worker images at build time (from the shipped sample).
@@ -78,8 +79,7 @@ def _data_in_image(spec: StudySpec) -> bool:
 
 def _threads(spec: StudySpec) -> int:
     """Math-library threads: the pod's CPUs, not the node's (torch would use every core)."""
-    quantity = spec.resources.cpu_limit or spec.resources.cpu_request
-    cores = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    cores = parse_quantity(spec.resources.cpu_limit or spec.resources.cpu_request)
     return max(1, math.floor(cores))
 
 

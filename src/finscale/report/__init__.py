@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finscale.errors import FinscaleError
-from finscale.hpo.study import StoredStudy
+from finscale.hpo.read import StoredStudy
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.collect import StudyResult, study_result
 from finscale.report.export import clean, records, write_exports
@@ -66,7 +66,7 @@ def write_report(
     """Write the report of `stored` studies into `out`.
 
     Args:
-        stored: the studies, as `finscale.hpo.study.read_studies` returns them.
+        stored: the studies, as `finscale.hpo.read.read_studies` returns them.
         out: the directory (created); files of an earlier report there are replaced.
         storage: where the studies came from, as shown to a person (no password).
         experiment: report only the studies of this experiment.

@@ -11,13 +11,9 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from finscale.budgets import parse_budget
-from finscale.hpo.study import (
-    ATTR_N_TRIALS,
-    ATTR_SPEC,
-    SYSTEM_REQUEUED_FROM,
-    StoredStudy,
-    superseded,
-)
+from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, counted
+from finscale.hpo.read import StoredStudy
+from finscale.hpo.study import ATTR_N_TRIALS, ATTR_SPEC
 from finscale.model import Arch, parse_arch_id
 
 
@@ -39,8 +35,7 @@ class StudyResult:
     @cached_property
     def counted(self) -> list[FrozenTrial]:
         """Finished trials that count against the budget (a rerun replaces what it reran)."""
-        replaced = superseded(self.trials)
-        return [t for t in self.trials if t.state.is_finished() and t.number not in replaced]
+        return counted(self.trials)
 
     @cached_property
     def complete(self) -> list[FrozenTrial]:

@@ -1,0 +1,154 @@
+"""The study's global trial budget: counting, reserving a trial slot, handing a trial back.
+
+The budget is exact. A worker may start a trial only while `finished + running < n_trials`,
+checked and acted on under the study lock, so N workers never overshoot it. `finished` counts
+COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed back to the queue
+(stale heartbeat, SIGTERM): its rerun counts in its place.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from finscale.hpo._optuna import trial_id
+from finscale.hpo.storage import study_lock
+
+# System attribute of a copy queued by `requeue`: the number of the trial it reruns.
+SYSTEM_REQUEUED_FROM = "finscale:requeued_from"
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """Where a study stands against its budget."""
+
+    n_trials: int
+    finished: int  # COMPLETE + PRUNED + FAIL, not counting failures handed back to the queue
+    running: int
+    waiting: int
+
+    @property
+    def can_start(self) -> bool:
+        return self.finished + self.running < self.n_trials
+
+    @property
+    def done(self) -> bool:
+        return self.finished >= self.n_trials and self.running == 0
+
+
+def superseded(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of failed trials whose rerun took their place (Optuna's stale-trial retries
+    record them in `retry_history`, finscale's hand-backs in `SYSTEM_REQUEUED_FROM`)."""
+    numbers: set[int] = set()
+    for t in trials:
+        numbers.update(t.system_attrs.get("retry_history", []))
+        if SYSTEM_REQUEUED_FROM in t.system_attrs:
+            numbers.add(int(t.system_attrs[SYSTEM_REQUEUED_FROM]))
+    return numbers
+
+
+def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials that count against the budget: a rerun replaces what it reran.
+
+    The one definition of "finished" that the budget, `finscale status` and the report share.
+    """
+    replaced = superseded(trials)
+    return [t for t in trials if t.state.is_finished() and t.number not in replaced]
+
+
+def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
+    """Count the study's trials against its budget."""
+    trials = study.get_trials(deepcopy=False)
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
+    return BudgetState(
+        n_trials=n_trials, finished=len(counted(trials)), running=running, waiting=waiting
+    )
+
+
+def reserve_trial(
+    study: optuna.Study, storage: RDBStorage, *, n_trials: int
+) -> tuple[optuna.Trial | None, BudgetState]:
+    """Start the next trial if the budget allows it (a queued one first), under the lock.
+
+    Returns:
+        The started trial, or None when the budget is spent or taken by running trials; and
+        the budget state seen.
+    """
+    with study_lock(storage, study.study_name):
+        state = budget_state(study, n_trials)
+        if not state.can_start:
+            return None, state
+        with warnings.catch_warnings():  # this worker beats the trial's heart itself
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            return study.ask(), state
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose heartbeat stopped, and queue their reruns (Optuna's
+    stale-trial machinery; the storage's callback bounds the reruns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def requeue(
+    study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, *, reason: str
+) -> int | None:
+    """Hand a running trial back: a waiting copy with the same parameters is queued first, then
+    the original is failed, so the budget never counts it in between. Safe to retry.
+
+    Returns:
+        The number of the queued copy; None when the trial had already been finished by a peer
+        (stale heartbeat), whose own rerun, if any, takes its place.
+    """
+    frozen = storage.get_trial(trial_id(trial))
+    if frozen.state.is_finished():  # handed back already (a retried call), or failed by a peer
+        copy = _copy_of(study, frozen.number)
+        return copy if copy is not None else _rerun_of(study, frozen.number)
+    copy_number = _copy_of(study, frozen.number)
+    if copy_number is None:  # a retry after a lost answer finds the copy already queued
+        system_attrs = {**frozen.system_attrs, SYSTEM_REQUEUED_FROM: frozen.number}
+        kept = {k: v for k, v in frozen.user_attrs.items() if k in ("forced",)}
+        study.add_trial(
+            optuna.create_trial(
+                state=TrialState.WAITING,
+                params=frozen.params,
+                distributions=frozen.distributions,
+                user_attrs={**kept, "requeued_from": frozen.number},
+                system_attrs=system_attrs,
+            )
+        )
+        copy_number = _copy_of(study, frozen.number)
+        assert copy_number is not None
+    trial.set_user_attr("fail_reason", f"{reason}; requeued as trial {copy_number}")
+    study.tell(trial, state=TrialState.FAIL)
+    return copy_number
+
+
+def _rerun_of(study: optuna.Study, number: int) -> int | None:
+    """The rerun Optuna's stale-trial callback queued for trial `number`, if any."""
+    return next(
+        (
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if number in t.system_attrs.get("retry_history", [])
+        ),
+        None,
+    )
+
+
+def _copy_of(study: optuna.Study, number: int) -> int | None:
+    return next(
+        (
+            t.number
+            for t in study.get_trials(deepcopy=False)
+            if t.system_attrs.get(SYSTEM_REQUEUED_FROM) == number
+        ),
+        None,
+    )
