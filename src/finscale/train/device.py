@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 from pathlib import Path
 
 import torch
@@ -59,7 +58,3 @@ def available_memory_bytes(device: torch.device) -> int:
             break
     return max(0, available - RESERVE_BYTES)
 
-
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
