@@ -470,14 +470,7 @@ def run_command(
     from finscale.spec import load_studies
 
     settings = _state(ctx).settings
-    specs = load_studies(spec)
-    if study:
-        unknown = sorted(set(study) - {s.name for s in specs})
-        if unknown:
-            raise typer.BadParameter(
-                f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
-            )
-        specs = [s for s in specs if s.name in study]
+    specs = _select(load_studies(spec), study)
     from finscale.hpo.storage import display_url
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
@@ -486,6 +479,65 @@ def run_command(
         for s in specs
     ]
     out.print(results_table(specs, summaries))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML), or a study spec.")],
+    study: Annotated[
+        list[str] | None, typer.Option(help="Evaluate only these studies (repeatable).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="Best trials of each study to retrain.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Seeds per trial (the first is the trial's).")] = 3,
+    refit: Annotated[
+        bool, typer.Option(help="Train on training + validation windows for the best epoch count.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Retrain runs already stored.")] = False,
+) -> None:
+    """Retrain each study's top-k trials with several seeds and score them on the test split;
+    the runs go to the storage, where `finscale report` reads them."""
+    from finscale.hpo.evaluate import EvalRun, evaluate_study
+    from finscale.spec import load_studies
+
+    if top_k < 1 or seeds < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--top-k/--seeds")
+    settings = _state(ctx).settings
+    specs = _select(load_studies(spec), study)
+
+    def on_run(run: EvalRun, now: bool) -> None:
+        if now:
+            _say(
+                f"  trial {run.trial} seed {run.seed_index}: test bce {run.test['bce']:.4f} "
+                f"({run.wall_time_s:.0f} s)"
+            )
+
+    for s in specs:
+        result = evaluate_study(
+            s, settings, top_k=top_k, seeds=seeds, refit=refit, force=force, on_run=on_run
+        )
+        table = Table(title=f"{s.name}: test evaluation", title_justify="left")
+        for column in ("trial", "arch", "seed", "best epoch", "val bce", "test bce", "test auc"):
+            table.add_column(column)
+        for run in result.runs:
+            table.add_row(
+                str(run.trial), run.arch, str(run.seed_index), f"{run.best_epoch}/{run.epochs_run}",
+                f"{run.val['bce']:.4f}", f"{run.test['bce']:.4f}", f"{run.test['auc']:.4f}",
+            )  # fmt: skip
+        out.print(table)
+        _say(f"{s.name}: {len(result.runs)} runs ({result.trained} trained now)")
+
+
+def _select(specs: list[Any], names: list[str] | None) -> list[Any]:
+    """The studies named (all when none), or a usage error listing the studies."""
+    if not names:
+        return specs
+    unknown = sorted(set(names) - {s.name for s in specs})
+    if unknown:
+        raise typer.BadParameter(
+            f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
+        )
+    return [s for s in specs if s.name in names]
 
 
 @app.command("status")

@@ -12,13 +12,19 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import optuna
 from optuna.storages import RDBStorage
 
 from finscale.errors import StudyMismatchError
 from finscale.hpo.storage import display_url, study_lock, with_retries
+from finscale.predictions import encode_labels
 from finscale.spec import StudySpec, fingerprint, fingerprint_fields
+
+if TYPE_CHECKING:
+    from finscale.hpo.inputs import StudyData
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,9 @@ ATTR_FIELDS = "finscale.fingerprint_fields"
 ATTR_SPEC = "finscale.spec"
 ATTR_N_TRIALS = "finscale.n_trials"
 ATTR_EXTREMES = "finscale.forced_extremes"
+ATTR_DATASET_SHA256 = "finscale.dataset_sha256"  # the dataset version the study is pinned to
+ATTR_WINDOWS = "finscale.windows"  # labels and window starts of validation and test
+ATTR_BASELINES = "finscale.baselines"  # simple models' predictions on the same windows
 
 
 def make_sampler(spec: StudySpec, *, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -164,3 +173,61 @@ def create_or_load_study(
     return with_retries(
         set_up, what=f"setting up study {spec.name}", attempts=attempts, url=storage.url
     )
+
+
+def pinned_dataset(storage: RDBStorage, name: str) -> str | None:
+    """The dataset version (sha256) a stored study is pinned to; None for a new study.
+
+    Studies created before the pin was stored carry it in their fingerprint fields.
+    """
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    attrs = storage.get_study_user_attrs(study_id)
+    pinned = attrs.get(ATTR_DATASET_SHA256)
+    if pinned is None:
+        stored = attrs.get(ATTR_FIELDS, {}).get("dataset_sha256")
+        pinned = json.loads(stored) if stored else None
+    return str(pinned) if pinned else None
+
+
+def windows_record(data: StudyData) -> dict[str, Any]:
+    """What the report needs of the study's windows, stored once: per split the labels and the
+    window start rows (as runs of consecutive starts), and the training positive rate."""
+    prepared = data.prepared
+    labels = prepared.windows.labels
+    dates = prepared.windows.dates
+
+    def split(starts: np.ndarray) -> dict[str, Any]:
+        if len(starts) == 0:
+            return {"n": 0}
+        breaks = np.flatnonzero(np.diff(starts) != 1)
+        firsts = np.concatenate([[starts[0]], starts[breaks + 1]])
+        lasts = np.concatenate([starts[breaks], [starts[-1]]])
+        return {
+            "n": len(starts),
+            "labels": encode_labels(labels[starts]),
+            "runs": [[int(a), int(b)] for a, b in zip(firsts, lasts, strict=True)],
+            "first_date": str(dates[starts[0]]),
+            "last_date": str(dates[starts[-1]]),
+            "positive_rate": float(labels[starts].mean()),
+        }
+
+    splits = prepared.splits
+    return {
+        "horizon": int(prepared.windows.horizon),
+        "train": {"n": len(splits.train), "positive_rate": float(labels[splits.train].mean())},
+        "val": split(splits.val),
+        "test": split(splits.test),
+    }
+
+
+def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) -> None:
+    """Store the study's dataset pin and its windows, when missing (idempotent: the values
+    follow from the spec and the pinned dataset)."""
+    attrs = study.user_attrs
+    if ATTR_DATASET_SHA256 not in attrs:
+        study.set_user_attr(ATTR_DATASET_SHA256, data.dataset.sha256)
+    if ATTR_WINDOWS not in attrs:
+        study.set_user_attr(ATTR_WINDOWS, windows_record(data))

@@ -26,13 +26,19 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from finscale.data.prepare import Prepared
-from finscale.errors import Interrupted
+from finscale.errors import DataError, Interrupted
 from finscale.hpo import budget, storage
 from finscale.hpo._optuna import trial_id
 from finscale.hpo.events import EventLog
-from finscale.hpo.inputs import load_study_data, study_grid
+from finscale.hpo.inputs import StudyData, load_study_data, study_grid
 from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
-from finscale.hpo.study import create_or_load_study, study_fingerprint, worker_seed
+from finscale.hpo.study import (
+    create_or_load_study,
+    ensure_study_records,
+    pinned_dataset,
+    study_fingerprint,
+    worker_seed,
+)
 from finscale.model import Arch, extreme_archs
 from finscale.settings import Settings
 from finscale.spec import StudySpec
@@ -109,16 +115,20 @@ class Joined:
 
 
 def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined:
-    """Open the storage, load and prepare the data, and create or load the study.
+    """Load and prepare the data, open the storage, and create or load the study.
+
+    The spec, the data and the grid are checked before the storage is opened, so that a bad
+    input leaves nothing behind. A study is pinned to the dataset version it was created with:
+    a worker joining it later loads that version, whatever was built since.
 
     Raises:
-        SpecError, DataError: a bad spec or dataset (exit 2).
+        SpecError, DataError: a bad spec or dataset, or the pinned dataset version is gone
+            (exit 2).
         StudyMismatchError: the study exists with another search definition (exit 2).
         StorageUnavailableError: the storage did not answer (exit 3).
     """
     data = load_study_data(spec, settings.data_dir)
-    prepared, dataset = data.prepared, data.dataset
-    grid = study_grid(spec, num_features=len(dataset.feature_columns))
+    grid = study_grid(spec, num_features=data.num_features)
     store = storage.open_storage(
         settings.storage_url,
         heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -126,20 +136,18 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         max_retries=spec.max_retries,
         attempts=settings.storage_attempts,
     )
+    pinned = _retry(settings, "reading the study", lambda: pinned_dataset(store, spec.name))
+    if pinned is not None and pinned != data.dataset.sha256:
+        data = _pinned_data(spec, settings, pinned, latest=data)
     fingerprint = study_fingerprint(
-        spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
+        spec, grid_ids=[a.id for a in grid], dataset_sha256=data.dataset.sha256
     )
     extremes = (
         {name: a.id for name, a in extreme_archs(grid).items()}
         if spec.architecture.forced_extremes
         else {}
     )
-    started = storage.with_retries(
-        lambda: _trial_count(store, spec.name),
-        what="counting trials",
-        attempts=settings.storage_attempts,
-        url=settings.storage_url,
-    )
+    started = _retry(settings, "counting trials", lambda: _trial_count(store, spec.name))
     joined = create_or_load_study(
         spec,
         store,
@@ -148,7 +156,33 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         seed=worker_seed(spec, index=index, started_trials=started),
         attempts=settings.storage_attempts,
     )
-    return Joined(spec, store, joined, grid, prepared, dataset.sha256)
+    _retry(
+        settings, "storing the study's windows", lambda: ensure_study_records(joined, spec, data)
+    )
+    return Joined(spec, store, joined, grid, data.prepared, data.dataset.sha256)
+
+
+def _pinned_data(
+    spec: StudySpec, settings: Settings, pinned: str, *, latest: StudyData
+) -> StudyData:
+    """The dataset version the study was created with.
+
+    Raises:
+        DataError: the data directory no longer holds it (names both versions).
+    """
+    try:
+        data = load_study_data(spec, settings.data_dir, sha256=pinned)
+    except DataError as e:
+        raise DataError(
+            f"study {spec.name} was created with {spec.data.dataset} {pinned}, which "
+            f"{settings.data_dir} no longer holds (it has {latest.dataset.sha256}): {e}. Restore "
+            "that version, or start a new study (a new experiment name) on the new data"
+        ) from e
+    log.info(
+        "study %s is pinned to %s %s; the latest build is %s",
+        spec.name, spec.data.dataset, pinned[:12], latest.dataset.sha256[:12],
+    )  # fmt: skip
+    return data
 
 
 def _trial_count(storage: RDBStorage, name: str) -> int:

@@ -57,4 +57,3 @@ def available_memory_bytes(device: torch.device) -> int:
             available = min(available, limit - usage)
             break
     return max(0, available - RESERVE_BYTES)
-

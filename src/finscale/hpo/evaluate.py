@@ -1,0 +1,344 @@
+"""The final evaluation: each study's best trials, retrained with several seeds, scored on the
+test split that the search never saw.
+
+A search selects its best trial on the validation windows, so the best validation value is
+biased upward by the selection (the best of 50 noisy draws). The honest numbers come from data
+that took no part in the choice: the top-k trials by validation value are retrained with S
+seeds each (seed 0 is the trial's own, so its validation value must come back exactly on the
+CPU), the final model of a budget is the one of the k with the best mean validation value, and
+its test metrics — mean and spread over seeds, per-window losses paired against the baselines —
+are the report's headline.
+
+Each run is stored as a study user attribute (`finscale.eval.<trial>.<seed index>`) with its
+test logits, so the report needs only the storage, and an interrupted evaluation resumes where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from finscale.data.prepare import Prepared
+from finscale.errors import StudyNotFoundError
+from finscale.hpo import inputs
+from finscale.hpo.replay import TrainPlan
+from finscale.hpo.storage import open_storage, with_retries
+from finscale.hpo.study import ATTR_DATASET_SHA256, ensure_study_records
+from finscale.model import parse_arch_id
+from finscale.model.memory import plan_batch
+from finscale.predictions import encode_logits
+from finscale.settings import Settings
+from finscale.spec import StudySpec
+from finscale.train import (
+    TrainingData,
+    available_memory_bytes,
+    binary_metrics,
+    predict,
+    resolve_device,
+    train,
+)
+
+log = logging.getLogger(__name__)
+
+ATTR_EVAL_PREFIX = "finscale.eval."
+
+
+def eval_key(trial: int, seed_index: int) -> str:
+    """The study user attribute of one evaluation run."""
+    return f"{ATTR_EVAL_PREFIX}{trial}.{seed_index}"
+
+
+def run_seed(trial_seed: int, seed_index: int) -> int:
+    """Seed 0 is the trial's own (the search's run, reproduced); others are derived from it."""
+    if seed_index == 0:
+        return trial_seed
+    key = f"eval:{trial_seed}:{seed_index}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One retraining of a trial with one seed, scored on validation and test."""
+
+    trial: int
+    seed_index: int
+    seed: int
+    arch: str
+    param_count: int
+    refit: bool  # trained on training + validation windows for the trial's best epoch count
+    best_epoch: int
+    epochs_run: int
+    val: dict[str, float]  # of the model trained on the training windows (NaN after a refit)
+    test: dict[str, float]
+    test_logits: str  # `finscale.predictions.encode_logits`, one per test window
+    wall_time_s: float
+
+    def record(self) -> dict[str, Any]:
+        """The JSON stored in the study (NaN becomes null)."""
+        return {
+            "trial": self.trial,
+            "seed_index": self.seed_index,
+            "seed": self.seed,
+            "arch": self.arch,
+            "param_count": self.param_count,
+            "refit": self.refit,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "val": {k: _finite(v) for k, v in self.val.items()},
+            "test": {k: _finite(v) for k, v in self.test.items()},
+            "test_logits": self.test_logits,
+            "wall_time_s": round(self.wall_time_s, 2),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def top_trials(trials: list[FrozenTrial], *, direction: str, k: int) -> list[FrozenTrial]:
+    """The k completed trials with the best values (ties: the earlier trial first)."""
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    sign = 1.0 if direction == "minimize" else -1.0
+    return sorted(done, key=lambda t: (sign * float(t.value), t.number))[:k]  # type: ignore[arg-type]
+
+
+def _retrain_once(
+    plan: TrainPlan,
+    prepared: Prepared,
+    *,
+    device: torch.device,
+    refit: bool,
+    best_epoch: int | None,
+) -> tuple[dict[str, float], dict[str, float], np.ndarray, int, int, int]:
+    """Train one run; its validation and test metrics, test logits, parameter count, best
+    epoch and epochs run."""
+    spec = plan.spec
+    num_features = len(prepared.windows.columns)
+    model = inputs.model_config(
+        spec, parse_arch_id(plan.arch), plan.params, num_features=num_features
+    )
+    precision = inputs.resolve_precision(spec, device)
+    batch = plan_batch(
+        model,
+        effective_batch=int(plan.params["batch_size"]),
+        memory_limit_bytes=available_memory_bytes(device),
+        precision=precision,
+        device="cuda" if device.type == "cuda" else "cpu",
+    )
+    params = dict(plan.params)
+    data = inputs.training_data(spec, prepared)
+    if refit:
+        # Training and validation windows together, for as many epochs as the search's best
+        # epoch; early stopping cannot help (the validation windows are in the training set),
+        # so patience outlasts the run.
+        params["epochs"] = max(1, best_epoch or int(params["epochs"]))
+        data = TrainingData(
+            features=data.features,
+            labels=data.labels,
+            context_length=data.context_length,
+            train=np.sort(np.concatenate([data.train, data.val])),
+            val=data.val,
+        )
+    config = inputs.train_config(
+        spec,
+        params,
+        micro_batch=batch.micro_batch,
+        seed=plan.seed,
+        device=device,
+        precision=precision,
+    )
+    if refit:
+        config = dataclasses.replace(config, patience=int(params["epochs"]) + 1)
+    trained, result = train(model, config, data)
+    splits = prepared.splits
+    where = next(trained.parameters()).device
+    logits = predict(
+        trained,
+        torch.as_tensor(prepared.features, device=where),
+        torch.as_tensor(splits.test, device=where),
+        context_length=spec.model.context_length,
+        precision=precision,
+    )
+    test = binary_metrics(logits, prepared.windows.labels[splits.test])
+    val = dict.fromkeys(result.val, math.nan) if refit else dict(result.val)
+    count = sum(p.numel() for p in trained.parameters())
+    return val, test, logits, count, result.best_epoch, result.epochs_run
+
+
+@dataclass(frozen=True)
+class StudyEvaluation:
+    """What `evaluate_study` did for one study."""
+
+    study: str
+    runs: list[EvalRun]  # every run of the evaluated trials, stored ones included
+    trained: int  # runs trained now (the others were already stored)
+
+
+def evaluate_study(
+    spec: StudySpec,
+    settings: Settings,
+    *,
+    top_k: int = 3,
+    seeds: int = 3,
+    refit: bool = False,
+    force: bool = False,
+    on_run: Callable[[EvalRun, bool], None] | None = None,
+) -> StudyEvaluation:
+    """Retrain the study's top-k trials with `seeds` seeds each and score them on test.
+
+    Args:
+        spec: the study (its spec must be the one the study was created with).
+        settings: storage, data directory and device.
+        top_k: trials to retrain, best validation value first.
+        seeds: seeds per trial; seed 0 is the trial's own.
+        refit: train on training + validation windows for the trial's best epoch count.
+        force: retrain runs already stored.
+        on_run: called after each run with the run and whether it was trained now.
+
+    Raises:
+        StudyNotFoundError: the study is not in the storage, or has no completed trial.
+        DataError: the dataset version the study used is missing, or the split has no test
+            region.
+        StorageUnavailableError: the storage did not answer.
+    """
+    if top_k < 1 or seeds < 1:
+        raise ValueError(f"top_k and seeds must be at least 1, got {top_k} and {seeds}")
+    storage = open_storage(
+        settings.storage_url,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_grace_s=settings.heartbeat_grace_s,
+        max_retries=0,
+        attempts=settings.storage_attempts,
+    )
+
+    def retry(what: str, call: Callable[[], Any]) -> Any:
+        return with_retries(call, what=what, attempts=settings.storage_attempts, url=storage.url)
+
+    try:
+        study = retry(
+            "loading the study", lambda: optuna.load_study(study_name=spec.name, storage=storage)
+        )
+    except KeyError:
+        raise StudyNotFoundError(
+            f"no study {spec.name!r} to evaluate: run its search first"
+        ) from None
+    attrs = dict(study.user_attrs)
+    trials = retry("reading trials", lambda: study.get_trials(deepcopy=False))
+    chosen = top_trials(trials, direction=study.direction.name.lower(), k=top_k)
+    if not chosen:
+        raise StudyNotFoundError(f"study {spec.name} has no completed trial to evaluate")
+    data = inputs.load_study_data(spec, settings.data_dir, sha256=attrs.get(ATTR_DATASET_SHA256))
+    prepared = data.prepared
+    if len(prepared.splits.test) == 0:
+        from finscale.errors import DataError
+
+        raise DataError(
+            f"{spec.name}: the split has no test region; give one (split.test_start, or "
+            "split.test_blocks for chunks) and run a new study"
+        )
+    retry("storing the windows", lambda: ensure_study_records(study, spec, data))
+    device = resolve_device(settings.device)
+    runs: list[EvalRun] = []
+    trained = 0
+    for trial in chosen:
+        found = _stored_plan(spec, trial)
+        for index in range(seeds):
+            key = eval_key(trial.number, index)
+            stored = attrs.get(key)
+            if stored is not None and not force and bool(stored.get("refit")) == refit:
+                run = _from_record(stored)
+                runs.append(run)
+                if on_run:
+                    on_run(run, False)
+                continue
+            seed = run_seed(found.seed, index)
+            plan = TrainPlan(spec=spec, arch=found.arch, params=found.params, seed=seed, source=key)
+            started = time.perf_counter()
+            val, test, logits, count, best_epoch, epochs_run = _retrain_once(
+                plan,
+                prepared,
+                device=device,
+                refit=refit,
+                best_epoch=trial.user_attrs.get("best_epoch"),
+            )
+            run = EvalRun(
+                trial=trial.number,
+                seed_index=index,
+                seed=seed,
+                arch=found.arch,
+                param_count=count,
+                refit=refit,
+                best_epoch=best_epoch,
+                epochs_run=epochs_run,
+                val=val,
+                test=test,
+                test_logits=encode_logits(logits),
+                wall_time_s=time.perf_counter() - started,
+            )
+            _store(study, key, run.record(), retry)
+            runs.append(run)
+            trained += 1
+            if on_run:
+                on_run(run, True)
+    return StudyEvaluation(study=spec.name, runs=runs, trained=trained)
+
+
+def _store(
+    study: optuna.Study,
+    key: str,
+    record: dict[str, Any],
+    retry: Callable[[str, Callable[[], Any]], Any],
+) -> None:
+    retry("storing an evaluation run", lambda: study.set_user_attr(key, record))
+
+
+@dataclass(frozen=True)
+class _Found:
+    arch: str
+    params: dict[str, float | int]
+    seed: int
+
+
+def _stored_plan(spec: StudySpec, trial: FrozenTrial) -> _Found:
+    params = dict(trial.params)
+    arch = str(params.pop("arch"))
+    checked = inputs.check_params(
+        {**spec.training.fixed(), **params}, where=f"trial {trial.number} of {spec.name}"
+    )
+    return _Found(arch=arch, params=checked, seed=int(trial.user_attrs.get("seed", trial.number)))
+
+
+def _from_record(record: dict[str, Any]) -> EvalRun:
+    def metrics(values: dict[str, Any]) -> dict[str, float]:
+        return {k: math.nan if v is None else float(v) for k, v in values.items()}
+
+    return EvalRun(
+        trial=int(record["trial"]),
+        seed_index=int(record["seed_index"]),
+        seed=int(record["seed"]),
+        arch=str(record["arch"]),
+        param_count=int(record["param_count"]),
+        refit=bool(record["refit"]),
+        best_epoch=int(record["best_epoch"]),
+        epochs_run=int(record["epochs_run"]),
+        val=metrics(record["val"]),
+        test=metrics(record["test"]),
+        test_logits=str(record["test_logits"]),
+        wall_time_s=float(record["wall_time_s"]),
+    )
