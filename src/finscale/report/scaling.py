@@ -36,14 +36,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import optimize, special
 
 from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, decode_labels, decode_logits
 from finscale.report import stats
-from finscale.report.collect import StudyResult, trial_arch
+
+if TYPE_CHECKING:  # the fit itself needs no Optuna; only reading studies does
+    from finscale.report.collect import StudyResult
 
 Verdict = Literal["bigger is better", "bigger is worse", "no detectable effect", "untested"]
 
@@ -567,6 +569,8 @@ _Row = tuple[int, int, float, np.ndarray]  # trial number, parameter count, valu
 def _stored_rows(result: StudyResult) -> tuple[list[_Row], np.ndarray | None, int]:
     """The completed trials holding predictions, best first, the labels, and how many completed
     trials of known size hold none (written before predictions were stored, or by hand)."""
+    from finscale.report.collect import trial_arch
+
     labels = None
     rows: list[_Row] = []
     without = 0
@@ -661,6 +665,8 @@ def _horizon(
     seed: int,
     windows: Mapping[str, StudyWindows],
 ) -> ScalingResult:
+    from finscale.report.collect import trial_arch
+
     metric, direction = group[0].metric, group[0].direction
     stored = {r.name: _stored_rows(r) for r in group}
     sized = {
