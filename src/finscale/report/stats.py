@@ -9,9 +9,10 @@ the per-window loss *difference* is often an order of magnitude below that of ei
 Everything here is pure numpy/scipy and takes plain arrays in window (time) order:
 
 - `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits.
-- `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error,
-  a lag of at least the horizon, and the effective sample size; `unpaired_difference` is the
-  wrong test, kept to show why pairing matters.
+- `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error
+  (lag at least the horizon and a tenth of the windows, never below the iid error), fixed-b
+  p-values, and the effective sample size; `unpaired_difference` is the wrong test, kept to
+  show why pairing matters.
 - `auc_delong`, `paired_auc_delong`: AUC against 0.5, and two predictors' AUCs on the same
   windows; DeLong's variance, inflated by the autocorrelation of its per-window components.
 - `block_bootstrap_indices`: circular blocks, kept inside contiguous segments.
