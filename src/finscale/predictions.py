@@ -11,17 +11,17 @@ sliding windows; measured by `tests/unit/test_predictions.py`):
 | windows | logits `f16z` | logits `f16` (no zlib) | labels `bits` |
 |---:|---:|---:|---:|
 | 660 | ≈ 1.5 KB | 1,768 | 121 |
-| 3,000 | ≈ 6.7 KB | 8,008 | 513 |
+| 3,000 | ≈ 6.4 KB | 8,009 | 510 |
 
-so a study of 1,000 trials with 3,000 validation windows stores about 7 MB of predictions:
+so a study of 1,000 trials with 3,000 validation windows stores about 6.5 MB of predictions:
 nothing for PostgreSQL (a `text` value may hold 1 GB; Optuna stores user attrs as text).
 
 Precision: float16 keeps 11 significant bits, so a decoded logit x' differs from x by at most
-|x|·2⁻¹¹ (round to nearest: 2⁻¹²·|x|, plus 2⁻²⁵ below float16's normal range). The per-window
-BCE moves by at most |x − x'|·|σ(x) − y|, which is ≤ 2⁻¹²·max(BCE, 0.28) per window; the
-mean BCE of decoded logits is therefore within 2⁻¹²·(BCE + 0.28) ≈ 1.7e-4 of the float32 one at
-BCE 0.4 (and in practice ~1e-6: rounding errors cancel). Logits are clipped to ±60000
-(float16's range); a model never emits such values.
+2⁻¹¹·|x| (the unit roundoff of round-to-nearest; 2⁻²⁵ absolute below float16's normal range).
+The per-window BCE moves by at most |x − x'|·|σ(x) − y|, and |x|·|σ(x) − y| ≤ max(BCE, 0.28),
+so each window's BCE is within 2⁻¹¹·max(BCE, 0.28), and the mean BCE of decoded logits within
+2⁻¹¹·(BCE + 0.28) ≈ 3.3e-4 of the float32 one at BCE 0.4 (in practice ~1e-5: rounding errors
+partly cancel). Logits are clipped to ±60000 (float16's range); a model never emits such values.
 """
 
 from __future__ import annotations
@@ -81,10 +81,9 @@ def decode_logits(text: str) -> np.ndarray:
         if planes.size != 2 * n:
             raise ValueError(f"encoded logits hold {planes.size // 2} values, header says {n}")
         raw = planes.reshape(2, n).T.tobytes()
-    values = np.frombuffer(raw, dtype="<f2")
-    if values.size != n:
-        raise ValueError(f"encoded logits hold {values.size} values, header says {n}")
-    return values.astype("float32")
+    if len(raw) != 2 * n:
+        raise ValueError(f"encoded logits hold {len(raw)} bytes, header says {n} values")
+    return np.frombuffer(raw, dtype="<f2").astype("float32")
 
 
 def encode_labels(labels: np.ndarray) -> str:

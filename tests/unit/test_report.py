@@ -1,9 +1,11 @@
-"""`finscale report`: the power-law fit and its bootstrap recover known laws, the files hold
-every trial and each study's best, and partial, foreign and empty storages are handled."""
+"""`finscale report`: the scaling fit and its joint bootstrap recover known laws from stored
+window predictions, the files hold every trial and each study's best, and partial, foreign and
+empty storages are handled."""
 
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +16,39 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
+from scipy import optimize
 
 from finscale.hpo.read import read_studies
 from finscale.hpo.storage import open_storage
 from finscale.hpo.study import ATTR_N_TRIALS, ATTR_SPEC
-from finscale.report import NothingToReportError, fit_power_law, strength, write_report
+from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, encode_labels, encode_logits
+from finscale.report import NothingToReportError, fit_exponent, write_report
 from finscale.report.collect import study_result
-from finscale.report.scaling import scaling
+from finscale.report.scaling import ScalingFit, SlopeFit, scaling
 from finscale.spec import ExperimentSpec, load_spec
 from tests.conftest import REPO
 from tests.conftest import run_cli as run
 
 BUDGETS = {"50K": 50_000, "200K": 200_000, "800K": 800_000, "3M": 3_200_000}
+N_WINDOWS = 400
+
+
+def window_labels(positives: int = N_WINDOWS // 2) -> np.ndarray:
+    """The validation labels every study of a horizon shares."""
+    labels = np.zeros(N_WINDOWS)
+    labels[np.random.default_rng(99).choice(N_WINDOWS, positives, replace=False)] = 1.0
+    return labels
+
+
+def logits_with_bce(target: float, labels: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Logits whose mean BCE on `labels` is `target`: a margin s shifted by per-window noise."""
+    sign = 2 * labels - 1
+
+    def excess(s: float) -> float:
+        return float(np.logaddexp(0.0, -(s + sign * noise)).mean()) - target
+
+    s = optimize.brentq(excess, -60.0, 60.0, xtol=1e-12)
+    return sign * s + noise
 
 
 def _storage(tmp_path: Path) -> tuple[str, optuna.storages.RDBStorage]:
@@ -61,8 +84,12 @@ def add_study(
     open_trials: int = 0,
     failed: int = 0,
     positive_rate: float | None = None,
+    labels: np.ndarray | None = None,
+    window_noise: float = 0.01,
 ) -> None:
-    """A study as a finscale worker leaves it: the spec in its attrs, one trial per value."""
+    """A study as a finscale worker leaves it: the spec in its attrs, one trial per value; with
+    `labels`, each trial also stores validation logits whose mean BCE is its value (noise shared
+    by every trial of every study, plus `window_noise` of the trial's own)."""
     study = optuna.create_study(storage=storage, study_name=name, direction=direction)
     if spec_fields is not None:
         study.set_user_attr(ATTR_SPEC, spec_fields)
@@ -74,7 +101,16 @@ def add_study(
         "dropout": FloatDistribution(0.0, 0.3),
     }
     rng = np.random.default_rng(len(values))
+    shared = np.random.default_rng(7).normal(0, 0.3, N_WINDOWS)  # the hard windows
+    own = np.random.default_rng(zlib.crc32(name.encode()))
     for i, value in enumerate(values):
+        stored = {}
+        if labels is not None:
+            noise = shared + own.normal(0, window_noise, N_WINDOWS)
+            stored = {
+                ATTR_VAL_LOGITS: encode_logits(logits_with_bce(value, labels, noise)),
+                ATTR_VAL_LABELS: encode_labels(labels),
+            }
         study.add_trial(
             optuna.trial.create_trial(
                 value=value,
@@ -91,6 +127,7 @@ def add_study(
                     **({"val_positive_rate": positive_rate} if positive_rate else {}),
                     "epochs_run": 4,
                     "stop_reason": "max_epochs",
+                    **stored,
                 },
             )
         )
@@ -118,10 +155,14 @@ def synthetic_experiment(
     seed: int = 0,
     metric: str = "val_bce",
     se: float = 0.01,
+    predictions: bool = True,
 ) -> None:
-    """Studies whose best error follows 0.6 · N^(-alpha), with trial-to-trial spread."""
+    """Studies whose best error follows 0.6 · N^(-alpha), with trial-to-trial spread; with
+    `predictions` (BCE only) every trial stores window logits scoring its value, with
+    trial-specific window noise `se`."""
     rng = np.random.default_rng(seed)
     spec = _experiment(list(budgets), list(horizons), metric)
+    labels = window_labels() if predictions and metric == "val_bce" else None
     for s in spec.expand():
         n = BUDGETS[s.budget]
         law = 0.6 * n ** (-alpha) * (1 + 0.1 * s.horizon / 5)
@@ -136,6 +177,8 @@ def synthetic_experiment(
             direction=s.objective.direction,
             param_count=n,
             se=se,
+            labels=labels,
+            window_noise=se,
         )
 
 
@@ -143,91 +186,121 @@ def synthetic_experiment(
 
 
 @pytest.mark.parametrize("alpha", [-0.05, 0.0, 0.03, 0.12, 0.3])
-def test_an_exact_power_law_is_recovered(alpha: float) -> None:
+@pytest.mark.parametrize("floor", [0.0, 0.3])
+def test_an_exact_law_above_a_floor_is_recovered(alpha: float, floor: float) -> None:
     n = np.array([5e4, 2e5, 8e5, 3.2e6])
-    fit = fit_power_law(n, 0.4 * n ** (-alpha))
-    assert fit.alpha == pytest.approx(alpha, abs=1e-9)
-    assert fit.coefficient == pytest.approx(0.4, rel=1e-9)
+    fit = fit_exponent(n, floor + 0.4 * n ** (-alpha))
+    assert fit.alpha == pytest.approx(alpha, abs=1e-5)
+    if alpha != 0:  # a flat law leaves E and A free, only E + A is fixed
+        assert fit.floor == pytest.approx(floor, abs=1e-5)
+        assert fit.predict(1e5) == pytest.approx(floor + 0.4 * 1e5 ** (-alpha), rel=1e-5)
     assert fit.r2 == pytest.approx(1.0) and fit.n_points == 4
 
 
-def test_a_noisy_power_law_is_recovered_within_tolerance() -> None:
+def test_a_noisy_law_is_recovered_within_tolerance() -> None:
     rng = np.random.default_rng(3)
     n = np.geomspace(1e4, 1e8, 9)
-    errors = 0.8 * n ** (-0.1) * np.exp(rng.normal(0, 0.01, size=len(n)))
-    fit = fit_power_law(n, errors)
-    assert fit.alpha == pytest.approx(0.1, abs=0.01)
+    losses = 0.3 + 0.8 * n ** (-0.2) + rng.normal(0, 0.0005, size=len(n))
+    fit = fit_exponent(n, losses)
+    assert fit.alpha == pytest.approx(0.2, abs=0.03)
     assert 0.95 < fit.r2 < 1.0
 
 
 @pytest.mark.parametrize(
-    ("params", "errors", "message"),
+    ("params", "losses", "message"),
     [
-        ([1e5], [0.3], "two distinct"),
-        ([1e5, 1e5], [0.3, 0.2], "two distinct"),
-        ([1e5, 2e5], [0.3, -0.1], "positive"),
-        ([1e5, 2e5], [0.3], "2 parameter counts but 1"),
+        ([1e5, 2e5], [0.3, 0.2], "three distinct"),
+        ([1e5, 1e5, 2e5], [0.3, 0.2, 0.1], "three distinct"),
+        ([1e5, 2e5, 4e5], [0.3, -0.1, 0.1], "≥ 0"),
+        ([1e5, 2e5, 4e5], [0.3], "3 parameter counts but 1"),
     ],
 )
 def test_a_fit_without_enough_good_points_says_why(
-    params: list[float], errors: list[float], message: str
+    params: list[float], losses: list[float], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        fit_power_law(params, errors)
+        fit_exponent(params, losses)
 
 
 @pytest.mark.parametrize(
-    ("alpha", "label"),
-    [(0.3, "strong"), (0.151, "strong"), (0.15, "moderate"), (0.09, "moderate"),
-     (0.08, "weak"), (0.0, "weak"), (-0.2, "weak")],
+    ("low", "high", "verdict"),
+    [(-0.02, -0.001, "bigger is better"), (0.001, 0.02, "bigger is worse"),
+     (-0.01, 0.01, "no detectable effect"), (float("nan"), float("nan"), "untested")],
 )  # fmt: skip
-def test_the_research_systems_labels(alpha: float, label: str) -> None:
-    assert strength(alpha) == label
+def test_the_verdict_reads_the_interval_of_the_slope(low: float, high: float, verdict: str) -> None:
+    slope = SlopeFit(per_decade=(low + high) / 2, intercept=0.4, low=low, high=high,
+                     share_negative=0.5, n_resamples=100)  # fmt: skip
+    nan = (float("nan"),) * 2
+    fit = ScalingFit(budgets=("a", "b"), m=3, params=(1e5, 1e6), losses=(0.3, 0.3),
+                     losses_low=nan, losses_high=nan, slope=slope, exponent=None,
+                     largest_vs_smallest=None, block_length=5, n_windows=400)  # fmt: skip
+    assert fit.verdict == verdict
+    assert fit.sentence.startswith(verdict if verdict != "untested" else "+")
 
 
 def _answers(tmp_path: Path, **kwargs: Any) -> list[Any]:
     _url, storage = _storage(tmp_path)
     synthetic_experiment(storage, **kwargs)
     results = [study_result(s) for s in read_studies(storage)]
-    return scaling(results, top_k=5, n_resamples=1000, seed=0)
+    return scaling(results, n_resamples=400, seed=0)
 
 
-def test_the_bootstrap_interval_covers_the_true_exponent(tmp_path: Path) -> None:
-    answers = _answers(tmp_path, alpha=0.12, noise=0.02, budgets=("50K", "200K", "800K", "3M"))
+def _true_slope(alpha: float, horizon: int, budgets: tuple[str, ...]) -> float:
+    n = np.array([BUDGETS[b] for b in budgets], dtype=float)
+    law = 0.6 * n ** (-alpha) * (1 + 0.1 * horizon / 5)
+    return float(np.polyfit(np.log10(n), law, 1)[0])
+
+
+def test_the_bootstrap_intervals_cover_the_true_law(tmp_path: Path) -> None:
+    budgets = ("50K", "200K", "800K", "3M")
+    answers = _answers(tmp_path, alpha=0.12, noise=0.02, budgets=budgets)
     assert [a.horizon for a in answers] == [1, 5]
     for a in answers:
-        assert a.fit is not None and a.uncertainty is not None
-        assert a.fit.alpha == pytest.approx(0.12, abs=1e-9)  # best trials sit on the law
-        assert a.uncertainty.low < 0.12 < a.uncertainty.high
-        assert a.strength == "moderate"
-        assert len(a.points) == 4 and all(len(p.top_errors) == 5 for p in a.points)
+        assert a.scaling is not None and a.fit is not None and a.uncertainty is not None
+        assert a.loss_name == "val_bce (from stored predictions)"
+        assert a.scaling.m == 6  # every trial: each point is the best trial, on the law
+        assert a.fit.alpha == pytest.approx(0.12, abs=2e-3)  # float16 logits
+        assert a.uncertainty.low <= 0.12 <= a.uncertainty.high
+        s = a.scaling.slope
+        assert s.low < _true_slope(0.12, a.horizon, budgets) < s.high
+        assert a.verdict == "bigger is better" and a.strength == a.verdict
+        assert len(a.points) == 4 and all(len(p.top_losses) == 6 for p in a.points)
+        assert all(p.skill is not None and p.skill.beats_base_rate for p in a.points)
 
 
 def test_more_noise_gives_a_wider_interval_and_no_scaling_includes_zero(tmp_path: Path) -> None:
-    # Noise of both kinds: trial-to-trial spread and validation standard errors.
-    quiet = _answers(tmp_path / "a", alpha=0.0, noise=0.005, se=0.002, horizons=(1,))
-    noisy = _answers(tmp_path / "b", alpha=0.0, noise=0.1, se=0.03, horizons=(1,))
-    quiet, noisy = quiet[0].uncertainty, noisy[0].uncertainty
-    assert noisy.high - noisy.low > 2 * (quiet.high - quiet.low)
-    for u in (quiet, noisy):
-        assert u.low < 0 < u.high
+    # Noise of both kinds: trial-to-trial spread and each trial's own window noise.
+    quiet = _answers(tmp_path / "a", alpha=0.0, noise=0.005, se=0.02, horizons=(1,))[0]
+    noisy = _answers(tmp_path / "b", alpha=0.0, noise=0.1, se=0.5, horizons=(1,))[0]
+    q, n = quiet.scaling.slope, noisy.scaling.slope
+    assert n.high - n.low > 2 * (q.high - q.low)
+    for s in (q, n):
+        assert s.low < 0 < s.high
+    assert quiet.verdict == noisy.verdict == "no detectable effect"
 
 
-def test_a_maximized_metric_scales_as_one_minus_it(tmp_path: Path) -> None:
+def test_without_stored_predictions_the_values_give_points_but_no_verdict(
+    tmp_path: Path,
+) -> None:
     answers = _answers(tmp_path, alpha=0.2, metric="val_auc", horizons=(1,))
-    assert answers[0].direction == "maximize"
-    assert answers[0].fit is not None and answers[0].fit.alpha == pytest.approx(0.2, abs=1e-9)
-    assert answers[0].strength == "strong"
+    a = answers[0]
+    assert a.direction == "maximize" and a.loss_name == "1 − val_auc (stored value)"
+    assert a.fit is not None and a.fit.alpha == pytest.approx(0.2, abs=1e-5)
+    assert a.scaling is not None and a.scaling.slope.per_decade < 0
+    assert a.uncertainty is None and a.verdict == "untested"
+    assert "trials hold no window-level predictions" in a.note
 
 
 def test_the_bootstrap_is_seeded(tmp_path: Path) -> None:
     _url, storage = _storage(tmp_path)
     synthetic_experiment(storage, alpha=0.1, noise=0.05)
     results = [study_result(s) for s in read_studies(storage)]
-    a = scaling(results, n_resamples=300, seed=7)[0].uncertainty
-    b = scaling(results, n_resamples=300, seed=7)[0].uncertainty
-    c = scaling(results, n_resamples=300, seed=8)[0].uncertainty
-    assert a == b and a != c
+    a = scaling(results, n_resamples=300, seed=7)[0].scaling
+    b = scaling(results, n_resamples=300, seed=7)[0].scaling
+    c = scaling(results, n_resamples=300, seed=8)[0].scaling
+    assert a is not None and b is not None and c is not None
+    assert a.slope == b.slope and a.exponent == b.exponent
+    assert a.slope != c.slope
 
 
 # --- the files -----------------------------------------------------------------------------------
@@ -267,8 +340,9 @@ def test_the_report_files_hold_every_trial_and_each_studys_best(tmp_path: Path) 
 
     analysis = json.loads((out / "analysis.json").read_text())
     assert [s["horizon"] for s in analysis["scaling"]] == [1, 5]
-    assert analysis["scaling"][0]["alpha"] == pytest.approx(0.1, abs=1e-9)
-    assert analysis["scaling"][0]["strength"] == "moderate"
+    assert analysis["scaling"][0]["alpha"] == pytest.approx(0.1, abs=2e-3)
+    assert analysis["scaling"][0]["verdict"] == "bigger is better"
+    assert analysis["scaling"][0]["points"][0]["skill"]["vs_base_rate"]["lag"] >= 1
 
     for name in ("scaling-h1.png", "scaling-h5.png", "width-depth.png",
                  "history-synth-50k-h1.png"):  # fmt: skip
@@ -278,7 +352,7 @@ def test_the_report_files_hold_every_trial_and_each_studys_best(tmp_path: Path) 
     a1 = report.scaling[0]
     assert f"α = {a1.fit.alpha:.3f}" in summary  # type: ignore[union-attr]
     assert f"{a1.uncertainty.low:.3f} to {a1.uncertainty.high:.3f}" in summary  # type: ignore[union-attr]
-    assert "**moderate**" in summary
+    assert "over budgets 50K, 200K, 800K: bigger is better: " in summary
     assert "Partial experiment" not in summary
     assert "![scaling at horizon 1](scaling-h1.png)" in summary
     assert report.partial == []
@@ -303,7 +377,8 @@ def test_a_partial_experiment_is_reported_and_says_so(tmp_path: Path) -> None:
     assert "no completed trial yet in synth-800k-h1" in summary
     a = report.scaling[0]
     assert [p.budget for p in a.points] == ["50K", "200K"]
-    assert a.fit is not None and "two budgets: R² is 1 by construction" in a.note
+    assert a.scaling is not None and a.fit is None
+    assert "two budgets: no exponent" in a.note
     best = json.loads((out / "best.json").read_text())
     assert best["synth-200k-h1"]["partial"] is True and best["synth-200k-h1"]["finished"] == 2
     assert best["synth-800k-h1"]["best"] is None
@@ -324,23 +399,27 @@ def test_one_budget_gives_no_fit_and_says_why(tmp_path: Path) -> None:
     assert not list((tmp_path / "r").glob("*.png"))
 
 
-@pytest.mark.parametrize(("best", "beats"), [(0.30, True), (0.37, False)])
+@pytest.mark.parametrize(("best", "beats"), [(0.30, True), (0.40, False)])
 def test_the_answer_says_whether_the_best_trials_beat_the_base_rate(
     tmp_path: Path, best: float, beats: bool
 ) -> None:
     url, storage = _storage(tmp_path)
     spec = _experiment(["50K", "200K"], [1])
-    p = 0.124  # a constant guess of it scores -(p ln p + (1-p) ln(1-p)) = 0.37482 BCE
+    labels = window_labels(positives=62)  # 62/400 = 0.155 positive
+    p = 62 / N_WINDOWS
+    entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p))  # the best constant's BCE, 0.4318
     for s, value in zip(spec.expand(), (best, best + 0.001), strict=True):
         add_study(storage, json.loads(s.model_dump_json()), s.name, [value, value + 0.01],
-                  param_count=s.budget_params, se=0.01, positive_rate=p)  # fmt: skip
+                  param_count=s.budget_params, labels=labels)  # fmt: skip
     report = write_report(read_studies(storage), tmp_path / "r", storage=url, plots=False)
     point = report.scaling[0].points[0]
-    assert point.baseline_error == pytest.approx(0.37482, abs=1e-5)
-    assert point.baseline_z == pytest.approx((0.37482 - best) / 0.01, abs=0.01)
+    assert point.base_rate_loss == pytest.approx(entropy, abs=1e-9)
+    assert point.skill is not None
+    assert point.skill.vs_base_rate.mean == pytest.approx(best - entropy, abs=1e-3)
+    assert point.skill.beats_base_rate is beats
     summary = report.summary.read_text()
     if beats:
-        assert "2 of 2 budgets' best trials beat a constant prediction" in summary
+        assert "2 of 2 budgets' best trials beat the base rate" in summary
         assert "not skill" not in summary
     else:
         assert "0 of 2 budgets' best trials beat" in summary
@@ -376,7 +455,7 @@ def test_the_command_writes_the_report_of_the_configured_storage(
     args = ["report", "--out", str(out_dir), "--experiment", "synth", "--resamples", "200"]
     code, out, err = run(args, capsys)
     assert code == 0, err
-    assert "horizon 1: alpha 0.200" in out and "strong (3 budgets)" in out
+    assert "horizon 1: alpha 0.200" in out and "bigger is better (3 budgets)" in out
     assert set(pd.read_csv(out_dir / "trials.csv")["study"]) == {
         "synth-50k-h1", "synth-200k-h1", "synth-800k-h1"
     }  # fmt: skip

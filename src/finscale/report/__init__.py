@@ -1,29 +1,36 @@
-"""From studies to a scaling-law answer: exports, the power-law fit with its uncertainty,
-architecture analysis, plots and a Markdown summary. Reads studies; never writes to them."""
+"""From studies to a scaling answer: exports, the slope per decade and the exponent of the
+reducible loss with their joint-bootstrap intervals, paired skill tests, architecture analysis,
+plots and a Markdown summary. Reads studies; never writes to them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from finscale.errors import FinscaleError
 from finscale.hpo.read import StoredStudy
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.collect import StudyResult, study_result
 from finscale.report.export import clean, records, write_exports
-from finscale.report.scaling import ScalingResult, fit_power_law, scaling, strength
+from finscale.report.scaling import ScalingResult, StudyWindows, fit_exponent, scaling
+from finscale.report.stats import AucTest, PairedTest, Skill
 from finscale.report.summary import markdown
 
 __all__ = [
+    "AucTest",
     "NothingToReportError",
+    "PairedTest",
     "Report",
     "ScalingResult",
+    "Skill",
     "StudyResult",
-    "fit_power_law",
-    "strength",
+    "StudyWindows",
+    "fit_exponent",
     "write_report",
 ]
 
@@ -58,10 +65,11 @@ def write_report(
     storage: str,
     experiment: str | None = None,
     expected: list[str] | None = None,
-    top_k: int = 5,
+    top_k: int | None = None,
     n_resamples: int = 2000,
     seed: int = 0,
     plots: bool = True,
+    windows: Mapping[str, StudyWindows] | None = None,
 ) -> Report:
     """Write the report of `stored` studies into `out`.
 
@@ -72,10 +80,12 @@ def write_report(
         experiment: report only the studies of this experiment.
         expected: report only these studies (an experiment's, from its spec); those not in
             `stored` are reported as not started.
-        top_k: trials per budget the bootstrap draws from.
+        top_k: cap on m, the trials each budget's point is the expected best of (None: the
+            smallest number of finished trials among a horizon's budgets).
         n_resamples: bootstrap resamples.
         seed: seed of the bootstrap and of the importance evaluator.
         plots: write the PNG figures.
+        windows: per study, segment starts and baseline logits of its validation windows.
 
     Raises:
         NothingToReportError: no study (of the experiment, or expected) in `stored`.
@@ -98,7 +108,7 @@ def write_report(
     missing = sorted(set(expected or []) - {r.name for r in results})
     results.sort(key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name))
     frame, files = write_exports(results, out)
-    answers = scaling(results, top_k=top_k, n_resamples=n_resamples, seed=seed)
+    answers = scaling(results, top_k=top_k, n_resamples=n_resamples, seed=seed, windows=windows)
     cells, style_table, heads = width_depth(frame), styles(frame), heads_effect(frame)
     ranked = [importances(r, seed=seed) for r in results]
 
@@ -152,21 +162,47 @@ def write_report(
     )
 
 
-def _scaling_json(a: ScalingResult) -> dict[str, object]:
-    u = a.uncertainty
+def _test_json(t: PairedTest | AucTest | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    estimate = t.mean if isinstance(t, PairedTest) else t.estimate
+    return {
+        "estimate": clean(estimate),
+        "se": clean(t.se),
+        "ci95": [clean(v) for v in t.ci95],
+        "p_value": clean(t.p_value),
+        "effective_n": clean(t.effective_n),
+        "lag": t.lag,
+        "test": t.test,
+    }
+
+
+def _scaling_json(a: ScalingResult) -> dict[str, Any]:
+    f = a.scaling
+    e = f.exponent if f else None
     return {
         "horizon": a.horizon,
         "metric": a.metric,
         "direction": a.direction,
-        "alpha": a.fit.alpha if a.fit else None,
-        "coefficient": a.fit.coefficient if a.fit else None,
-        "r2": a.fit.r2 if a.fit else None,
-        "strength": a.strength,
-        "alpha_ci95": [u.low, u.high] if u else None,
-        "alpha_std": u.std if u else None,
-        "share_alpha_positive": u.share_positive if u else None,
-        "share_by_strength": u.share_by_strength if u else None,
-        "resamples": u.n_resamples if u else None,
+        "loss": a.loss_name,
+        "verdict": a.verdict,
+        "sentence": f.sentence if f else None,
+        "m": f.m if f else None,
+        "slope_per_decade": f.slope.per_decade if f else None,
+        "slope_ci95": [clean(f.slope.low), clean(f.slope.high)] if f else None,
+        "slope_share_negative": clean(f.slope.share_negative) if f else None,
+        "resamples": f.slope.n_resamples if f else None,
+        "block_length": f.block_length if f else None,
+        "n_windows": f.n_windows if f else None,
+        "largest_vs_smallest": _test_json(f.largest_vs_smallest) if f else None,
+        "alpha": e.alpha if e else None,
+        "alpha_ci95": [clean(e.low), clean(e.high)] if e else None,
+        "share_alpha_positive": clean(e.share_positive) if e else None,
+        "share_alpha_at_grid_edge": clean(e.share_at_edge) if e else None,
+        "floor": e.floor if e else None,
+        "coefficient": e.coefficient if e else None,
+        "reference_params": e.reference_params if e else None,
+        "r2": e.r2 if e else None,
         "top_k": a.top_k,
         "note": a.note,
         "points": [
@@ -177,11 +213,21 @@ def _scaling_json(a: ScalingResult) -> dict[str, object]:
                 "arch": p.arch,
                 "param_count": p.param_count,
                 "value": p.value,
-                "error": p.error,
-                "error_se": clean(p.error_se),
-                "baseline_error": clean(p.baseline_error),
-                "baseline_z": clean(p.baseline_z),
-                "top_errors": list(p.top_errors),
+                "completed": p.completed,
+                "lost": p.lost,
+                "loss": clean(p.loss),
+                "loss_ci95": [clean(p.loss_low), clean(p.loss_high)],
+                "point_params": p.point_params,
+                "base_rate_loss": clean(p.base_rate_loss),
+                "skill": None
+                if p.skill is None
+                else {
+                    "loss": p.skill.loss,
+                    "vs_base_rate": _test_json(p.skill.vs_base_rate),
+                    "auc": _test_json(p.skill.auc),
+                    "vs_baselines": {k: _test_json(v) for k, v in p.skill.vs_baselines.items()},
+                },
+                "top_losses": list(p.top_losses),
                 "partial": p.partial,
             }
             for p in a.points

@@ -73,52 +73,49 @@ def plot_history(result: StudyResult, path: Path) -> Path:
 
 
 def plot_scaling(answer: ScalingResult, path: Path) -> Path:
-    """Best error per budget against parameter count (log-log), the top-k trials behind it,
-    the fit and its bootstrap band."""
+    """Each budget's point (expected best of m trials) with its joint-bootstrap interval against
+    parameter count (log x), every completed trial behind it, the slope per decade with its band,
+    the reducible-loss curve, and the base rate."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for p in answer.points:
-        ax.scatter(p.top_params, p.top_errors, s=10, color="tab:gray", alpha=0.5)
-    xs = [p.param_count for p in answer.points]
-    ys = [p.error for p in answer.points]
-    se = [0.0 if math.isnan(p.error_se) else p.error_se for p in answer.points]
-    ax.errorbar(xs, ys, yerr=se, fmt="o", color="tab:blue", capsize=3, label="best per budget")
+        ax.scatter(p.top_params, p.top_losses, s=10, color="tab:gray", alpha=0.5)
+    xs = np.array([p.point_params for p in answer.points])
+    ys = np.array([p.loss for p in answer.points])
+    low = np.array([p.loss_low for p in answer.points])
+    high = np.array([p.loss_high for p in answer.points])
+    known = np.isfinite(low) & np.isfinite(high)
+    yerr = np.where(known, [ys - low, high - ys], 0.0)
+    fit = answer.scaling
+    m = f"best of {fit.m}" if fit else "best"
+    ax.errorbar(xs, ys, yerr=np.maximum(yerr, 0.0), fmt="o", color="tab:blue", capsize=3,
+                label=f"{m} per budget")  # fmt: skip
     for p in answer.points:
-        ax.annotate(
-            p.budget,
-            (p.param_count, p.error),
-            textcoords="offset points",
-            xytext=(5, 5),
-            fontsize=8,
+        ax.annotate(p.budget, (p.point_params, p.loss), textcoords="offset points",
+                    xytext=(5, 5), fontsize=8)  # fmt: skip
+    if fit is not None:
+        grid = (
+            np.asarray(fit.band_params)
+            if fit.band_params
+            else np.geomspace(xs.min() / 1.5, xs.max() * 1.5, 40)
         )
-    if answer.fit is not None:
-        u = answer.uncertainty
-        grid = np.asarray(u.band_n) if u else np.geomspace(min(xs) / 1.5, max(xs) * 1.5, 40)
-        label = f"fit: α = {answer.fit.alpha:.3f}"
-        if u:
-            label += f" [{u.low:.3f}, {u.high:.3f}]"
-            ax.fill_between(
-                grid,
-                u.band_low,
-                u.band_high,
-                color="tab:blue",
-                alpha=0.15,
-                label="95% bootstrap band",
-            )
-        ax.plot(
-            grid,
-            answer.fit.predict(grid),
-            color="tab:blue",
-            label=f"{label}, R² = {answer.fit.r2:.2f}",
-        )
-    baselines = [p.baseline_error for p in answer.points if not math.isnan(p.baseline_error)]
-    if baselines:
+        s = fit.slope
+        label = f"slope {s.per_decade:+.4f} per decade"
+        if fit.band_params:
+            label += f" [{s.low:+.4f}, {s.high:+.4f}]"
+            ax.fill_between(grid, fit.band_low, fit.band_high, color="tab:blue", alpha=0.15,
+                            label="95% joint block bootstrap")  # fmt: skip
+        ax.plot(grid, s.predict(grid), color="tab:blue", label=label)
+        if fit.exponent is not None:
+            e = fit.exponent
+            ax.plot(grid, e.predict(grid), color="tab:green", linestyle=":",
+                    label=f"E + A·N^−α, α = {e.alpha:.3f}")  # fmt: skip
+    bases = [p.base_rate_loss for p in answer.points if not math.isnan(p.base_rate_loss)]
+    if bases:
         # The same validation windows for every budget of a horizon: one constant guess.
-        ax.axhline(baselines[0], color="tab:gray", linestyle="--", label="base rate (constant)")
+        ax.axhline(bases[0], color="tab:gray", linestyle="--", label="base rate (constant)")
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("parameters")
-    error = answer.metric if answer.direction == "minimize" else f"1 - {answer.metric}"
-    ax.set_ylabel(error)
+    ax.set_ylabel(answer.loss_name)
     ax.set_title(f"Scaling at horizon {answer.horizon}")
     ax.legend(fontsize=8)
     return _save(fig, path)

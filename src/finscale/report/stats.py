@@ -9,9 +9,10 @@ the per-window loss *difference* is often an order of magnitude below that of ei
 Everything here is pure numpy/scipy and takes plain arrays in window (time) order:
 
 - `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits.
-- `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error,
-  a lag of at least the horizon, and the effective sample size; `unpaired_difference` is the
-  wrong test, kept to show why pairing matters.
+- `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error
+  (lag at least the horizon and a tenth of the windows, never below the iid error), fixed-b
+  p-values, and the effective sample size; `unpaired_difference` is the wrong test, kept to
+  show why pairing matters.
 - `auc_delong`, `paired_auc_delong`: AUC against 0.5, and two predictors' AUCs on the same
   windows; DeLong's variance, inflated by the autocorrelation of its per-window components.
 - `block_bootstrap_indices`: circular blocks, kept inside contiguous segments.
@@ -169,12 +170,15 @@ def _fixed_b_df(lag: int, n: int) -> float:
 
 
 def _long_run_ratio(x: np.ndarray, lag: int, seg: np.ndarray) -> float:
-    """Newey-West long-run variance over the lag-0 variance (≥ 0 by the Bartlett weights)."""
+    """Newey-West long-run variance over the lag-0 variance, floored at 1: overlapping windows
+    never carry more information than independent ones, and a ratio below 1 comes from the
+    downward bias of long-lag estimates on nearly independent data (so the effective sample
+    never exceeds n)."""
     gamma = _autocovariances(x, lag, seg)
     if gamma[0] <= 0:
         return 1.0
     weights = 1.0 - np.arange(1, lag + 1) / (lag + 1)
-    return max(float(gamma[0] + 2 * np.dot(weights, gamma[1:])) / float(gamma[0]), 0.0)
+    return max(float(gamma[0] + 2 * np.dot(weights, gamma[1:])) / float(gamma[0]), 1.0)
 
 
 # --- paired differences of losses ----------------------------------------------------------------
@@ -271,7 +275,7 @@ def paired_difference(
         p_value=p,
         p_lower=p_lower,
         n=n,
-        effective_n=n / ratio if ratio > 0 else math.inf,
+        effective_n=n / ratio,
         lag=chosen,
         se_iid=se_iid,
         critical_value=fixed_b_critical_value(chosen, n),
@@ -386,7 +390,7 @@ def _auc_test(
         p_greater=1.0 - p_lower,
         n=n,
         n_positive=n1,
-        effective_n=n / ratio if ratio > 0 else math.inf,
+        effective_n=n / ratio,
         lag=chosen,
         se_iid=math.sqrt(var_iid),
         critical_value=fixed_b_critical_value(chosen, n),

@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 from finscale.budgets import parse_budget
 from finscale.report.architecture import Importances
 from finscale.report.collect import StudyResult
-from finscale.report.scaling import MODERATE_ALPHA, STRONG_ALPHA, ScalingResult
+from finscale.report.scaling import ScalingResult
+from finscale.report.stats import AucTest, PairedTest
 
 
 def _num(value: object, digits: int = 4) -> str:
@@ -27,50 +28,49 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
 
 
 def _describe(answer: ScalingResult) -> str:
-    error = answer.metric if answer.direction == "minimize" else f"1 − {answer.metric}"
     budgets = ", ".join(p.budget for p in answer.points) or "none"
     skill = _skill(answer)
-    if answer.fit is None:
+    fit = answer.scaling
+    if fit is None:
         why = f"{answer.note}; budgets: {budgets}"
         return f"At horizon {answer.horizon} there is no fit ({why})." + skill
-    fit, u = answer.fit, answer.uncertainty
-    trend = "falls" if fit.alpha > 0 else "rises"
-    text = (
-        f"At horizon {answer.horizon}, {error} {trend} with parameter count over budgets "
-        f"{budgets}: α = {fit.alpha:.3f}"
-    )
-    if u is not None:
-        text += f" (95% bootstrap interval {u.low:.3f} to {u.high:.3f})"
-    text += f", R² = {fit.r2:.2f}, a **{answer.strength}** law by the research system's labels"
-    if u is not None:
-        verdict = (
-            "the interval excludes zero"
-            if u.low > 0 or u.high < 0
-            else "the interval includes zero, so the data cannot tell this from no scaling"
-        )
-        shares = u.share_by_strength
-        text += (
-            f"; α > 0 in {u.share_positive:.0%} of resamples, and they label it strong / "
-            f"moderate / weak {shares['strong']:.0%} / {shares['moderate']:.0%} / "
-            f"{shares['weak']:.0%}: {verdict}"
-        )
-    return text + "." + skill
+    text = f"At horizon {answer.horizon}, over budgets {budgets}: {fit.sentence}."
+    e = fit.exponent
+    if e is not None:
+        text += f" The reducible loss, L = E + A·N^(−α), gives α = {e.alpha:.3f}"
+        if e.n_resamples:
+            text += (
+                f" (95% interval {e.low:.3f} to {e.high:.3f}; α > 0 in "
+                f"{e.share_positive:.0%} of resamples)"
+            )
+        text += f" above a floor E = {e.floor:.4f}."
+    return text + skill
 
 
 def _skill(answer: ScalingResult) -> str:
-    """Whether the best trials beat a constant guess of the base rate: a law fitted to models
+    """Whether the best trials beat the base rate on the same windows: a law fitted to models
     that do not is a law of noise."""
-    known = [p for p in answer.points if not math.isnan(p.baseline_z)]
+    known = [p for p in answer.points if p.skill is not None]
     if not known:
         return ""
-    beat = [p for p in known if p.baseline_z > 2]
+    beat = [p for p in known if p.skill is not None and p.skill.beats_base_rate]
+    test = known[0].skill.vs_base_rate.test if known[0].skill else ""
     text = (
-        f" {len(beat)} of {len(known)} budgets' best trials beat a constant prediction of the "
-        "validation base rate by more than two standard errors"
+        f" {len(beat)} of {len(known)} budgets' best trials beat the base rate on the same "
+        f"windows ({test}, one-sided 2.5 %; each was chosen as the best of its study on these "
+        "windows, so this is optimistic)"
     )
     if not beat:
         text += ", so this horizon's errors measure noise around the base rate, not skill"
     return text + "."
+
+
+def _test(t: PairedTest | AucTest | None, digits: int = 4) -> str:
+    if t is None:
+        return "—"
+    if isinstance(t, PairedTest):
+        return f"{t.mean:+.{digits}f} ± {t.se:.{digits}f} (p {t.p_value:.2g})"
+    return f"{t.estimate:.{digits}f} ± {t.se:.{digits}f} (p {t.p_value:.2g})"
 
 
 def _by_size(item: tuple[str, str]) -> int:
@@ -147,9 +147,9 @@ def markdown(
         )
     paragraph.append(_styles_by_horizon(styles, results))
     paragraph.append(
-        f"Labels follow the research system: strong when α > {STRONG_ALPHA}, moderate when "
-        f"α > {MODERATE_ALPHA}, weak otherwise. All values are validation metrics; the test "
-        "split was not used."
+        "The verdict is the slope per decade's interval; the exponent describes what scale buys "
+        "above a floor and carries no strength label (see Method). All values are validation "
+        "metrics; the test split was not used."
     )
     lines += [" ".join(p for p in paragraph if p), ""]
 
@@ -182,27 +182,48 @@ def markdown(
     lines += ["## Scaling", ""]
     for a in answers:
         lines += [f"### Horizon {a.horizon}", ""]
+        m = a.scaling.m if a.scaling else None
         lines += _table(
-            ["budget", "study", "best trial", "arch", "parameters", a.metric, "± se",
-             f"top-{a.top_k} range", "base rate", "z vs base rate"],
+            ["budget", "study", "best trial", "arch", "parameters", a.metric,
+             "complete / lost", f"best of {m or '—'}: {a.loss_name} [95%]", "base rate",
+             "vs base rate", "AUC vs 0.5", "vs baselines"],
             (
                 [
                     p.budget, p.study, str(p.trial), p.arch, f"{p.param_count:,}", _num(p.value),
-                    _num(p.error_se), f"{_num(min(p.top_errors))}–{_num(max(p.top_errors))}",
-                    _num(p.baseline_error), _num(p.baseline_z, 2),
+                    f"{p.completed} / {p.lost}",
+                    f"{_num(p.loss)} [{_num(p.loss_low)}, {_num(p.loss_high)}]",
+                    _num(p.base_rate_loss),
+                    _test(p.skill.vs_base_rate) if p.skill else "—",
+                    _test(p.skill.auc, 3) if p.skill else "—",
+                    "; ".join(f"{k} {_test(v)}" for k, v in p.skill.vs_baselines.items())
+                    if p.skill and p.skill.vs_baselines else "—",
                 ]
                 for p in a.points
             ),
         )  # fmt: skip
-        if a.fit:
-            u = a.uncertainty
-            ci = f", 95% interval [{u.low:.3f}, {u.high:.3f}], std {u.std:.3f}" if u else ""
-            lines += [
-                "",
-                f"Fit: {a.metric if a.direction == 'minimize' else '1 − ' + a.metric} = "
-                f"{a.fit.coefficient:.4g} · N^(−α), α = {a.fit.alpha:.4f}; R² = {a.fit.r2:.3f}{ci}"
-                + (f" ({u.n_resamples} resamples)." if u else "."),
-            ]
+        f = a.scaling
+        if f is not None:
+            lines += ["", f"Slope: {f.sentence}."]
+            if f.largest_vs_smallest is not None:
+                t = f.largest_vs_smallest
+                lines += [
+                    "",
+                    f"Largest minus smallest budget's best trial: {_test(t)}, "
+                    f"{t.test}; effective sample {t.effective_n:.0f} of {t.n} windows.",
+                ]
+            if f.exponent is not None:
+                e = f.exponent
+                ci = (
+                    f", 95% interval [{e.low:.3f}, {e.high:.3f}], α > 0 in "
+                    f"{e.share_positive:.0%} of {e.n_resamples} resamples"
+                    if e.n_resamples
+                    else ""
+                )
+                lines += [
+                    "",
+                    f"Exponent: L = {e.floor:.4f} + {e.coefficient:.4g} · (N / "
+                    f"{e.reference_params:.3g})^(−α), α = {e.alpha:.4f}; R² = {e.r2:.3f}{ci}.",
+                ]
         if a.note:
             lines += ["", f"Note: {a.note}."]
         if f"scaling-h{a.horizon}" in figures:
@@ -259,17 +280,27 @@ def markdown(
     lines += [
         "## Method",
         "",
-        "The base rate's error is that of predicting the validation positive rate for every "
-        "window (its binary entropy for BCE; 0.5 for AUC); z is how many standard errors the best "
-        "trial beats it by.",
+        "Trials store their best epoch's validation logits (trials without them get point "
+        "estimates only, and the note says so), so every comparison is made on the same "
+        "windows. Skill is the per-window BCE difference between a trial and a "
+        "predictor (the base rate, a logistic regression, a gradient-boosted tree) on those "
+        "windows, with a Newey–West standard error whose lag is at least the horizon and a tenth "
+        "of the windows (overlapping windows are not independent; the effective sample says "
+        "how many independent windows they are worth), and fixed-b p-values. AUC is tested "
+        "against 0.5 with DeLong's standard error, inflated the same way. The base rate is "
+        "the training positive rate when its predictor is given, else the validation split's "
+        "own rate (the best constant in hindsight, a stricter bar).",
         "",
-        "Each budget's point is its best completed trial, at the parameter count of that "
-        "trial's architecture. The fit is least squares on log error against log parameters. "
-        "The bootstrap redraws each budget's top trials with replacement, moves each by a "
-        "normal draw of its validation standard error (treating windows as independent, so "
-        "overlapping windows make it a lower bound), keeps the best and refits; the interval "
-        "is its 2.5th–97.5th percentiles. It measures search luck and validation noise, not "
-        "the choice of validation period.",
+        "Each budget's point is the expected best validation BCE of m trials drawn at random "
+        "from its finished trials, with the same m for every budget, so that a budget searched "
+        "longer is not favoured; pruned and diverged trials count as losers, failures of the "
+        "infrastructure are left out. The verdict is the slope of those points per decade of "
+        "parameters: bigger is better only if its 95% interval lies below zero. The interval "
+        "comes from a circular block bootstrap over validation windows, the same resampled "
+        "windows for every budget and trial (the noise the budgets share cancels as it does in "
+        "the data), with each budget's best redone on every resample. With three budgets or "
+        "more, L = E + A·N^(−α) with E between 0 and the lowest point describes what scale "
+        "buys above a floor; BCE has an entropy floor, so a log-log slope of raw BCE would not.",
         "",
         "Files: " + ", ".join(f"`{f}`" for f in files) + ".",
         "",
