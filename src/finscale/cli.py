@@ -386,7 +386,7 @@ def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
 
 def _say(text: str) -> None:
     """Print text as it is: no markup, no highlighting."""
-    out.print(text, markup=False, highlight=False)
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("render")
@@ -596,7 +596,13 @@ def report_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder of the report (default: RUNS_DIR/report).")
     ] = None,
-    top_k: Annotated[int, typer.Option(help="Trials per budget the bootstrap draws from.")] = 5,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            help="Cap on m, the trials each budget's point is the expected best of "
+            "(default: the fewest finished trials among the budgets)."
+        ),
+    ] = None,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and importances.")] = 0,
     plots: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
@@ -608,7 +614,7 @@ def report_command(
     from finscale.report import write_report
     from finscale.spec import load_studies
 
-    if top_k < 1 or resamples < 1:
+    if (top_k is not None and top_k < 1) or resamples < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--top-k/--resamples")
     settings = _state(ctx).settings
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
@@ -626,17 +632,22 @@ def report_command(
         seed=seed,
         plots=plots,
     )
+    finals = {f.horizon: f for f in report.finals}
     for a in report.scaling:
-        if a.fit is None:
-            out.print(f"horizon {a.horizon}: no fit ({a.note})", highlight=False)
-            continue
-        u = a.uncertainty
-        ci = f" [{u.low:.3f}, {u.high:.3f}]" if u else ""
-        out.print(
-            f"horizon {a.horizon}: alpha {a.fit.alpha:.3f}{ci}, R² {a.fit.r2:.2f}, "
-            f"{a.strength} ({len(a.points)} budgets)",
-            highlight=False,
-        )
+        final = finals.get(a.horizon)
+        if final is not None and final.fit is not None:
+            _say(f"horizon {a.horizon}, test: {final.fit.sentence}")
+        if a.scaling is None:
+            _say(f"horizon {a.horizon}: no fit ({a.note})")
+        else:
+            _say(f"horizon {a.horizon}, validation: {a.scaling.sentence}")
+            e = a.scaling.exponent
+            if e is not None:
+                ci = f", 95 % interval [{e.low:.3f}, {e.high:.3f}]" if e.n_resamples else ""
+                _say(f"horizon {a.horizon}: exponent of the reducible loss α = {e.alpha:.3f}{ci}")
+    for f in report.flags:
+        if f.sentences():
+            _say(f"caution: {f.study}: {'; '.join(f.sentences())}")
     unfinished = [r.name for r in report.studies if not r.done]
     if unfinished:
         out.print(f"partial: {', '.join(unfinished)} not finished", highlight=False)

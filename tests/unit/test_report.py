@@ -455,7 +455,8 @@ def test_the_command_writes_the_report_of_the_configured_storage(
     args = ["report", "--out", str(out_dir), "--experiment", "synth", "--resamples", "200"]
     code, out, err = run(args, capsys)
     assert code == 0, err
-    assert "horizon 1: alpha 0.200" in out and "bigger is better (3 budgets)" in out
+    assert "horizon 1, validation: bigger is better: " in out
+    assert "exponent of the reducible loss α = 0.200" in out
     assert set(pd.read_csv(out_dir / "trials.csv")["study"]) == {
         "synth-50k-h1", "synth-200k-h1", "synth-800k-h1"
     }  # fmt: skip

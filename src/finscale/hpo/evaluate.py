@@ -35,7 +35,7 @@ from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.replay import TrainPlan
 from finscale.hpo.storage import open_storage, with_retries
-from finscale.hpo.study import ATTR_DATASET_SHA256, ensure_study_records
+from finscale.hpo.study import ATTR_DATASET_SHA256, ATTR_EVAL_PREFIX, ensure_study_records
 from finscale.model import parse_arch_id
 from finscale.model.memory import plan_batch
 from finscale.predictions import encode_logits
@@ -51,8 +51,6 @@ from finscale.train import (
 )
 
 log = logging.getLogger(__name__)
-
-ATTR_EVAL_PREFIX = "finscale.eval."
 
 
 def eval_key(trial: int, seed_index: int) -> str:

@@ -22,6 +22,7 @@ from finscale.hpo import inputs
 from finscale.hpo.events import EventLog
 from finscale.model import Arch
 from finscale.model.memory import plan_batch
+from finscale.predictions import ATTR_VAL_LOGITS, encode_logits
 from finscale.spec import (
     PARAMS_BY_NAME,
     Distribution,
@@ -150,6 +151,8 @@ class ArchitecturalObjective:
             "windows_val": counts["val"],
             "wall_time_s": round(time.perf_counter() - started, 2),
             "windows_per_s": round(result.windows_per_s, 1),
+            # The best epoch's validation predictions, for the report's paired tests.
+            ATTR_VAL_LOGITS: encode_logits(result.val_logits),
         }
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)

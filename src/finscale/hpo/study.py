@@ -20,7 +20,7 @@ from optuna.storages import RDBStorage
 
 from finscale.errors import StudyMismatchError
 from finscale.hpo.storage import display_url, study_lock, with_retries
-from finscale.predictions import encode_labels
+from finscale.predictions import encode_labels, encode_logits
 from finscale.spec import StudySpec, fingerprint, fingerprint_fields
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ ATTR_EXTREMES = "finscale.forced_extremes"
 ATTR_DATASET_SHA256 = "finscale.dataset_sha256"  # the dataset version the study is pinned to
 ATTR_WINDOWS = "finscale.windows"  # labels and window starts of validation and test
 ATTR_BASELINES = "finscale.baselines"  # simple models' predictions on the same windows
+ATTR_EVAL_PREFIX = "finscale.eval."  # + "<trial>.<seed index>": one final-evaluation run
 
 
 def make_sampler(spec: StudySpec, *, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -223,11 +224,41 @@ def windows_record(data: StudyData) -> dict[str, Any]:
     }
 
 
+def baselines_record(spec: StudySpec, data: StudyData) -> dict[str, Any]:
+    """The baselines' logits on the study's own validation and test windows, fitted on its
+    training windows (`finscale.train.baselines`), with what each fit chose."""
+    from finscale.train.baselines import fit_baselines  # scikit-learn only where needed
+
+    prepared = data.prepared
+    splits = prepared.splits
+    fitted = fit_baselines(
+        prepared.features,
+        prepared.windows.labels,
+        context_length=spec.model.context_length,
+        horizon=spec.horizon,
+        train=splits.train,
+        val=splits.val,
+        test=splits.test,
+        seed=0,
+    )
+    return {
+        name: {
+            "val": encode_logits(b.val),
+            "test": encode_logits(b.test) if len(b.test) else None,
+            "details": b.details,
+        }
+        for name, b in fitted.items()
+    }
+
+
 def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) -> None:
-    """Store the study's dataset pin and its windows, when missing (idempotent: the values
-    follow from the spec and the pinned dataset)."""
+    """Store what the report needs beside the trials, when missing: the dataset pin, the
+    windows (labels and starts) and the baselines' predictions on them. Idempotent: the values
+    follow from the spec and the pinned dataset (the baselines are seeded)."""
     attrs = study.user_attrs
     if ATTR_DATASET_SHA256 not in attrs:
         study.set_user_attr(ATTR_DATASET_SHA256, data.dataset.sha256)
     if ATTR_WINDOWS not in attrs:
         study.set_user_attr(ATTR_WINDOWS, windows_record(data))
+    if ATTR_BASELINES not in attrs:
+        study.set_user_attr(ATTR_BASELINES, baselines_record(spec, data))

@@ -113,6 +113,10 @@ def plot_scaling(answer: ScalingResult, path: Path) -> Path:
     if bases:
         # The same validation windows for every budget of a horizon: one constant guess.
         ax.axhline(bases[0], color="tab:gray", linestyle="--", label="base rate (constant)")
+    styles = iter([":", "-."])
+    for name, loss in answer.baselines.items():
+        if name != "base_rate":
+            ax.axhline(loss, color="tab:green", linestyle=next(styles, ":"), label=name)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
     ax.set_ylabel(answer.loss_name)

@@ -272,6 +272,7 @@ class ScalingFit:
     block_length: int  # windows per bootstrap block (0: no bootstrap)
     n_windows: int
     notes: tuple[str, ...] = ()
+    split: str = "validation"  # the windows the losses were measured on
     band_params: tuple[float, ...] = field(default=(), repr=False)  # the slope line's 95 % band
     band_low: tuple[float, ...] = field(default=(), repr=False)
     band_high: tuple[float, ...] = field(default=(), repr=False)
@@ -294,11 +295,16 @@ class ScalingFit:
         change = f"{s.per_decade:+.4f} BCE per 10× parameters"
         if self.verdict == "untested":
             return f"{change} (untested: no window-level predictions to resample)"
+        points = (
+            "one final model per budget"
+            if self.split == "test"
+            else f"each budget's point the expected best of {self.m} trials, selection redone "
+            "on every resample"
+        )
         return (
             f"{self.verdict}: {change}, 95 % interval [{s.low:+.4f}, {s.high:+.4f}] "
-            f"(joint circular block bootstrap over {self.n_windows} validation windows, blocks "
-            f"of {self.block_length}, {s.n_resamples} resamples; each budget's point the "
-            f"expected best of {self.m} trials, selection redone on every resample)"
+            f"(joint circular block bootstrap over {self.n_windows} {self.split} windows, blocks "
+            f"of {self.block_length}, {s.n_resamples} resamples; {points})"
         )
 
 
@@ -527,6 +533,7 @@ class ScalingResult:
     top_k: int | None
     loss_name: str  # what the points measure
     note: str  # why there is no fit, or what limits it; empty when nothing does
+    baselines: Mapping[str, float] = field(default_factory=dict)  # name → val BCE, same windows
 
     @property
     def verdict(self) -> Verdict | None:
@@ -571,7 +578,8 @@ def _stored_rows(result: StudyResult) -> tuple[list[_Row], np.ndarray | None, in
     trials of known size hold none (written before predictions were stored, or by hand)."""
     from finscale.report.collect import trial_arch
 
-    labels = None
+    # The study stores its validation labels once; older trials carried them themselves.
+    labels = result.val_windows.labels if result.val_windows is not None else None
     rows: list[_Row] = []
     without = 0
     for t in result.complete:
@@ -734,6 +742,14 @@ def _horizon(
     if fit is not None:
         notes += list(fit.notes)
         points = [_with_point(p, fit, i) for i, p in enumerate(points)]
+    baselines: dict[str, float] = {}
+    if joint and present and first is not None:
+        extra = windows.get(present[0].name, StudyWindows())
+        baselines = {
+            name: float(stats.bce_per_window(logits, first).mean())
+            for name, logits in extra.baselines.items()
+            if len(logits) == len(first)
+        }
     return ScalingResult(
         horizon=horizon,
         metric=metric,
@@ -743,6 +759,7 @@ def _horizon(
         top_k=top_k,
         loss_name=loss_name,
         note="; ".join(notes),
+        baselines=baselines,
     )
 
 

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from optuna.trial import TrialState
 
 from finscale.budgets import parse_budget
 from finscale.report.architecture import Importances
+from finscale.report.checks import StudyFlags
 from finscale.report.collect import StudyResult
 from finscale.report.scaling import ScalingResult
 from finscale.report.stats import AucTest, PairedTest
+
+if TYPE_CHECKING:
+    from finscale.report import FinalAnswer
 
 
 def _num(value: object, digits: int = 4) -> str:
@@ -73,6 +78,56 @@ def _test(t: PairedTest | AucTest | None, digits: int = 4) -> str:
     return f"{t.estimate:.{digits}f} ± {t.se:.{digits}f} (p {t.p_value:.2g})"
 
 
+def _versus(name: str, t: PairedTest) -> str:
+    """One paired comparison in words, with its statistic: negative differences are better."""
+    numbers = f"{t.mean:+.4f} ± {t.se:.4f}"
+    if t.p_lower < 0.025:
+        return f"better than {name} ({numbers}, p {t.p_lower:.2g})"
+    if 1 - t.p_lower < 0.025:
+        return f"worse than {name} ({numbers}, p {1 - t.p_lower:.2g})"
+    return f"not distinguishable from {name} ({numbers})"
+
+
+def _final(answer: FinalAnswer) -> str:
+    """The headline of one horizon: the final models on the test split."""
+    parts = []
+    for m in answer.models:
+        spread = f" ± {m.test_bce_sd:.4f}" if math.isfinite(m.test_bce_sd) else ""
+        versus = [_versus("the base rate", m.skill.vs_base_rate)]
+        versus += [_versus(n, t) for n, t in sorted(m.skill.vs_baselines.items())]
+        parts.append(
+            f"{m.budget}: test BCE {m.test_bce:.4f}{spread}, AUC {_num(m.test_auc, 3)} — "
+            + ", ".join(versus)
+        )
+    test = answer.models[0].skill.vs_base_rate.test
+    text = (
+        f"**On the test split** (horizon {answer.horizon}; each budget's final model is the best "
+        "of its evaluated trials by mean validation BCE; mean ± standard deviation over "
+        f"{answer.models[0].seeds} seeds): {'; '.join(parts)}. Differences are test BCE minus "
+        f"the other predictor's on the same windows ({test}; better or worse at the one-sided "
+        "2.5 % level)."
+    )
+    if answer.fit is not None:
+        text += f" Across budgets on test: {answer.fit.sentence}."
+    return text
+
+
+def _flags(flags: list[StudyFlags], horizon: int, results: list[StudyResult]) -> str:
+    """The convergence and sanity flags of one horizon's studies, as sentences."""
+    names = {r.name for r in results if r.horizon == horizon}
+    said = [
+        f"{f.study}: {'; '.join(f.sentences())}"
+        for f in flags
+        if f.study in names and f.sentences()
+    ]
+    if not said:
+        return ""
+    return (
+        " **Caution** — " + ". ".join(said) + ". A verdict drawn from such trials says little "
+        "about scale."
+    )
+
+
 def _by_size(item: tuple[str, str]) -> int:
     return parse_budget(item[0])
 
@@ -106,6 +161,8 @@ def markdown(
     generated: str,
     results: list[StudyResult],
     answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
     styles: pd.DataFrame,
     heads: pd.DataFrame,
     importances: list[Importances],
@@ -139,19 +196,62 @@ def markdown(
             "",
         ]
     lines += ["## The answer", ""]
-    paragraph = [_describe(a) for a in answers]
+    final_by_horizon = {f.horizon: f for f in finals}
+    for a in answers:
+        paragraph = []
+        if a.horizon in final_by_horizon:
+            paragraph.append(_final(final_by_horizon[a.horizon]))
+            paragraph.append("On the validation windows the search selected on:")
+        paragraph.append(_describe(a))
+        paragraph.append(_flags(flags, a.horizon, results))
+        lines += [" ".join(p for p in paragraph if p), ""]
     if not answers:
-        paragraph.append(
+        lines += [
             "No scaling answer: no study of the storage was set up by finscale with a budget and "
-            "a horizon, or none has a completed trial."
-        )
-    paragraph.append(_styles_by_horizon(styles, results))
-    paragraph.append(
+            "a horizon, or none has a completed trial.",
+            "",
+        ]
+    closing = [_styles_by_horizon(styles, results)]
+    closing.append(
         "The verdict is the slope per decade's interval; the exponent describes what scale buys "
-        "above a floor and carries no strength label (see Method). All values are validation "
-        "metrics; the test split was not used."
+        "above a floor and carries no strength label (see Method)."
     )
-    lines += [" ".join(p for p in paragraph if p), ""]
+    if not finals:
+        closing.append(
+            "All values are validation metrics of trials selected on those same windows "
+            "(optimistic); the test split was not used: run `finscale evaluate SPEC` for the "
+            "final evaluation on test."
+        )
+    lines += [" ".join(p for p in closing if p), ""]
+
+    if finals:
+        lines += ["## Final evaluation on test", ""]
+        for fa in finals:
+            names = sorted({n for m in fa.models for n in m.skill.vs_baselines})
+            lines += [f"### Horizon {fa.horizon}", ""]
+            lines += _table(
+                ["budget", "trial", "arch", "parameters", "seeds", "val BCE", "test BCE",
+                 "test AUC", "vs base rate", *(f"vs {n}" for n in names)],
+                (
+                    [
+                        m.budget, str(m.trial), m.arch, f"{m.param_count:,}",
+                        f"{m.seeds} (best of {m.candidates} trials)", _num(m.val_bce),
+                        f"{_num(m.test_bce)} ± {_num(m.test_bce_sd)}",
+                        f"{_num(m.test_auc, 3)} ± {_num(m.test_auc_sd, 3)}",
+                        _test(m.skill.vs_base_rate),
+                        *(_test(m.skill.vs_baselines.get(n)) for n in names),
+                    ]
+                    for m in fa.models
+                ),
+            )  # fmt: skip
+            baselines = fa.models[0].baselines
+            if baselines:
+                lines += ["", "Baselines on the same test windows (BCE / AUC): " + "; ".join(
+                    f"{n} {_num(b)} / {_num(a, 3)}" for n, (b, a) in baselines.items()
+                ) + "."]  # fmt: skip
+            if fa.fit is not None:
+                lines += ["", f"Across budgets: {fa.fit.sentence}."]
+            lines.append("")
 
     lines += ["## Studies", ""]
     rows = []
@@ -201,6 +301,10 @@ def markdown(
                 for p in a.points
             ),
         )  # fmt: skip
+        if a.baselines:
+            lines += ["", "Baselines on the same validation windows (BCE): " + "; ".join(
+                f"{n} {_num(v)}" for n, v in a.baselines.items()
+            ) + "."]  # fmt: skip
         f = a.scaling
         if f is not None:
             lines += ["", f"Slope: {f.sentence}."]
@@ -301,6 +405,26 @@ def markdown(
         "the data), with each budget's best redone on every resample. With three budgets or "
         "more, L = E + A·N^(−α) with E between 0 and the lowest point describes what scale "
         "buys above a floor; BCE has an entropy floor, so a log-log slope of raw BCE would not.",
+        "",
+        "The final evaluation (`finscale evaluate`) retrains each study's top trials by "
+        "validation value with several seeds (the first is the trial's own seed, which "
+        "reproduces its search run) on the training windows with validation early stopping, and "
+        "scores the test windows, which took no part in any choice. A budget's final model is "
+        "the evaluated trial with the best mean validation BCE; its test BCE and AUC are the "
+        "mean and standard deviation over seeds, and its seed-averaged prediction is paired "
+        "against the base rate (the training positive rate) and the baselines on the test "
+        "windows, with the same Newey–West test.",
+        "",
+        "Cautions: a trial whose best epoch was its last of all its epochs was still improving "
+        "(more epochs would change it); a trial whose predicted probabilities spread less than "
+        "0.005 across windows answers the same for every window; a budget that lost more than "
+        "half its finished trials to pruning or failure was searched by the few that survived. "
+        "The answer names each.",
+        "",
+        "Baselines, fitted on the study's own training windows (`finscale.train.baselines`): "
+        "the base rate (the training positive rate, a constant), an L2 logistic regression and "
+        "a histogram gradient-boosted tree on the last day's features and a few window "
+        "aggregates (means of the last 5 and 20 days, last minus first).",
         "",
         "Files: " + ", ".join(f"`{f}`" for f in files) + ".",
         "",

@@ -102,6 +102,8 @@ class TrainResult:
     val: dict[str, float]  # every validation metric of the best epoch
     train_loss: float  # mean training loss of the best epoch
     history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
+    # The best epoch's validation logits, one per window in the order of `TrainingData.val`.
+    val_logits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="float32"))
     optimizer_steps: int = 0
     wall_time_s: float = 0.0
     windows_per_s: float = 0.0
@@ -266,6 +268,7 @@ def train(
         best_epoch = 0
         best_record: dict[str, float] = {}
         best_state: dict[str, torch.Tensor] = {}
+        best_logits = np.zeros(0, dtype="float32")
         history: list[dict[str, float]] = []
         stale = 0
         step = 0
@@ -325,6 +328,7 @@ def train(
             value = record[config.metric]
             if _improved(value, best_value, config.metric, config.min_delta):
                 best_value, stale, best_epoch, best_record = value, 0, epoch, record
+                best_logits = logits_val
                 # Copied to the host: the device keeps only the live weights.
                 best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
@@ -350,6 +354,7 @@ def train(
         val={k.removeprefix("val_"): v for k, v in best_record.items() if k.startswith("val_")},
         train_loss=best_record["train_loss"],
         history=history,
+        val_logits=best_logits,
         optimizer_steps=step,
         wall_time_s=elapsed,
         windows_per_s=len(history) * len(data.train) / elapsed,

@@ -1,0 +1,172 @@
+"""The headline numbers: each budget's final model on the test split (`finscale evaluate`).
+
+The search chose its trials on the validation windows; the test windows took no part. Of the
+trials the evaluation retrained (the study's top k, S seeds each), the final model of a budget
+is the trial with the best mean validation BCE over its seeds — a choice made without the test
+split — and its test metrics are the mean and spread over those seeds. Its per-window test
+loss, averaged over seeds, is paired against the base rate's and the baselines' on the same
+windows, and the budgets' final models are compared with each other by the same joint block
+bootstrap as the search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+
+import numpy as np
+
+from finscale.predictions import decode_logits
+from finscale.report import stats
+from finscale.report.collect import EvalRecord, StudyResult
+from finscale.report.scaling import BudgetTrials, ScalingFit, fit_scaling
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """A budget's final model on the test windows."""
+
+    study: str
+    budget: str
+    budget_params: int
+    trial: int
+    arch: str
+    param_count: int
+    seeds: int  # runs averaged
+    candidates: int  # trials the evaluation retrained, among which this one was chosen
+    refit: bool
+    val_bce: float  # mean over seeds (NaN after a refit): what the choice was made on
+    test_bce: float  # mean over seeds
+    test_bce_sd: float  # spread over seeds (NaN with one seed)
+    test_auc: float
+    test_auc_sd: float
+    losses: np.ndarray  # per-window test BCE, averaged over seeds
+    skill: stats.Skill  # seed-averaged per-window losses against the base rate and baselines
+    baselines: dict[str, tuple[float, float]]  # name → (test BCE, test AUC)
+
+    @property
+    def beats(self) -> list[str]:
+        """What this model beats on test (one-sided 2.5 %): "base rate" and baseline names."""
+        names = ["base rate"] if self.skill.beats_base_rate else []
+        return names + [n for n, t in self.skill.vs_baselines.items() if t.p_lower < 0.025]
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def _sd(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.stdev(finite) if len(finite) > 1 else math.nan
+
+
+def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
+    if not 0 < labels.sum() < len(labels):
+        return math.nan
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, logits))
+
+
+def _chosen(result: StudyResult) -> tuple[int, list[EvalRecord], int] | None:
+    """The evaluated trial with the best mean validation BCE over its seeds (the search's
+    value breaks ties and decides after a refit, when validation was trained on)."""
+    by_trial: dict[int, list[EvalRecord]] = {}
+    for run in result.evaluation:
+        if run.test_logits:
+            by_trial.setdefault(run.trial, []).append(run)
+    if not by_trial:
+        return None
+    values = {t.number: result.goodness(float(t.value)) for t in result.complete}  # type: ignore[arg-type]
+
+    def key(number: int) -> tuple[float, float]:
+        val = _mean([r.val.get("bce", math.nan) for r in by_trial[number]])
+        return (val if math.isfinite(val) else math.inf, values.get(number, math.inf))
+
+    number = min(by_trial, key=key)
+    return number, by_trial[number], len(by_trial)
+
+
+def final_model(result: StudyResult) -> FinalModel | None:
+    """The study's final model on test; None when it was not evaluated."""
+    test = result.test_windows
+    chosen = _chosen(result)
+    if test is None or chosen is None or result.horizon is None:
+        return None
+    number, runs, candidates = chosen
+    logits = np.stack([decode_logits(r.test_logits) for r in runs])
+    if logits.shape[1] != len(test.labels):
+        return None
+    losses = np.mean([stats.bce_per_window(row, test.labels) for row in logits], axis=0)
+    base = result.baselines.get("base_rate")
+    if base is not None and base.test is not None:
+        base_logits = base.test
+    else:
+        rate = float(np.clip(result.train_positive_rate, 1e-6, 1 - 1e-6))
+        base_logits = stats.constant_logits(rate, len(losses))
+    others = {
+        name: b.test
+        for name, b in result.baselines.items()
+        if name != "base_rate" and b.test is not None
+    }
+    # The model's loss on a window is the mean over seeds of its runs' losses (what one trained
+    # model gets on average); the AUC ranks the seed-averaged logits.
+    segments = stats.segments(test.starts)
+    horizon = result.horizon
+
+    def versus(other: np.ndarray) -> stats.PairedTest:
+        other_loss = stats.bce_per_window(other, test.labels)
+        return stats.paired_difference(losses, other_loss, min_lag=horizon, starts=segments)
+
+    skill = stats.Skill(
+        loss=float(losses.mean()),
+        vs_base_rate=versus(base_logits),
+        auc=stats.auc_delong(logits.mean(axis=0), test.labels, min_lag=horizon, starts=segments),
+        vs_baselines={name: versus(b) for name, b in others.items()},
+    )
+    baselines = {
+        name: (float(stats.bce_per_window(b.test, test.labels).mean()), _auc(b.test, test.labels))
+        for name, b in result.baselines.items()
+        if b.test is not None
+    }
+    return FinalModel(
+        study=result.name,
+        budget=result.budget or result.name,
+        budget_params=result.budget_params or 0,
+        trial=number,
+        arch=runs[0].arch,
+        param_count=runs[0].param_count,
+        seeds=len(runs),
+        candidates=candidates,
+        refit=runs[0].refit,
+        val_bce=_mean([r.val.get("bce", math.nan) for r in runs]),
+        test_bce=_mean([r.test.get("bce", math.nan) for r in runs]),
+        test_bce_sd=_sd([r.test.get("bce", math.nan) for r in runs]),
+        test_auc=_mean([r.test.get("auc", math.nan) for r in runs]),
+        test_auc_sd=_sd([r.test.get("auc", math.nan) for r in runs]),
+        losses=losses,
+        skill=skill,
+        baselines=baselines,
+    )
+
+
+def final_scaling(
+    models: list[FinalModel],
+    *,
+    horizon: int,
+    n_resamples: int,
+    seed: int,
+    starts: np.ndarray | None,
+) -> ScalingFit | None:
+    """The budgets' final models compared on test: the slope per decade with the joint block
+    bootstrap over the test windows (one model per budget: each point is that model)."""
+    if len({m.budget_params for m in models}) < 2 or len({len(m.losses) for m in models}) != 1:
+        return None
+    budgets = [BudgetTrials(m.budget, m.losses[None, :], np.array([m.param_count])) for m in models]
+    fit = fit_scaling(
+        budgets, top_k=1, n_resamples=n_resamples, seed=seed, min_block=horizon, starts=starts
+    )
+    return dataclasses.replace(fit, split="test", notes=())
