@@ -1,47 +1,44 @@
-# The GPU worker: `finscale` on a CUDA runtime with a CUDA build of PyTorch.
+# The GPU worker: `finscale` with PyPI's build of PyTorch, a CUDA 13 build that brings its own
+# CUDA libraries (cuBLAS, cuDNN, NCCL... as NVIDIA's pip packages): the base is the same plain
+# Python as the CPU image, not a CUDA image whose libraries torch would not use. The node needs
+# an NVIDIA driver for CUDA 13 (R580, >= 580.65.06; see docs/kubernetes.md); the NVIDIA container
+# runtime refuses to start the container on an older one (NVIDIA_REQUIRE_CUDA below).
 #
 #   docker build -t ghcr.io/finscale/finscale-worker:0.1.0 .
 #
-# Two stages: `build` installs PyTorch and the project's wheel into a virtual environment and
-# builds the sample datasets; the final stage copies only those onto a clean CUDA runtime and
-# runs as a non-root user. The install steps are the Makefile's: the pinned torch first, then
-# finscale.
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 AS build
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cu128
-ENV DEBIAN_FRONTEND=noninteractive \
-    PIP_NO_CACHE_DIR=1 \
+# Two stages: `build` installs the locked dependencies (requirements/, torch-cuda.txt for torch)
+# and then finscale into a virtual environment with scripts/install.sh, the script `make setup`
+# and the tests run, and builds the sample datasets; the final stage copies only those and runs
+# as a non-root user.
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# DL3008: the distribution's Python is pinned by the base image tag; apt versions change underneath.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
-    && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
+RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
 WORKDIR /src
+# The dependencies first: this layer (CUDA's libraries, several GB) is rebuilt only when a lock
+# changes.
+COPY requirements ./requirements
+COPY scripts/install.sh ./scripts/
+RUN scripts/install.sh cuda
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY data/sample ./data/sample
-RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && pip install /wheels/finscale-*.whl \
+RUN scripts/install.sh cuda . \
     && FINSCALE_DATA_DIR=/opt/finscale/data finscale data build --source sample
 
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
-ENV DEBIAN_FRONTEND=noninteractive
-# DL3008: as above; only the interpreter is installed (no compiler, no pip).
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 \
-    && rm -rf /var/lib/apt/lists/* \
-    && groupadd --gid 10001 finscale \
+FROM python:3.11.11-slim-bookworm
+RUN groupadd --gid 10001 finscale \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin finscale
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /opt/finscale/data /opt/finscale/data
+# The NVIDIA container runtime mounts the node's driver (compute: libcuda; utility: nvidia-smi)
+# and checks that it runs CUDA 13 before starting the container.
 ENV PATH=/opt/venv/bin:$PATH \
     FINSCALE_DATA_DIR=/opt/finscale/data \
     FINSCALE_DEVICE=cuda \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    NVIDIA_REQUIRE_CUDA="cuda>=13.0" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

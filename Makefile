@@ -3,10 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU wheel of this exact version; a range would let pip pull a multi-GB CUDA build.
+# The torch release of the locks (requirements/torch-cpu.txt, torch-cuda.txt); `make lock` pins it.
 TORCH_VERSION ?= 2.13.0
-# e.g. --index-url https://download.pytorch.org/whl/cpu where PyPI's default build is not wanted
-TORCH_PIP_ARGS ?=
+UV ?= $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 
 # Every experiment spec has its Jobs in jobs/.
 SPECS := $(wildcard configs/experiments/*.yaml)
@@ -14,15 +13,21 @@ SPECS := $(wildcard configs/experiments/*.yaml)
 TOOLS ?= .venv-tools
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: setup run test lint check-k8s render format clean
+.PHONY: setup lock run test lint check-k8s render format clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The locked dependencies (CPU torch, runtime, dev tools) with scripts/install.sh, as the images
+# install theirs; then finscale itself, editable.
+$(VENV)/.installed: pyproject.toml $(wildcard requirements/*.txt) scripts/install.sh
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
-	$(BIN)/pip install --quiet -e ".[dev,yfinance]"
+	PYTHON=$(BIN)/python PIP_QUIET=1 scripts/install.sh cpu --dev -e .
 	touch $@
+
+# Re-resolve every lock in requirements/ after changing a dependency in pyproject.toml (or
+# TORCH_VERSION); commit the result. TORCH_CPU_WHEELS=DIR takes the CPU torch from a folder.
+lock:
+	UV=$(UV) TORCH_VERSION=$(TORCH_VERSION) scripts/lock.sh
 
 # The main job: the sample datasets, the 3-trial validation study with 2 local workers on the
 # embedded SQLite storage (runs/finscale.db), then its report (runs/report/summary.md).

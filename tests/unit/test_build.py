@@ -4,6 +4,8 @@ tampering."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -258,3 +260,24 @@ def test_ticker_names_are_file_safe(symbol: str, name: str) -> None:
 def test_a_ticker_with_a_path_in_it_is_refused() -> None:
     with pytest.raises(DataError, match=r"ticker '\.\./x'"):
         ticker_name("../x")
+
+
+def test_built_files_are_readable_by_every_user_whatever_the_umask(tmp_path: Path) -> None:
+    # given a strict umask, as in some build environments
+    old = os.umask(0o077)
+    try:
+        # when a build writes the data directory
+        build_datasets(load_inputs("sample", with_vix=False), data_dir=tmp_path)
+    finally:
+        os.umask(old)
+    # then the images' non-root user, who does not own the files, can read every one of them
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"manifest.json"} and len(files) == 3
+    assert {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in files} == {
+        str(p.relative_to(tmp_path)): 0o644 for p in files
+    }
+    folders = [p for p in tmp_path.rglob("*") if p.is_dir()]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folders} == {
+        "raw": 0o755,
+        "processed": 0o755,
+    }

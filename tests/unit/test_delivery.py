@@ -1,5 +1,7 @@
 """The delivery files, checked offline with the tools a cluster would use: Kubernetes' OpenAPI
-schemas (strict), kustomize, hadolint and Skaffold's schema."""
+schemas (strict, every supported minor), kustomize, hadolint, Skaffold's schema and GitHub's
+workflow schema; and the cluster base's contracts: separate from the studies, no Secret, an
+application role, network policies that select the pods the Jobs render."""
 
 from __future__ import annotations
 
@@ -9,17 +11,37 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.runbook import RUNBOOK, restore_job
 
 BIN = Path(sys.executable).parent
-# Job podFailurePolicy is GA since 1.31, backoffLimitPerIndex since 1.33: the oldest version to
-# support, and the newest kubernetes-validate knows.
-KUBERNETES_VERSIONS = ["1.33.0", "1.37.0"]
+# The Job spec fields the rendered Jobs use, and the release each became GA (a beta field can be
+# switched off, and the API server then drops it silently). The oldest supported Kubernetes is
+# the newest of these; docs/kubernetes.md states it. A field not in this table fails the test.
+JOB_FIELDS_GA = {
+    "activeDeadlineSeconds": (1, 2),
+    "backoffLimit": (1, 2),
+    "backoffLimitPerIndex": (1, 33),
+    "completionMode": (1, 24),
+    "completions": (1, 2),
+    "parallelism": (1, 2),
+    "podFailurePolicy": (1, 31),
+    "podReplacementPolicy": (1, 34),
+    "successPolicy": (1, 33),
+    "template": (1, 2),
+    "ttlSecondsAfterFinished": (1, 23),
+}
+MINIMUM_KUBERNETES = (1, 34)
+NEWEST_KUBERNETES = (1, 37)  # the newest whose schemas kubernetes-validate ships
+KUBERNETES_VERSIONS = [
+    f"1.{minor}.0" for minor in range(MINIMUM_KUBERNETES[1], NEWEST_KUBERNETES[1] + 1)
+]
 MANIFESTS = sorted(
     str(p)
     for folder in ("k8s", "jobs")
@@ -27,6 +49,7 @@ MANIFESTS = sorted(
     if p.name != "kustomization.yaml"
 )
 DOCKERFILES = [REPO / "Dockerfile", REPO / "images" / "cpu" / "Dockerfile"]
+WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 
 
 def _tool(name: str) -> str:
@@ -34,11 +57,39 @@ def _tool(name: str) -> str:
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_every_manifest_validates_strictly(version: str) -> None:
-    assert len(MANIFESTS) >= 20
+def _kustomize(folder: str) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *MANIFESTS],
+        [_tool("kubectl"), "kustomize", str(REPO / folder)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def _docs(paths: list[Path]) -> list[dict[str, Any]]:
+    return [d for path in paths for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_the_runbook_states_the_oldest_kubernetes_the_job_fields_need() -> None:
+    used = {
+        field
+        for doc in _docs(sorted((REPO / "jobs").glob("*.yaml")))
+        if doc["kind"] == "Job"
+        for field in doc["spec"]
+    }
+    assert used <= set(JOB_FIELDS_GA), f"add to JOB_FIELDS_GA: {used - set(JOB_FIELDS_GA)}"
+    assert max(JOB_FIELDS_GA[f] for f in used) == MINIMUM_KUBERNETES
+    assert "**Kubernetes {}.{} or newer.**".format(*MINIMUM_KUBERNETES) in RUNBOOK.read_text()
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_manifest_validates_strictly(version: str, tmp_path: Path) -> None:
+    """The rendered Jobs, the base's files, the base as kustomize builds it and the runbook's
+    restore Job, against this minor's schemas."""
+    assert len(MANIFESTS) >= 20
+    built = tmp_path / "base.yaml"
+    built.write_text(yaml.safe_dump_all([*_kustomize("k8s"), restore_job()]))
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *MANIFESTS, str(built)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -53,37 +104,152 @@ def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(job)
     result = subprocess.run(
-        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", "1.33.0", str(broken)],
+        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSIONS[0], str(broken)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode != 0
     assert "backoffLimitPerIndx" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("folder", ["k8s", "jobs"])
-def test_kustomize_builds(folder: str) -> None:
-    result = subprocess.run(
-        [_tool("kubectl"), "kustomize", str(REPO / folder)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    kinds = {d["kind"] for d in yaml.safe_load_all(result.stdout) if d}
-    expected = {
+def test_the_base_and_the_studies_are_separate_and_hold_no_secret() -> None:
+    base = _kustomize("k8s")
+    studies = _kustomize("jobs")
+    assert {d["kind"] for d in base} == {
         "Namespace",
-        "StatefulSet",
+        "ServiceAccount",
         "Service",
+        "ConfigMap",
+        "StatefulSet",
+        "PodDisruptionBudget",
+        "PersistentVolumeClaim",
+        "CronJob",
         "NetworkPolicy",
         "Deployment",
-        "ServiceAccount",
-        "PersistentVolumeClaim",
     }
-    assert kinds == (expected if folder == "k8s" else {"ConfigMap", "Job"})
-    if folder == "k8s":
-        assert all(
-            d["metadata"].get("namespace", "finscale") == "finscale"
-            for d in yaml.safe_load_all(result.stdout)
-            if d
-        )
-        assert "Secret" not in kinds  # the example Secret is never applied
+    assert all(
+        d["metadata"].get("namespace") == "finscale" for d in base if d["kind"] != "Namespace"
+    )
+    assert {d["kind"] for d in studies} == {"ConfigMap", "Job"}
+    names = {(d["kind"], d["metadata"]["name"]) for d in base}
+    assert not names & {(d["kind"], d["metadata"]["name"]) for d in studies}
+    # every YAML file a folder apply (kubectl apply -f k8s/ or -k) could reach holds no Secret
+    files = [*(REPO / "k8s").rglob("*.y*ml"), *(REPO / "jobs").rglob("*.y*ml")]
+    assert not [p for p in files if re.search(r"^kind: *Secret\b", p.read_text(), re.MULTILINE)]
+    assert set((REPO / "k8s").iterdir()) == {
+        REPO / "k8s" / n
+        for n in yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())["resources"]
+    } | {REPO / "k8s" / "kustomization.yaml"}
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_workers_dashboard_and_backup_log_in_as_the_application_role_not_the_superuser() -> None:
+    base = {(d["kind"], d["metadata"]["name"]): d for d in _kustomize("k8s")}
+    postgres = base["StatefulSet", "finscale-postgres"]["spec"]["template"]["spec"]
+    env = _env(postgres["containers"][0])
+    role, superuser = env["APP_ROLE"], env["POSTGRES_USER"]
+    assert role == env["APP_DATABASE"] == "finscale" and superuser == "postgres"
+    secrets = {v["secret"]["secretName"] for v in postgres["volumes"] if "secret" in v}
+    assert secrets == {"finscale-postgres", "finscale-postgres-superuser"}
+    init = base["ConfigMap", "finscale-postgres-init"]["data"]["10-application-role.sh"]
+    assert "NOSUPERUSER NOCREATEDB NOCREATEROLE" in init and 'OWNER :"role"' in init
+    # the clients: rendered Jobs, the dashboard, the backup
+    jobs = [d for d in _docs(sorted((REPO / "jobs").glob("*.yaml"))) if d["kind"] == "Job"]
+    urls = [
+        _env(c)["FINSCALE_STORAGE_URL"]
+        for j in jobs
+        for c in j["spec"]["template"]["spec"]["containers"]
+        if "FINSCALE_STORAGE_URL" in _env(c)
+    ]
+    assert urls and all(url.startswith(f"postgresql://{role}@") for url in urls)
+    dashboard = base["Deployment", "finscale-dashboard"]["spec"]["template"]["spec"]
+    assert dashboard["containers"][0]["args"][0].split("//")[1].startswith(f"{role}@")
+    backup = base["CronJob", "finscale-postgres-backup"]["spec"]["jobTemplate"]["spec"]
+    assert _env(backup["template"]["spec"]["containers"][0])["PGUSER"] == role
+    for pod in [
+        backup["template"]["spec"],
+        dashboard,
+        *(j["spec"]["template"]["spec"] for j in jobs),
+    ]:
+        used = {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v} | {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for c in pod["containers"]
+            for e in c.get("env", [])
+            if "valueFrom" in e
+        }
+        assert "finscale-postgres-superuser" not in used
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In"
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _pods() -> dict[str, dict[str, str]]:
+    """Every pod template's labels, by what it is."""
+    docs = [*_kustomize("k8s"), *_kustomize("jobs")]
+    pods = {}
+    for d in docs:
+        spec = d.get("spec", {})
+        if d["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        if "template" in spec:
+            labels = spec["template"]["metadata"]["labels"]
+            pods[labels.get("app.kubernetes.io/component", "?") + ":" + d["metadata"]["name"]] = (
+                labels
+            )
+    return pods
+
+
+def test_network_policies_deny_by_default_and_allow_what_each_rendered_pod_needs() -> None:
+    policies = {
+        d["metadata"]["name"]: d["spec"] for d in _kustomize("k8s") if d["kind"] == "NetworkPolicy"
+    }
+    deny = policies["finscale-default-deny"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    pods = _pods()
+    assert {name.split(":")[0] for name in pods} == {
+        "worker",
+        "data",
+        "database",
+        "dashboard",
+        "backup",
+    }
+
+    def egress_ports(labels: dict[str, str]) -> set[int]:
+        return {
+            port["port"]
+            for spec in policies.values()
+            if "Egress" in spec["policyTypes"] and _selects(spec["podSelector"], labels)
+            for rule in spec.get("egress", [])
+            for port in rule["ports"]
+        }
+
+    for name, labels in pods.items():
+        kind = name.split(":")[0]
+        expected = {53} | {
+            "worker": {5432}, "dashboard": {5432}, "backup": {5432}, "data": {443}, "database": set()
+        }[kind]  # fmt: skip
+        assert egress_ports(labels) == expected, name
+    (ingress,) = policies["finscale-postgres"]["ingress"]
+    clients = {
+        n for n, labels in pods.items() if _selects(ingress["from"][0]["podSelector"], labels)
+    }
+    assert {n.split(":")[0] for n in clients} == {"worker", "dashboard", "backup"}
+    assert not [
+        s
+        for s in policies.values()
+        if "Ingress" in s["policyTypes"]
+        and s.get("ingress")
+        and s is not policies["finscale-postgres"]
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=["gpu", "cpu"])
@@ -99,21 +265,6 @@ def test_dockerfiles_are_lint_clean_and_every_ignore_has_a_reason(dockerfile: Pa
             )
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=["gpu", "cpu"])
-def test_images_install_what_make_installs(dockerfile: Path) -> None:
-    text = dockerfile.read_text()
-    makefile = (REPO / "Makefile").read_text()
-    make_torch = re.search(r"^TORCH_VERSION \?= (\S+)", makefile, re.MULTILINE)
-    image_torch = re.search(r"^ARG TORCH_VERSION=(\S+)", text, re.MULTILINE)
-    assert make_torch and image_torch
-    assert image_torch.group(1) == make_torch.group(1)
-    assert "USER 10001:10001" in text
-    assert 'ENTRYPOINT ["finscale"]' in text
-    assert "finscale data build --source sample" in text
-    stages = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
-    assert len(stages) == 2 and all(":" in s and not s.endswith(":latest") for s in stages)
-
-
 def test_dockerignore_admits_only_the_build_inputs() -> None:
     lines = [
         line
@@ -121,7 +272,14 @@ def test_dockerignore_admits_only_the_build_inputs() -> None:
         if line and not line.startswith("#")
     ]
     assert lines[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!src/", "!data/sample/"} <= set(lines)
+    assert set(lines[1:]) - {"**/__pycache__", "**/*.pyc"} == {
+        "!requirements/",
+        "!scripts/install.sh",
+        "!pyproject.toml",
+        "!README.md",
+        "!src/",
+        "!data/sample/",
+    }
 
 
 def test_skaffold_config_matches_the_published_schema() -> None:
@@ -130,12 +288,25 @@ def test_skaffold_config_matches_the_published_schema() -> None:
     jsonschema.validate(config, schema)
     assert config["apiVersion"] == "skaffold/v4beta14"
     assert {p["name"] for p in config["profiles"]} == {"cpu", "gpu", "phase6a"}
-    assert config["deploy"]["kubectl"]["flags"]["apply"] == ["--force"]  # a changed Job is replaced
-    for path in config["manifests"]["rawYaml"]:
-        assert (REPO / path).is_file()
     broken = {**config, "deploy": {"kubectl": {"flagz": {}}}}
     with pytest.raises(jsonschema.ValidationError, match="flagz"):
         jsonschema.validate(broken, schema)
+
+
+def test_no_skaffold_profile_can_deploy_or_delete_the_cluster_base() -> None:
+    # skaffold deletes what it deployed on exit, and `--force` recreates what it applies: its
+    # manifests must be study Jobs and their ConfigMaps, never the base
+    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    manifests = [
+        config["manifests"],
+        *(p["manifests"] for p in config["profiles"] if "manifests" in p),
+    ]
+    for manifest in manifests:
+        assert set(manifest) == {"rawYaml"}  # no kustomize, no helm: nothing of k8s/
+        for pattern in manifest["rawYaml"]:
+            files = sorted(REPO.glob(pattern))
+            assert files and all(f.parent == REPO / "jobs" for f in files), pattern
+            assert {d["kind"] for d in _docs(files)} <= {"Job", "ConfigMap"}, pattern
 
 
 def test_skaffold_builds_the_images_the_manifests_use() -> None:
@@ -151,3 +322,35 @@ def test_skaffold_builds_the_images_the_manifests_use() -> None:
         for c in doc["spec"]["template"]["spec"]["containers"]
     }
     assert used <= built
+
+
+def test_the_github_workflow_matches_githubs_schema_and_runs_what_ci_runs(tmp_path: Path) -> None:
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    result = check(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    for command in ("make lint", "make check-k8s", "make test"):
+        assert any(command in run for run in steps), command
+    test_job = workflow["jobs"]["test"]
+    # PostgreSQL from testcontainers on the runner's Docker, and no skip allowed
+    assert "FINSCALE_TEST_DATABASE_URL" not in json.dumps(workflow)
+    assert test_job["env"]["FINSCALE_REQUIRE_ALL_TESTS"] == "1"
+    images = workflow["jobs"]["images"]
+    build = next(
+        s for s in images["steps"] if s.get("uses", "").startswith("docker/build-push-action")
+    )
+    assert build["with"]["push"] is False and "cache-from" in build["with"]
+    assert {i["dockerfile"] for i in images["strategy"]["matrix"]["include"]} == {
+        "Dockerfile",
+        "images/cpu/Dockerfile",
+    }
+    # the check can fail: a misspelt key is refused
+    broken = tmp_path / "broken.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:", 1))
+    assert check(broken).returncode != 0

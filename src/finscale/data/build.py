@@ -34,9 +34,11 @@ import talib
 from finscale import __version__
 from finscale.data import features, sources
 from finscale.data.manifest import (
+    FILE_MODE,
     InputRef,
     Manifest,
     ManifestEntry,
+    make_data_dir,
     read_manifest,
     sha256_file,
     write_manifest,
@@ -231,6 +233,7 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     # No pandas metadata: the bytes then depend on the data and the parquet writer only.
     table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
     pq.write_table(table, path, compression="zstd")
+    path.chmod(FILE_MODE)  # read by users other than the writer (see manifest.FILE_MODE)
 
 
 def code_version() -> str:
@@ -284,7 +287,8 @@ def build_datasets(inputs: Inputs, *, data_dir: Path) -> list[Built]:
     manifest = read_manifest(data_dir)
     plans = _plan(inputs)
     results: list[Built] = []
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(data_dir)
+    # Private while it holds half-written files; removed at the end.
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".build-"))
     try:
         raw_refs: list[InputRef] = []
@@ -295,7 +299,7 @@ def build_datasets(inputs: Inputs, *, data_dir: Path) -> list[Built]:
             digest = sha256_file(tmp)
             relative = f"{plan.folder}/{plan.name}-{digest[:12]}.parquet"
             target = data_dir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_data_dir(target.parent)
             if not (target.is_file() and sha256_file(target) == digest):
                 shutil.move(tmp, target)
             if plan.kind == "raw":

@@ -22,6 +22,10 @@ from finscale.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION: Literal[1] = 1
+# Built data is read by other users: an image builds it as root and runs as uid 10001; a data Job
+# writes the shared volume that every worker pod reads. Its modes never depend on the umask.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
 
 _CHUNK = 1 << 20
 
@@ -98,6 +102,15 @@ class Manifest(BaseModel):
         return list(dict.fromkeys(entry.name for entry in self.entries))
 
 
+def make_data_dir(path: Path) -> None:
+    """Create a data folder (and its missing parents) that every user can read; folders that
+    already exist keep their modes."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(missing):
+        folder.chmod(DIR_MODE)
+
+
 def read_manifest(data_dir: Path) -> Manifest:
     """The manifest of a data directory (empty when there is none yet).
 
@@ -116,12 +129,14 @@ def read_manifest(data_dir: Path) -> Manifest:
 
 
 def write_manifest(manifest: Manifest, data_dir: Path) -> Path:
-    """Write the manifest atomically (a reader sees the old or the new file, never half)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Write the manifest atomically (a reader sees the old or the new file, never half), readable
+    by every user (mode 0644)."""
+    make_data_dir(data_dir)
     path = data_dir / MANIFEST_NAME
     text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".manifest-", suffix=".json")
     try:
+        os.fchmod(fd, FILE_MODE)  # mkstemp creates it 0600: unreadable to the images' user
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
