@@ -13,7 +13,7 @@ SPECS := $(wildcard configs/experiments/*.yaml)
 TOOLS ?= .venv-tools
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: setup lock run test lint check-k8s render format clean
+.PHONY: setup lock run test test-fast lint check-k8s render format clean
 
 setup: $(VENV)/.installed
 
@@ -36,8 +36,13 @@ run: setup
 	$(BIN)/finscale run configs/experiments/validation.yaml --workers 2
 	$(BIN)/finscale report --experiment validation --out runs/report
 
+# Every test: unit, integration (PostgreSQL from FINSCALE_TEST_DATABASE_URL), slow.
 test: setup
 	$(BIN)/pytest
+
+# The inner loop: unit tests that need no database and train nothing for long.
+test-fast: setup
+	$(BIN)/pytest tests/unit -m "not slow and not postgres" -q
 
 lint: setup
 	$(BIN)/ruff check .

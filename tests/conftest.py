@@ -14,6 +14,20 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
 
 
+_POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_url", "storage_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers where they belong, so that `-m` selects tiers: `postgres` on every test that
+    takes the PostgreSQL fixture (directly or through another fixture), `integration` on
+    everything under tests/integration."""
+    for item in items:
+        if _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

@@ -23,8 +23,7 @@ import sqlalchemy
 import yaml
 from sqlalchemy.engine import URL, make_url
 
-from finscale.hpo import study as studies
-from finscale.hpo.study import normalize_url
+from finscale.hpo.storage import normalize_url, open_storage
 from tests.conftest import REPO
 from tests.runbook import restore_job
 
@@ -119,9 +118,7 @@ def _init(server: _Server, tmp_path: Path) -> None:
 
 
 def _study_names(url: str) -> list[str]:
-    storage = studies.open_storage(
-        url, heartbeat_interval_s=30, heartbeat_grace_s=120, max_retries=0
-    )
+    storage = open_storage(url, heartbeat_interval_s=30, heartbeat_grace_s=120, max_retries=0)
     return sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
 
 
@@ -152,7 +149,7 @@ def test_the_application_role_owns_its_database_and_is_no_superuser(
     assert not any(entry.startswith("=") for entry in acl.strip("{}").split(","))  # not PUBLIC
 
     # the workers' storage, as the role: Optuna creates its tables and a study
-    storage = studies.open_storage(
+    storage = open_storage(
         server.url(), heartbeat_interval_s=30, heartbeat_grace_s=120, max_retries=0
     )
     optuna.create_study(study_name="s", storage=storage).optimize(
@@ -167,7 +164,7 @@ def test_the_backup_dumps_privately_and_the_documented_restore_brings_the_studie
 ) -> None:
     # given the role's database with a study of 3 trials
     _init(server, tmp_path)
-    storage = studies.open_storage(
+    storage = open_storage(
         server.url(), heartbeat_interval_s=30, heartbeat_grace_s=120, max_retries=0
     )
     optuna.create_study(study_name="kept", storage=storage).optimize(

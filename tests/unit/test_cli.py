@@ -122,6 +122,7 @@ def test_grid_refuses_a_bad_budget(capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected a count like 2M" in err
 
 
+@pytest.mark.slow
 def test_train_prints_every_epoch_and_the_best(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,7 @@ def test_default_grids_hold_the_reference_counts(budget: str, size: int, feature
     assert len({a.id for a in grid}) == size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", ["2M", "20M"])
 def test_count_equals_the_built_model_for_every_architecture(budget: str) -> None:
     for arch in build_grid(parse_budget(budget), num_features=25):

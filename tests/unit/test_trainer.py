@@ -149,6 +149,7 @@ def test_learning_rate_scales_the_update() -> None:
     assert 5 < ratio < 15
 
 
+@pytest.mark.slow
 def test_weight_decay_shrinks_only_the_matrices() -> None:
     config = replace(FAST, epochs=4)
     plain, _ = train(MODEL, replace(config, weight_decay=0.0), _data())
@@ -239,6 +240,7 @@ def test_bad_training_configs_are_refused(kwargs: dict[str, object], message: st
         TrainConfig(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_running_out_of_memory_is_a_typed_error() -> None:
     """A real allocation failure: the process's address space is capped below what the model
     needs."""
@@ -286,12 +288,14 @@ def test_schedule_warms_up_decays_and_floors() -> None:
     assert lr_at(0, base_lr=1.0, warmup_steps=0, total_steps=10) == 1.0
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains() -> None:
     """The bf16 path (CUDA's) runs on the CPU too: same loop, lower precision."""
     _model, result = train(MODEL, replace(FAST, epochs=4, precision="bf16"), _data())
     assert result.val["auc"] > 0.8
 
 
+@pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one() -> None:
     _m, eager = train(MODEL, replace(FAST, epochs=2), _data())
     _m, compiled = train(MODEL, replace(FAST, epochs=2, compile=True), _data())
