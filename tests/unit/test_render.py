@@ -55,7 +55,7 @@ def test_kustomization_lists_every_manifest() -> None:
         p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
     )
     # phase6a, validation, sample-scaling, the SPY data Job
-    assert len(kustomization["resources"]) == 12 + 1 + 6 + 1
+    assert len(kustomization["resources"]) == 12 + 1 + 3 + 1
 
 
 def test_every_rendered_job_round_trips_through_the_client_model() -> None:
