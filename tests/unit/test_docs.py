@@ -38,7 +38,9 @@ SPECS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))
 
 # First words of documented commands that need a cluster, a registry or the network: shown, never
 # run or checked here (their manifests are checked by the Kubernetes tests).
-SKIPPED = frozenset({"docker", "kubectl", "skaffold", "openssl", "pip"})
+SKIPPED = frozenset(
+    {"docker", "kubectl", "skaffold", "openssl", "pip", "psql", "pg_dump", "pg_restore"}
+)
 # Pages being written elsewhere that the docs already link to; remove a name once its page lands.
 PENDING_PAGES = frozenset({"docs/benchmarks.md", "docs/reliability.md"})
 
