@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from finscale.data import build_datasets, load_inputs, read_manifest
-from finscale.errors import DataError
+from finscale.errors import DataError, StudyMismatchError
 from finscale.hpo import run_worker
 from finscale.hpo.evaluate import eval_key, evaluate_study
 from finscale.hpo.replay import plan_training, retrain
@@ -69,6 +69,23 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
         # then its value comes back exactly, and so do its stored metrics
         assert run.result.value == trial.value
         assert run.result.val["auc"] == trial.user_attrs["val_auc"]
+    # a spec that searches something else is refused, naming the field; --set changes are
+    # the retraining's own and are allowed
+    with pytest.raises(
+        StudyMismatchError, match=r"early_stopping\.patience: study has 5, spec has 4"
+    ):
+        plan_training(
+            load_study(make_spec(n_trials=2, early_stopping={"patience": 4})),
+            settings=settings,
+            trial=trials[0].number,
+        )
+    longer = plan_training(
+        load_study(spec_path),
+        settings=settings,
+        trial=trials[0].number,
+        changes={"training": {"epochs": 3}},
+    )
+    assert longer.params["epochs"] == 3 and longer.seed == trials[0].user_attrs["seed"]
     # and the command says so, with the base rate beside the metrics
     for key, value in {
         "FINSCALE_STORAGE_URL": settings.storage_url,

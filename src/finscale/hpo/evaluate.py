@@ -35,7 +35,13 @@ from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.replay import TrainPlan
 from finscale.hpo.storage import open_storage, with_retries
-from finscale.hpo.study import ATTR_DATASET_SHA256, ATTR_EVAL_PREFIX, ensure_study_records
+from finscale.hpo.study import (
+    ATTR_DATASET_SHA256,
+    ATTR_EVAL_PREFIX,
+    check_spec,
+    ensure_study_records,
+    study_fingerprint,
+)
 from finscale.model import parse_arch_id
 from finscale.model.memory import plan_batch
 from finscale.predictions import encode_logits
@@ -242,6 +248,11 @@ def evaluate_study(
     if not chosen:
         raise StudyNotFoundError(f"study {spec.name} has no completed trial to evaluate")
     data = inputs.load_study_data(spec, settings.data_dir, sha256=attrs.get(ATTR_DATASET_SHA256))
+    grid = inputs.study_grid(spec, num_features=data.num_features)
+    fingerprint = study_fingerprint(
+        spec, grid_ids=[a.id for a in grid], dataset_sha256=data.dataset.sha256
+    )
+    check_spec(spec, attrs, fingerprint, url=storage.url, doing="evaluate")
     prepared = data.prepared
     if len(prepared.splits.test) == 0:
         from finscale.errors import DataError

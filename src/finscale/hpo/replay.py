@@ -17,10 +17,12 @@ import numpy as np
 import torch
 import yaml
 
+from finscale.data import load_dataset
 from finscale.errors import DataError, SpecError, StudyNotFoundError
 from finscale.hpo import inputs
-from finscale.hpo.read import read_trial
+from finscale.hpo.read import read_studies
 from finscale.hpo.storage import display_url, open_for_reading
+from finscale.hpo.study import ATTR_DATASET_SHA256, check_spec, study_fingerprint
 from finscale.model import Arch, PatchTST, parse_arch_id
 from finscale.model.memory import plan_batch
 from finscale.settings import Settings
@@ -86,13 +88,17 @@ class StoredTrial:
     params: dict[str, float | int]
     seed: int
     value: float | None
+    dataset_sha256: str | None  # the dataset version its study is pinned to
 
 
 def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTrial:
-    """The architecture, training parameters and seed stored for a trial of the spec's study.
+    """The architecture, training parameters and seed stored for a trial of the spec's study,
+    after checking that the spec is the one the study was created with.
 
     Raises:
         StudyNotFoundError: no storage, study or trial of that number.
+        StudyMismatchError: the spec searches something else than the study's.
+        DataError: the dataset version the study used is missing.
         StorageUnavailableError: the storage did not answer.
     """
     storage = open_for_reading(settings)
@@ -100,7 +106,19 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTria
         raise StudyNotFoundError(
             f"no study {spec.name!r}: {display_url(settings.storage_url)} does not exist"
         )
-    trial = read_trial(storage, spec.name, number, attempts=settings.storage_attempts)
+    (study,) = read_studies(storage, [spec.name], attempts=settings.storage_attempts)
+    if not 0 <= number < len(study.trials):
+        raise StudyNotFoundError(
+            f"study {spec.name} has no trial {number} (it has {len(study.trials)})"
+        )
+    trial = study.trials[number]
+    pinned = study.user_attrs.get(ATTR_DATASET_SHA256)
+    dataset = load_dataset(settings.data_dir, spec.data.dataset, sha256=pinned or spec.data.sha256)
+    grid = inputs.study_grid(spec, num_features=len(dataset.feature_columns))
+    fingerprint = study_fingerprint(
+        spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
+    )
+    check_spec(spec, study.user_attrs, fingerprint, url=storage.url, doing="retrain")
     params = dict(trial.params)
     arch = params.pop("arch", None)
     if not isinstance(arch, str):
@@ -115,6 +133,7 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTria
         ),
         seed=seed,
         value=trial.value,
+        dataset_sha256=dataset.sha256,
     )
 
 
@@ -129,6 +148,7 @@ class TrainPlan:
     seed: int
     source: str  # e.g. "trial 3 of validation-50k-h1", a spec path, "defaults"
     stored_value: float | None = None  # the trial's stored value, when replaying a trial
+    dataset_sha256: str | None = None  # the dataset version to train on (default: the spec's)
 
 
 def plan_training(
@@ -163,13 +183,15 @@ def plan_training(
     changed = spec.with_changes(dict(changes)) if changes else spec
     explicit = {k: v for k, v in (changes or {}).get("training", {}).items() if k in PARAMS_BY_NAME}
     params: dict[str, Any] = inputs.typical_params(changed)
-    stored_value = None
+    stored_value = dataset_sha256 = None
     if trial is not None:
-        found = stored_trial(changed, settings, trial)
+        # The spec as given must be the study's; the changes are this retraining's own.
+        found = stored_trial(spec, settings, trial)
         params.update(found.params)
         arch = arch or found.arch
         seed = found.seed if seed is None else seed
         source, stored_value = f"trial {trial} of {changed.name}", found.value
+        dataset_sha256 = found.dataset_sha256
     params.update(explicit)
     if arch is None:
         raise SpecError("give an architecture (--arch ID) or a stored trial (--trial N)")
@@ -184,6 +206,7 @@ def plan_training(
         seed=0 if seed is None else seed,
         source=source,
         stored_value=stored_value,
+        dataset_sha256=dataset_sha256,
     )
 
 
@@ -219,11 +242,11 @@ def retrain(
     Raises:
         DataError: the study's data is missing, its split too small, or (with `evaluate_test`)
             the split has no test region.
-        MemoryError: the architecture does not fit the device.
+        SpecError: the architecture does not fit the device.
         TrainingError: the run diverged or ran out of memory.
     """
     spec = plan.spec
-    data = inputs.load_study_data(spec, settings.data_dir)
+    data = inputs.load_study_data(spec, settings.data_dir, sha256=plan.dataset_sha256)
     prepared = data.prepared
     splits = prepared.splits
     if evaluate_test and len(splits.test) == 0:
@@ -236,13 +259,16 @@ def retrain(
     precision = inputs.resolve_precision(spec, device)
     model = inputs.model_config(spec, dims, plan.params, num_features=data.num_features)
     arch = Arch(**dims.dims(), param_count=PatchTST(model).num_parameters())
-    batch = plan_batch(
-        model,
-        effective_batch=int(plan.params["batch_size"]),
-        memory_limit_bytes=available_memory_bytes(device),
-        precision=precision,
-        device="cuda" if device.type == "cuda" else "cpu",
-    )
+    try:
+        batch = plan_batch(
+            model,
+            effective_batch=int(plan.params["batch_size"]),
+            memory_limit_bytes=available_memory_bytes(device),
+            precision=precision,
+            device="cuda" if device.type == "cuda" else "cpu",
+        )
+    except MemoryError as e:
+        raise SpecError(f"{plan.arch} does not fit this device: {e}") from None
     config = inputs.train_config(
         spec,
         plan.params,

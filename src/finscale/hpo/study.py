@@ -262,3 +262,24 @@ def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) 
         study.set_user_attr(ATTR_WINDOWS, windows_record(data))
     if ATTR_BASELINES not in attrs:
         study.set_user_attr(ATTR_BASELINES, baselines_record(spec, data))
+
+
+def check_spec(
+    spec: StudySpec, attrs: dict[str, Any], fingerprint: Fingerprint, *, url: str, doing: str
+) -> None:
+    """Refuse to `doing` (retrain, evaluate) a stored study with a spec that searches
+    something else than the spec it was created with.
+
+    Raises:
+        StudyMismatchError: the stored fingerprint differs (the message lists the fields).
+    """
+    stored = attrs.get(ATTR_FINGERPRINT)
+    if stored is None or stored == fingerprint.digest:
+        return
+    diff = _differences(attrs.get(ATTR_FIELDS, {}), fingerprint.fields)
+    raise StudyMismatchError(
+        f"study {spec.name} in {display_url(url)} was created with another search definition; "
+        f"refusing to {doing} it with this spec. Fields that differ:\n"
+        + "\n".join(diff)
+        + "\nUse the spec the study was created with."
+    )

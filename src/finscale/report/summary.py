@@ -74,17 +74,17 @@ def _test(t: PairedTest | AucTest | None, digits: int = 4) -> str:
     if t is None:
         return "—"
     if isinstance(t, PairedTest):
-        return f"{t.mean:+.{digits}f} ± {t.se:.{digits}f} (p {t.p_value:.2g})"
-    return f"{t.estimate:.{digits}f} ± {t.se:.{digits}f} (p {t.p_value:.2g})"
+        return f"{t.mean:+.{digits}f} ± {t.se:.{digits}f} (p₂ {t.p_value:.2g})"
+    return f"{t.estimate:.{digits}f} ± {t.se:.{digits}f} (p₂ {t.p_value:.2g})"
 
 
 def _versus(name: str, t: PairedTest) -> str:
     """One paired comparison in words, with its statistic: negative differences are better."""
     numbers = f"{t.mean:+.4f} ± {t.se:.4f}"
     if t.p_lower < 0.025:
-        return f"better than {name} ({numbers}, p {t.p_lower:.2g})"
+        return f"better than {name} ({numbers}, one-sided p {t.p_lower:.2g})"
     if 1 - t.p_lower < 0.025:
-        return f"worse than {name} ({numbers}, p {1 - t.p_lower:.2g})"
+        return f"worse than {name} ({numbers}, one-sided p {1 - t.p_lower:.2g})"
     return f"not distinguishable from {name} ({numbers})"
 
 
@@ -104,8 +104,8 @@ def _final(answer: FinalAnswer) -> str:
         f"**On the test split** (horizon {answer.horizon}; each budget's final model is the best "
         "of its evaluated trials by mean validation BCE; mean ± standard deviation over "
         f"{answer.models[0].seeds} seeds): {'; '.join(parts)}. Differences are test BCE minus "
-        f"the other predictor's on the same windows ({test}; better or worse at the one-sided "
-        "2.5 % level)."
+        "the other predictor's on the same windows, ± their standard error "
+        f"({test}; better or worse at the one-sided 2.5 % level)."
     )
     if answer.fit is not None:
         text += f" Across budgets on test: {answer.fit.sentence}."
@@ -425,6 +425,9 @@ def markdown(
         "the base rate (the training positive rate, a constant), an L2 logistic regression and "
         "a histogram gradient-boosted tree on the last day's features and a few window "
         "aggregates (means of the last 5 and 20 days, last minus first).",
+        "",
+        "In the tables, a comparison reads: difference ± standard error (p₂: the two-sided "
+        "p-value); the answer's sentences use one-sided p-values for better or worse.",
         "",
         "Files: " + ", ".join(f"`{f}`" for f in files) + ".",
         "",
