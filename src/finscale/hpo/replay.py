@@ -100,7 +100,7 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTria
         raise StudyNotFoundError(
             f"no study {spec.name!r}: {display_url(settings.storage_url)} does not exist"
         )
-    trial = read_trial(storage, spec.name, number, attempts=settings.storage_attempts)
+    trial = read_trial(storage, spec.name, number, deadline_s=settings.storage_deadline_s)
     params = dict(trial.params)
     arch = params.pop("arch", None)
     if not isinstance(arch, str):
