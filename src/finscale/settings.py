@@ -45,6 +45,9 @@ RENAMED = {"FINSCALE_STORAGE_ATTEMPTS": "FINSCALE_STORAGE_DEADLINE_S"}
 # parses the rest when it opens the storage.
 _STORAGE_SCHEME = re.compile(r"^(postgresql(\+psycopg)?|sqlite(\+pysqlite)?)://")
 
+# The password of a URL (`scheme://user:password@host`), masked in messages.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
 # Variables with the prefix that are read elsewhere on purpose (the test suite), not settings.
 _NOT_SETTINGS = frozenset(
     {"FINSCALE_TEST_DATABASE_URL", "FINSCALE_TEST_POSTGRES_IMAGE", "FINSCALE_REQUIRE_ALL_TESTS"}
@@ -136,7 +139,10 @@ def _describe(error: ValidationError) -> str:
             lines.append(message)
             continue
         variable = ENV_PREFIX + "__".join(loc).upper()
-        lines.append(f"{variable}={problem.get('input')!r}: {message}")
+        value = problem.get("input")
+        if isinstance(value, str):
+            value = _PASSWORD.sub(r"\1***@", value)
+        lines.append(f"{variable}={value!r}: {message}")
     return "\n".join(lines)
 
 

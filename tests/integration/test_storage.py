@@ -293,3 +293,25 @@ def test_urls_are_shown_without_their_password(tmp_path: Path) -> None:
     assert display_url("postgresql://u:secret@db:5432/x") == "postgresql://u:***@db:5432/x"
     assert normalize_url("postgresql://u@db/x") == "postgresql+psycopg://u@db/x"
     assert normalize_url(f"sqlite:///{tmp_path}/a.db") == f"sqlite:///{tmp_path}/a.db"
+
+
+def test_status_report_and_train_on_an_empty_database_create_no_table(
+    postgres_url: str,
+    tmp_path: Path,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.conftest import run_cli
+
+    env.setenv("FINSCALE_STORAGE_URL", postgres_url)
+    code, out, _ = run_cli(["status"], capsys)
+    assert code == 0 and "no studies in" in out
+    code, _, err = run_cli(["report", "--out", str(tmp_path / "report")], capsys)
+    assert code == 2 and "no studies in" in err
+    code, _, err = run_cli(["train", "--trial", "0"], capsys)
+    assert code == 2 and "no study 'train'" in err
+    engine = sqlalchemy.create_engine(normalize_url(postgres_url))
+    try:
+        assert sqlalchemy.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()

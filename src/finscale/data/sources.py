@@ -285,6 +285,8 @@ def read_csv_bars(
         DataError: the file is missing, empty or unreadable, or its bars are invalid.
     """
     origin = str(path)
+    if path.is_dir():
+        raise DataError(f"{origin}: is a folder, not a CSV file")
     if not path.is_file():
         raise DataError(f"{origin}: no such file")
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import time
 import warnings
 from collections import Counter
@@ -170,15 +171,23 @@ class StaleTrials:
                 callback(study, frozen)
 
 
+# Numbers in a failure reason (an architecture, a learning rate, an epoch) do not make it
+# another cause.
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
 def failure_summary(trials: Sequence[FrozenTrial]) -> tuple[str, int, int] | None:
-    """When no counted trial completed and every one failed: the most common `fail_reason`,
-    how many trials it ended and how many failed in all. None otherwise."""
+    """When no counted trial completed and every one failed: the most common cause (reasons
+    alike but for their numbers are one cause; the first of them is quoted), how many trials
+    it ended, and how many failed in all. None otherwise."""
     finished = counted(trials)
     if not finished or any(t.state != TrialState.FAIL for t in finished):
         return None
-    reasons = Counter(str(t.user_attrs.get("fail_reason", "no reason recorded")) for t in finished)
-    reason, count = reasons.most_common(1)[0]
-    return reason, count, len(finished)
+    reasons = [str(t.user_attrs.get("fail_reason", "no reason recorded")) for t in finished]
+    causes = Counter(_NUMBER.sub("#", r) for r in reasons)
+    cause, count = causes.most_common(1)[0]
+    example = next(r for r in reasons if _NUMBER.sub("#", r) == cause)
+    return example, count, len(finished)
 
 
 def requeue(

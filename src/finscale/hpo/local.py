@@ -8,6 +8,7 @@ storage outage only pauses its progress display, since the workers ride it out t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -226,7 +227,10 @@ def run_study(
         )
 
     failed = [w for w in procs if w.process.returncode != 0]
-    done = read("counting trials", lambda: budget_state(joined.study, spec.n_trials)).done
+    done = False
+    if failed:  # did the others finish the study? (not knowing it means no)
+        with contextlib.suppress(StorageUnavailableError):
+            done = read("counting trials", lambda: budget_state(joined.study, spec.n_trials)).done
     for w in failed:
         code = w.process.returncode
         message = (
