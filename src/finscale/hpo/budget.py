@@ -14,7 +14,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -152,9 +152,17 @@ class StaleTrials:
         return failed
 
     def _queue_reruns(self, study: optuna.Study) -> None:
+        """Queue the missing reruns of stale failures, under the study lock: two workers must
+        not both see a rerun missing and queue two."""
         callback = self._storage.get_heartbeat_stale_trial_callback()
         if callback is None:
             return
+        with study_lock(self._storage, study.study_name):
+            self._queue_missing(study, callback)
+
+    def _queue_missing(
+        self, study: optuna.Study, callback: Callable[[optuna.Study, FrozenTrial], None]
+    ) -> None:
         trials = study.get_trials(deepcopy=False)
         rerun = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
         for t in trials:
