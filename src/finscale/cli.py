@@ -474,8 +474,10 @@ def worker_command(
         typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
     ] = None,
 ) -> None:
-    """Join a study and run trials until its global budget is spent (exit 0), 2 on a bad spec or
-    data, 3 when the storage is unreachable, 143 on SIGTERM (the trial is handed back)."""
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
+    bad data, a storage that refuses (authentication, no such database) or a study whose every
+    trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
+    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
     import os
 
     from finscale.hpo import run_worker

@@ -88,6 +88,8 @@ def test_the_rendered_validation_job_runs_its_study_and_the_report_reads_it(
         username=test_url.username,
     ).render_as_string(hide_password=False)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    if "PYTHONPATH" in os.environ:  # a worktree's code, not the installed copy, is under test
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env["FINSCALE_POLL_INTERVAL_S"] = "0.5"  # only to finish sooner
     assert Path(env["PGPASSFILE"]).stat().st_mode & 0o777 == 0o440
 

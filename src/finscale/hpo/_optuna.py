@@ -71,7 +71,8 @@ class GuardedTrial(optuna.Trial):
     Suggestions are guarded at `Trial._suggest`, the one private method they all call.
     """
 
-    def __init__(self, trial: optuna.Trial, guard: Guard) -> None:  # noqa: no super().__init__
+    def __init__(self, trial: optuna.Trial, guard: Guard) -> None:
+        # No super().__init__: it would read the trial from the storage again, unguarded.
         self.__dict__.update(trial.__dict__)
         self._guard = guard
 

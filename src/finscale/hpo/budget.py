@@ -1,4 +1,5 @@
-"""The study's global trial budget: counting, reserving a trial slot, handing a trial back.
+"""The study's global trial budget: counting, reserving a trial slot, handing a trial back,
+failing the trials of dead workers (`StaleTrials`).
 
 The budget is exact. A worker may start a trial only while `finished + running < n_trials`,
 checked and acted on under the study lock, so N workers never overshoot it. `finished` counts

@@ -1,9 +1,12 @@
 """Optuna storage: URLs, credentials, retries, locks, and opening the storage.
 
 This module alone opens Optuna storage; every other module gets an `RDBStorage` from here and
-runs its storage calls through `with_retries`. Everything that must not race between workers
-runs under a lock of this module: a PostgreSQL advisory lock, or a file lock next to an SQLite
-file.
+runs its storage calls through `with_retries`: transient errors (unreachable, restarting, a cut
+connection) are retried until a deadline, permanent refusals (authentication, a missing database,
+a bad URL) are raised at once as `StorageConfigError` (docs/reliability.md). Writers open the
+storage with `open_storage`, which creates Optuna's tables; readers with `open_for_reading`,
+which creates nothing. Everything that must not race between workers runs under a lock of this
+module: a PostgreSQL advisory lock, or a file lock next to an SQLite file.
 """
 
 from __future__ import annotations
