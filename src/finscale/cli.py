@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from finscale.errors import FinscaleError
-from finscale.settings import Settings, unknown_variables
+from finscale.errors import FinscaleError, SpecError
+from finscale.settings import RENAMED, Settings, load_settings, unknown_variables
 
 app = typer.Typer(
     name="finscale",
@@ -26,10 +27,11 @@ app = typer.Typer(
 data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-# Piped output (CI logs, files) is not wrapped at 80 columns.
+# Piped output (CI logs, files) is not wrapped at 80 columns. No markup: paths, values and
+# messages print as they are (`[bold]` in a file name stays `[bold]`); styles are explicit.
 _WIDE = 200
-out = Console(width=None if sys.stdout.isatty() else _WIDE)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE)
+out = Console(width=None if sys.stdout.isatty() else _WIDE, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE, markup=False)
 log = logging.getLogger("finscale")
 
 
@@ -37,8 +39,16 @@ log = logging.getLogger("finscale")
 class _State:
     """What the global options set, for the command and for `main`'s error handler."""
 
+    settings: Settings
     debug: bool = False
-    settings: Settings = field(default_factory=Settings)
+
+
+def _ok(text: str) -> Text:
+    return Text.assemble(("✓", "green"), " ", text)
+
+
+def _problem(text: str) -> Text:
+    return Text.assemble(("✗", "red"), " ", text)
 
 
 def _state(ctx: typer.Context) -> _State:
@@ -64,7 +74,10 @@ def _root(
         force=True,
     )
     for name in unknown_variables():
-        log.warning("%s is set but no finscale setting reads it (a typo?)", name)
+        if name.upper() in RENAMED:
+            log.warning("%s is no longer read; use %s", name, RENAMED[name.upper()])
+        else:
+            log.warning("%s is set but no finscale setting reads it (a typo?)", name)
 
 
 def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
@@ -93,15 +106,37 @@ def data_build(
     vix: Annotated[
         bool, typer.Option(help="Also build the a25c dataset with VIX features.")
     ] = True,
+    max_jump: Annotated[
+        float, typer.Option(help="Most a price may move from the previous close, as a factor.")
+    ] = 10.0,
+    max_day_range: Annotated[
+        float, typer.Option(help="Most a day's High may be above its Low, as a factor.")
+    ] = 10.0,
+    max_volume: Annotated[float, typer.Option(help="Most shares a day may trade.")] = 1e13,
+    max_feature: Annotated[
+        float, typer.Option(help="Largest magnitude of a feature after the build.")
+    ] = 1e18,
 ) -> None:
-    """Raw daily bars → indicators → datasets, registered in the data manifest."""
-    from finscale.data import build_datasets, load_inputs
+    """Raw daily bars → indicators → datasets, registered in the data manifest.
+
+    Bars are refused, naming file, row, column and value, when they are implausible: a price
+    more than --max-jump times (or less than 1/--max-jump of) the previous close, a High more
+    than --max-day-range times the Low, a volume above --max-volume, or a feature beyond
+    --max-feature after the build. Raise a bound for an instrument that needs it.
+    """
+    from finscale.data import Plausibility, build_datasets, load_inputs
 
     settings = _state(ctx).settings
     if source not in ("sample", "csv", "yfinance"):
         raise typer.BadParameter(
             f"{source!r}; expected sample, csv or yfinance", param_hint="--source"
         )
+    bounds = Plausibility(
+        max_jump=max_jump,
+        max_day_range=max_day_range,
+        max_volume=max_volume,
+        max_feature=max_feature,
+    )
     inputs = load_inputs(
         source,  # type: ignore[arg-type]
         ticker=ticker,
@@ -109,8 +144,9 @@ def data_build(
         vix_csv_path=vix_csv,
         sample_dir=settings.sample_dir,
         with_vix=vix,
+        bounds=bounds,
     )
-    built = build_datasets(inputs, data_dir=settings.data_dir)
+    built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
     table = Table(title=f"Built in {settings.data_dir}", title_justify="left")
     for column in ("name", "rows", "first", "last", "columns", "sha256", ""):
         table.add_column(column)
@@ -147,15 +183,15 @@ def data_verify(
     data_dir = _state(ctx).settings.data_dir
     if dataset is not None:
         found = wait_for_dataset(data_dir, dataset, sha256=sha256, timeout_s=wait)
-        out.print(f"[green]✓[/green] {found.name} {found.sha256} matches", highlight=False)
+        out.print(_ok(f"{found.name} {found.sha256} matches"), highlight=False)
         return
     problems = verify_manifest(data_dir)
     for problem in problems:
-        err.print(f"[red]✗[/red] {problem}", highlight=False)
+        err.print(_problem(problem), highlight=False)
     if problems:
         raise typer.Exit(code=2)
     out.print(
-        f"[green]✓[/green] every dataset in {data_dir / 'manifest.json'} matches its sha256",
+        _ok(f"every dataset in {data_dir / 'manifest.json'} matches its sha256"),
         highlight=False,
     )
 
@@ -212,8 +248,12 @@ def data_summary(
         dataset = load_dataset(data_dir, name)
         e = dataset.entry
         out.print(
-            f"\n[bold]{name}[/bold]  {e.rows} rows, {e.start} .. {e.end}, "
-            f"{len(dataset.feature_columns)} features, sha256 {e.sha256}",
+            Text.assemble(
+                "\n",
+                (name, "bold"),
+                f"  {e.rows} rows, {e.start} .. {e.end}, "
+                f"{len(dataset.feature_columns)} features, sha256 {e.sha256}",
+            ),
             highlight=False,
         )
         rows = summarize_splits(
@@ -408,13 +448,11 @@ def render_command(
     if check:
         problems = drift(files, out_dir)
         for problem in problems:
-            err.print(f"[red]✗[/red] {problem}", highlight=False)
+            err.print(_problem(problem), highlight=False)
         if problems:
             err.print(f"re-render with: finscale render {spec} --out {out_dir}", highlight=False)
             raise typer.Exit(code=1)
-        out.print(
-            f"[green]✓[/green] {out_dir} matches {spec} ({len(files)} files)", highlight=False
-        )
+        out.print(_ok(f"{out_dir} matches {spec} ({len(files)} files)"), highlight=False)
         return
     written = write(files, out_dir)
     out.print(
@@ -433,11 +471,13 @@ def worker_command(
     ] = None,
     index: Annotated[
         int | None,
-        typer.Option(help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
+        typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
     ] = None,
 ) -> None:
-    """Join a study and run trials until its global budget is spent (exit 0), 2 on a bad spec or
-    data, 3 when the storage is unreachable, 143 on SIGTERM (the trial is handed back)."""
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
+    bad data, a storage that refuses (authentication, no such database) or a study whose every
+    trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
+    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
     import os
 
     from finscale.hpo import run_worker
@@ -445,7 +485,10 @@ def worker_command(
 
     settings = _state(ctx).settings
     if index is None:
-        index = int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+        given = os.environ.get("JOB_COMPLETION_INDEX", "0")
+        if not given.isdigit():
+            raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
+        index = int(given)
     report = run_worker(load_study(spec, study), settings, index=index)
     err.print(
         f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
@@ -459,7 +502,8 @@ def run_command(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes per study (default: the spec's).")
+        int | None,
+        typer.Option(min=1, help="Worker processes per study (default: the spec's)."),
     ] = None,
     study: Annotated[
         list[str] | None, typer.Option(help="Run only these studies (repeatable).")
@@ -475,7 +519,13 @@ def run_command(
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
-        run_study(spec, s, workers=workers or s.workers, settings=settings, console=out)
+        run_study(
+            spec,
+            s,
+            workers=s.workers if workers is None else workers,
+            settings=settings,
+            console=out,
+        )
         for s in specs
     ]
     out.print(results_table(specs, summaries))
@@ -552,7 +602,7 @@ def status_command(
     settings = _state(ctx).settings
     storage = open_for_reading(settings)
     summaries = (
-        summarize_storage(storage, names, attempts=settings.storage_attempts) if storage else []
+        summarize_storage(storage, names, deadline_s=settings.storage_deadline_s) if storage else []
     )
     if not summaries:
         out.print(f"no studies in {display_url(settings.storage_url)}", highlight=False)
@@ -619,7 +669,7 @@ def report_command(
     settings = _state(ctx).settings
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
     storage = open_for_reading(settings)
-    stored = read_studies(storage, study, attempts=settings.storage_attempts) if storage else []
+    stored = read_studies(storage, study, deadline_s=settings.storage_deadline_s) if storage else []
     target = out_dir or settings.runs_dir / "report"
     report = write_report(
         stored,
@@ -660,21 +710,34 @@ def report_command(
     )
 
 
+def _print_error(message: str) -> None:
+    """`error: MESSAGE`, the message exactly as it is (no markup, no highlighting)."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `finscale` console script: runs the app, turns a `FinscaleError` into
-    its message and exit code (a traceback only with `--debug`)."""
-    state = _State()
+    """Entry point of the `finscale` console script: builds the settings, runs the app, and
+    turns a `FinscaleError` into its message and exit code (a traceback only with `--debug`).
+
+    A file that cannot be read or written (an output folder without permission, a spec path
+    that is a folder) is bad input too: one line and exit 2.
+    """
+    state: _State | None = None
     try:
-        try:
-            state.settings = Settings()
-        except Exception as e:  # a malformed FINSCALE_* value
-            raise FinscaleError(f"bad FINSCALE_* environment: {e}") from e
+        state = _State(settings=load_settings())
         app(args=argv, prog_name="finscale", obj=state)
     except FinscaleError as e:
-        if state.debug:
+        if state is not None and state.debug:
             err.print_exception()
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        _print_error(str(e))
         sys.exit(e.exit_code)
+    except OSError as e:
+        if e.filename is None:  # not about a file: a bug, with its traceback
+            raise
+        if state is not None and state.debug:
+            err.print_exception()
+        _print_error(f"{e.filename}: {e.strerror or e}")
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,15 +47,41 @@ class OutOfMemoryError(TrainingError):
     """The device or the host ran out of memory while training."""
 
 
+class SettingsError(FinscaleError):
+    """A `FINSCALE_*` value is invalid (not a number, out of range, a heartbeat grace shorter
+    than twice the interval, a storage URL of an unsupported kind): the message names the
+    variable and its value. Never retried."""
+
+    exit_code: int = 2
+
+
 class StorageUnavailableError(FinscaleError):
-    """The study storage could not be reached after bounded retries (retried by the Job)."""
+    """The study storage did not answer within the storage deadline
+    (`FINSCALE_STORAGE_DEADLINE_S`): unreachable, restarting, failing over. Retried by the Job;
+    a worker that raises it mid-trial hands the trial back first when the storage lets it."""
 
     exit_code: int = 3
+
+
+class StorageConfigError(FinscaleError):
+    """The storage answered with a refusal that waiting cannot fix: authentication failed, the
+    database or role does not exist, the URL is unparsable or names an unsupported driver.
+    Raised at once, without retries, with the server's own words. Never retried."""
+
+    exit_code: int = 2
 
 
 class StudyMismatchError(FinscaleError):
     """A study of that name exists with another search definition (spec, grid or dataset);
     the message lists the fields that differ. Never retried."""
+
+    exit_code: int = 2
+
+
+class StudyFailedError(FinscaleError):
+    """A study's budget is spent and not one trial completed: every counted trial failed. The
+    message quotes the most common failure reason and how many trials it ended. Exit 2: the
+    spec or the data is at fault, and a rerun would fail the same way."""
 
     exit_code: int = 2
 

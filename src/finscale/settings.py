@@ -11,25 +11,42 @@ CLI and pass it down; tests pass keywords, which outrank the environment.
 | `FINSCALE_STORAGE_URL` | `sqlite:///runs/finscale.db` | Optuna storage (no password in it) |
 | `FINSCALE_DEVICE` | `auto` | `auto` (CUDA when present), `cpu` or `cuda` |
 | `FINSCALE_HEARTBEAT_INTERVAL_S` | `30` | seconds between a running trial's heartbeats |
-| `FINSCALE_HEARTBEAT_GRACE_S` | `120` | silence after which a running trial is stale |
-| `FINSCALE_STORAGE_ATTEMPTS` | `6` | tries of a storage call before giving up (exit 3) |
+| `FINSCALE_HEARTBEAT_GRACE_S` | `120` | silence before a running trial is stale (≥ 2 × interval) |
+| `FINSCALE_STORAGE_DEADLINE_S` | `300` | how long a storage call is retried (then exit 3) |
 | `FINSCALE_POLL_INTERVAL_S` | `5` | how often an idle worker looks for work |
-| `FINSCALE_RUNS_DIR` | `runs` | local runs: worker logs (and the default SQLite file) |
+| `FINSCALE_RUNS_DIR` | `runs` | local runs: worker logs and the default report folder |
 
 The Postgres password never appears in a URL: libpq reads it from `PGPASSFILE` or `PGPASSWORD`.
+
+Every value is checked when the settings are built (`load_settings`): a malformed one is a
+`SettingsError` (exit 2) naming the variable and its value, one line each.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finscale.errors import SettingsError
+
 ENV_PREFIX = "FINSCALE_"
+
+# Variables finscale once read under another name: a warning says what replaced them.
+RENAMED = {"FINSCALE_STORAGE_ATTEMPTS": "FINSCALE_STORAGE_DEADLINE_S"}
+
+# The storages finscale opens: PostgreSQL through psycopg 3, and SQLite. Checked here by the
+# URL's scheme alone (importing sqlalchemy would slow every command); `finscale.hpo.storage`
+# parses the rest when it opens the storage.
+_STORAGE_SCHEME = re.compile(r"^(postgresql(\+psycopg)?|sqlite(\+pysqlite)?)://")
+
+# The password of a URL (`scheme://user:password@host`), masked in messages.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 # Variables with the prefix that are read elsewhere on purpose (the test suite), not settings.
 _NOT_SETTINGS = frozenset(
@@ -38,11 +55,9 @@ _NOT_SETTINGS = frozenset(
 
 
 class Settings(BaseSettings):
-    """The process environment of finscale (prefix `FINSCALE_`, `__` for nested groups)."""
+    """The process environment of finscale (prefix `FINSCALE_`)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     data_dir: Path = Field(
         default=Path("data"),
@@ -65,13 +80,85 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_s: int = Field(default=30, ge=1, description="Seconds between heartbeats.")
     heartbeat_grace_s: int = Field(
-        default=120, ge=1, description="Silence after which a running trial counts as dead."
+        default=120,
+        ge=2,
+        description="Silence after which a running trial counts as dead; at least twice the "
+        "interval, so that one missed beat never fails a live trial.",
     )
-    storage_attempts: int = Field(
-        default=6, ge=1, description="Tries of a storage call before the worker gives up."
+    storage_deadline_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="How long one storage call is retried (jittered backoff) before the worker "
+        "gives up with exit 3: long enough to ride out a PostgreSQL restart or failover.",
     )
-    poll_interval_s: float = Field(default=5.0, gt=0, description="Idle worker's polling period.")
-    runs_dir: Path = Field(default=Path("runs"), description="Local run logs and SQLite file.")
+    poll_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, allow_inf_nan=False, description="Idle worker's polling period."
+    )
+    runs_dir: Path = Field(
+        default=Path("runs"),
+        description="Local runs: worker logs (<runs>/<study>/worker-<i>.log) and the default "
+        "report folder (<runs>/report). The default SQLite file is a separate setting.",
+    )
+
+    @field_validator("data_dir", "runs_dir", "sample_dir", "storage_url", mode="before")
+    @classmethod
+    def _not_blank(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _supported_storage(cls, url: str) -> str:
+        if not _STORAGE_SCHEME.match(url):
+            scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+            raise ValueError(
+                f"unsupported storage URL scheme {scheme!r}; expected postgresql:// "
+                "(postgresql+psycopg://) or sqlite:///PATH"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _grace_covers_missed_beats(self) -> Settings:
+        if self.heartbeat_grace_s < 2 * self.heartbeat_interval_s:
+            raise ValueError(
+                f"FINSCALE_HEARTBEAT_GRACE_S ({self.heartbeat_grace_s}) must be at least twice "
+                f"FINSCALE_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s}): with less, one "
+                "late heartbeat lets a peer fail a live trial"
+            )
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    """One line per bad value: the variable, the value given and what is wrong."""
+    lines = []
+    for problem in error.errors():
+        loc = [str(p) for p in problem["loc"]]
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if not loc:  # a rule across fields: its message names them
+            lines.append(message)
+            continue
+        variable = ENV_PREFIX + "__".join(loc).upper()
+        value = problem.get("input")
+        if isinstance(value, str):
+            value = _PASSWORD.sub(r"\1***@", value)
+        lines.append(f"{variable}={value!r}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(**values: Any) -> Settings:
+    """The settings of this process: `values`, then the `FINSCALE_*` environment.
+
+    Raises:
+        SettingsError: a value is malformed or out of range; one line per value, naming the
+            variable and what it was given.
+    """
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        raise SettingsError(_describe(e)) from None
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -89,6 +176,6 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         key
         for key in env
         if key.upper().startswith(ENV_PREFIX)
-        and key.upper().split("__")[0] not in known
+        and key.upper() not in known
         and key.upper() not in _NOT_SETTINGS
     )

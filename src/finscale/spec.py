@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import typing
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
@@ -43,8 +44,47 @@ NAME_LIMIT = 63
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The leaf types a field's annotation accepts (`int | None` → {int, NoneType})."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return {type(v) for v in typing.get_args(annotation)}
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _kinds(args[0])
+    if args:
+        return set().union(*(_kinds(a) for a in args))
+    return {annotation}
+
+
+def _check_leaves(name: str, kinds: set[Any], value: Any) -> None:
+    plain = {k for k in kinds if not (isinstance(k, type) and issubclass(k, BaseModel))}
+    numbers_only = bool(plain) and plain <= {int, float}
+    wanted = "an integer" if plain == {int} else "a number"
+    for leaf in value if isinstance(value, list) else [value]:
+        if isinstance(leaf, bool) and bool not in kinds:
+            raise ValueError(f"{name}: expected {wanted}, got the boolean {leaf}")
+        if isinstance(leaf, str) and numbers_only:
+            raise ValueError(f"{name}: expected {wanted}, got the string {leaf!r}")
+        if isinstance(leaf, float) and plain == {int}:
+            raise ValueError(f"{name}: expected an integer, got {leaf}")
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_coercion(cls, data: Any) -> Any:
+        """Numbers are numbers: `true` is no count, `"3"` and `3.5` are no integer (pydantic
+        would read `n_trials: true` as 1)."""
+        if not isinstance(data, dict):
+            return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is not None:
+                _check_leaves(name, _kinds(field.annotation) - {type(None)}, value)
+        return data
 
 
 # --- search-space distributions ---
@@ -489,6 +529,13 @@ class ResourcesSpec(_Spec):
     active_deadline_s: int | None = Field(default=None, ge=1, description="Job time limit.")
     ttl_after_finished_s: int | None = Field(default=86400, ge=0, description="Job clean-up delay.")
     backoff_limit_per_index: int = Field(default=3, ge=0, description="Retries of a failed pod.")
+    storage_deadline_s: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="How long the pods retry a storage call before exit 3 (their "
+        "FINSCALE_STORAGE_DEADLINE_S): more than a PostgreSQL restart or failover takes.",
+    )
 
     @model_validator(mode="after")
     def _request_within_limit(self) -> ResourcesSpec:
@@ -768,6 +815,12 @@ def load_spec(path: Path) -> ExperimentSpec | StudySpec:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise SpecError(f"{path}: no such spec file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, not a spec file") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file") from None
     except yaml.YAMLError as e:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):

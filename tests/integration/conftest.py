@@ -4,15 +4,24 @@ PostgreSQL comes from FINSCALE_TEST_DATABASE_URL (set by .ci/run); where that is
 Docker engine answers, from a testcontainers `PostgresContainer` (image: $FINSCALE_TEST_POSTGRES_IMAGE,
 default postgres:16-alpine); otherwise the tests that need it are skipped, saying why. Every test
 gets a database of its own, dropped afterwards.
+
+Outage tests get a PostgreSQL server of their own (`private_postgres`: initdb and pg_ctl on a
+free port), which they stop and restart without touching the shared one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +155,7 @@ def worker_env(data_dir: Path, tmp_path: Path) -> Callable[[str], dict[str, str]
             "FINSCALE_HEARTBEAT_INTERVAL_S": "1",
             "FINSCALE_HEARTBEAT_GRACE_S": "2",
             "FINSCALE_POLL_INTERVAL_S": "0.3",
-            "FINSCALE_STORAGE_ATTEMPTS": "3",
+            "FINSCALE_STORAGE_DEADLINE_S": "5",
             "OMP_NUM_THREADS": "1",  # several workers share this machine's two cores
             **extra,
         }
@@ -169,3 +178,129 @@ def start_worker(
     return subprocess.Popen(
         command, env=env, stdout=output, stderr=subprocess.STDOUT if log else subprocess.PIPE
     )
+
+
+# --- a private PostgreSQL that a test may stop and restart ---
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of initdb and pg_ctl: on the PATH, else the newest Debian/Ubuntu install."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return installed[-1].parent if installed else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own, on a free port: the test stops, starts and
+    restarts it (`pg_ctl`, fast shutdown: open connections are cut, as in a pod restart).
+
+    Role `postgres` connects without a password (trust); role `secured` needs the password
+    `right` (scram-sha-256), for authentication failures.
+    """
+
+    bin_dir: Path
+    root: Path
+    port: int
+    run_as: list[str]
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/finscale"
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        # Output to a file: the server started by pg_ctl inherits these descriptors, and a pipe
+        # would be waited on until the server exits.
+        with (self.root / "pg_ctl.log").open("ab") as log:
+            subprocess.run(
+                [*self.run_as, *args],
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                cwd=self.root,
+            )
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root / 'sockets'} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("-o", options, "-l", str(self.root / "server.log"), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("-m", mode, "stop")
+
+    def restart(self) -> None:
+        """Stop (fast) and start again at once: a crash-free pod restart."""
+        self.stop()
+        self.start()
+
+    def initialize(self) -> None:
+        self._run(
+            str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
+            "--auth=trust", "-E", "UTF8", "--no-sync",
+        )  # fmt: skip
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(
+            "host all secured 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "local all all trust\n"
+        )
+        self.start()
+        admin = sqlalchemy.create_engine(
+            self.url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text("CREATE DATABASE finscale"))
+                connection.execute(
+                    sqlalchemy.text("CREATE ROLE secured LOGIN PASSWORD 'right' SUPERUSER")
+                )
+        finally:
+            admin.dispose()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A fresh PostgreSQL server of this test's own (initdb, pg_ctl), removed afterwards.
+
+    As root, the server runs as the `postgres` user (PostgreSQL refuses root). Skipped, saying
+    why, where initdb is not installed (FINSCALE_REQUIRE_ALL_TESTS turns that into a failure).
+    """
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl): install postgresql")
+    root = Path(tempfile.mkdtemp(prefix="finscale-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+        run_as = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+        os.chown(root, user.pw_uid, user.pw_gid)
+    (root / "sockets").mkdir()
+    if run_as:
+        os.chown(root / "sockets", user.pw_uid, user.pw_gid)
+    server = PrivatePostgres(bin_dir=bin_dir, root=root, port=_free_port(), run_as=run_as)
+    try:
+        server.initialize()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)

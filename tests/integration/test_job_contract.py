@@ -98,6 +98,8 @@ def _pod(
         username=test_url.username,
     ).render_as_string(hide_password=False)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    if "PYTHONPATH" in os.environ:  # a worktree's code, not the installed copy, is under test
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     env["FINSCALE_POLL_INTERVAL_S"] = "0.5"  # only to finish sooner
     if "PYTHONPATH" in os.environ:  # a checkout run from its sources: the pod's code is this one
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]

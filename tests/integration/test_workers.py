@@ -4,6 +4,7 @@ trial is rerun, SIGTERM hands the trial back, set-up is race-free, and the exit 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -15,14 +16,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from finscale.hpo import inputs
 from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, BudgetState, budget_state
 from finscale.hpo.storage import open_storage
-from finscale.hpo.study import ATTR_EXTREMES
+from finscale.hpo.study import ATTR_EXTREMES, worker_seed
 from finscale.model import parse_arch_id
 from finscale.settings import Settings
 from finscale.spec import load_study
 from tests.conftest import REPO
-from tests.integration.conftest import start_worker
+from tests.integration.conftest import PrivatePostgres, start_worker
 
 STUDY = "it-30k-h1"
 Env = Callable[..., dict[str, str]]
@@ -215,14 +217,112 @@ def test_a_changed_spec_exits_2_with_the_differing_fields(
 def test_an_unreachable_database_exits_3(make_spec: Callable[..., Path], worker_env: Env) -> None:
     worker = start_worker(
         make_spec(),
-        worker_env("postgresql://postgres:hunter2@127.0.0.1:9/none", FINSCALE_STORAGE_ATTEMPTS="2"),
+        worker_env(
+            "postgresql://postgres:hunter2@127.0.0.1:9/none", FINSCALE_STORAGE_DEADLINE_S="3"
+        ),
     )
     _out, err = worker.communicate(timeout=120)
     text = err.decode()
     assert worker.returncode == 3, text[-3000:]
     assert "storage postgresql+psycopg://postgres:***@127.0.0.1:9/none unreachable" in text
-    assert "failed 2 times" in text
+    assert re.search(r"opening the storage failed for 3s \(\d+ tries; deadline 3s", text)
+    assert "last error: connection failed: " in text and "invalid data in the commit" not in text
     assert "hunter2" not in text
+
+
+def test_a_missing_database_exits_2_at_once(
+    postgres_url: str, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    # Retrying cannot create a database: no retries for the 600 s deadline, exit 2 (the Job
+    # fails instead of burning pod restarts).
+    missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
+    worker = start_worker(make_spec(), worker_env(missing, FINSCALE_STORAGE_DEADLINE_S="600"))
+    _out, err = worker.communicate(timeout=120)
+    text = err.decode()
+    assert worker.returncode == 2, text[-3000:]
+    assert 'database "no_such_database" does not exist' in text
+    assert "try 1" not in text and "Traceback" not in text
+
+
+def test_a_failed_authentication_exits_2_at_once(
+    private_postgres: PrivatePostgres, make_spec: Callable[..., Path], worker_env: Env
+) -> None:
+    url = private_postgres.url.replace("postgres@", "secured@", 1)
+    env = worker_env(url, FINSCALE_STORAGE_DEADLINE_S="600", PGPASSWORD="wrong")
+    worker = start_worker(make_spec(), env)
+    _out, err = worker.communicate(timeout=120)
+    text = err.decode()
+    assert worker.returncode == 2, text[-3000:]
+    assert 'password authentication failed for user "secured"' in text
+    assert "try 1" not in text and "Traceback" not in text and "wrong" not in text
+
+
+def test_a_restarted_worker_draws_new_parameters(
+    postgres_url: str, make_spec: Callable[..., Path], data_dir: Path
+) -> None:
+    from finscale.hpo.worker import join_study
+
+    spec = load_study(make_spec(architecture={"forced_extremes": False}))
+    settings = Settings(storage_url=postgres_url, data_dir=data_dir)
+
+    def draw(study: optuna.Study) -> dict[str, object]:
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True)
+        trial.suggest_float("dropout", 0.0, 0.2)
+        study.tell(trial, state=TrialState.FAIL)
+        return trial.params
+
+    # Workers of a fresh study get reproducible seeds: a study can be searched again alike.
+    assert worker_seed(spec, index=0, started_trials=0) == worker_seed(
+        spec, index=0, started_trials=0
+    )
+    # Worker 0's first life runs a trial, then dies; two later lives join at the same point.
+    draw(join_study(spec, settings, index=0).study)
+    lives = [join_study(spec, settings, index=0).study for _ in range(2)]
+    second, third = (draw(study) for study in lives)
+    assert second != third  # neither replays what another life drew
+    # A trial's own training seed stays derivable from what the storage holds.
+    trials = lives[0].get_trials()
+    assert [inputs.trial_seed(spec, t.number) for t in trials] == [
+        inputs.trial_seed(spec, n) for n in range(len(trials))
+    ]
+
+
+@pytest.mark.slow
+def test_a_study_whose_every_trial_fails_exits_2_and_says_why(
+    make_spec: Callable[..., Path], worker_env: Env, tmp_path: Path
+) -> None:
+    # Given bars with one absurd High (1e200) let through by bounds opened wide, as an operator
+    # might for an odd instrument: every trial's loss is NaN.
+    from finscale.data import Plausibility, build_datasets, load_inputs
+    from tests.conftest import random_walk_bars
+
+    bars = random_walk_bars(4800)
+    bars.loc[2000, "High"] = 1e200
+    csv = tmp_path / "absurd.csv"
+    bars.to_csv(csv, index=False)
+    wide = Plausibility(max_jump=1e300, max_day_range=1e300, max_feature=1e300)
+    data = tmp_path / "absurd-data"
+    inputs = load_inputs("csv", ticker="ABS", csv_path=csv, bounds=wide)
+    build_datasets(inputs, data_dir=data, bounds=wide)
+    spec = make_spec(
+        data={"dataset": "ABS.dataset.a25"},
+        n_trials=2,
+        training={"epochs": 1},
+        architecture={"forced_extremes": False},
+    )
+    env = worker_env(f"sqlite:///{tmp_path / 'absurd.db'}", FINSCALE_DATA_DIR=str(data))
+    # when the study runs,
+    result = subprocess.run(
+        [sys.executable, "-m", "finscale", "run", str(spec), "--workers", "1"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    # then it does not end "successfully": exit 2, naming the cause.
+    text = result.stderr + result.stdout
+    assert result.returncode == 2, text[-3000:]
+    assert re.search(r"all 2 counted trials failed; 2 of them with: .*(NaN|nan|infinite)", text), (
+        text[-4000:]
+    )
 
 
 def test_a_bad_spec_exits_2(tmp_path: Path, worker_env: Env) -> None:

@@ -17,7 +17,7 @@ from finscale.data import build_datasets, load_dataset, load_inputs, read_manife
 from finscale.data.build import ticker_name
 from finscale.data.features import A20_COLUMNS, VIX_COLUMNS
 from finscale.data.manifest import sha256_file
-from finscale.data.sources import OHLCV
+from finscale.data.sources import OHLCV, Plausibility
 from finscale.errors import DataError
 
 
@@ -281,3 +281,24 @@ def test_built_files_are_readable_by_every_user_whatever_the_umask(tmp_path: Pat
         "raw": 0o755,
         "processed": 0o755,
     }
+
+
+def test_a_feature_that_would_overflow_is_refused_and_nothing_is_written(
+    tmp_path: Path, make_bars: Callable[..., pd.DataFrame]
+) -> None:
+    # Bounds opened wide let an absurd High through the source check; the build still refuses
+    # the features it makes (ATR and its kin near 1e200), naming the column and the day.
+    data_dir = tmp_path / "data"
+    bars = make_bars(400)
+    bars.loc[320, "High"] = 1e200
+    csv = tmp_path / "absurd.csv"
+    bars.to_csv(csv, index=False)
+    wide = Plausibility(max_jump=1e300, max_day_range=1e300)
+    inputs = load_inputs("csv", ticker="ABS", csv_path=csv, bounds=wide)
+    with pytest.raises(
+        DataError,
+        match=r"ABS\.dataset\.a25: column 'High' is 1e\+200 on \d{4}-\d\d-\d\d, beyond 1e\+18 "
+        r"in magnitude",
+    ):
+        build_datasets(inputs, data_dir=data_dir, bounds=wide)
+    assert not (data_dir / "manifest.json").exists()

@@ -160,3 +160,50 @@ def test_train_takes_its_settings_from_a_spec(
     # The validation spec splits at 2015 and 2017: its own window counts, not the defaults'.
     assert "windows: train 3766, val 444, test 442" in out
     assert "epochs=1" in out and "batch_size=256" in out
+
+
+@pytest.mark.parametrize("name", ["[bold]x[/bold].yaml", "a[/red]b.yaml", "[link=x]c[/link].yaml"])
+def test_messages_print_user_values_verbatim(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Rich markup in a path once vanished (`[bold]x` showed as `x`) or crashed the handler.
+    code, _, err = run(["worker", str(tmp_path / name)], capsys)
+    assert code == 2
+    assert f"{name}: no such spec file" in err
+    assert "Traceback" not in err
+
+
+def test_a_malformed_setting_is_one_line_not_a_traceback(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_HEARTBEAT_INTERVAL_S", "[red]often")
+    code, _, err = run(["grid", "2M", "--json"], capsys)
+    assert code == 2
+    assert err == (
+        "error: FINSCALE_HEARTBEAT_INTERVAL_S='[red]often': Input should be a valid integer, "
+        "unable to parse string as an integer\n"
+    )
+
+
+def test_a_renamed_variable_says_what_replaced_it(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    env.setenv("FINSCALE_STORAGE_ATTEMPTS", "6")
+    code, _, err = run(["data", "list"], capsys)
+    assert code == 0
+    assert "FINSCALE_STORAGE_ATTEMPTS is no longer read; use FINSCALE_STORAGE_DEADLINE_S" in err
+
+
+def test_readers_of_a_missing_storage_say_so_and_create_nothing(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "nowhere" / "studies.db"
+    env.setenv("FINSCALE_STORAGE_URL", f"sqlite:///{storage}")
+    code, out, _ = run(["status"], capsys)
+    assert code == 0 and "no studies in" in out
+    code, _, err = run(["report", "--out", str(tmp_path / "report")], capsys)
+    assert code == 2 and "no studies in" in err
+    code, _, err = run(["train", "--trial", "0"], capsys)
+    assert code == 2 and "does not exist" in err
+    assert not storage.parent.exists()

@@ -220,3 +220,18 @@ def test_rendering_imports_no_torch_optuna_or_talib() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_storage_deadline_of_the_spec_reaches_the_pods(tmp_path: Path) -> None:
+    spec = load_study(VALIDATION)
+    assert spec.resources.storage_deadline_s == 300
+    slow = spec.model_copy(
+        update={"resources": spec.resources.model_copy(update={"storage_deadline_s": 900})}
+    )
+    for study, expected in ((spec, "300"), (slow, "900")):
+        rendered = to_dict(job(study, ClusterOptions()))
+        env = {
+            e["name"]: e["value"]
+            for e in rendered["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["FINSCALE_STORAGE_DEADLINE_S"] == expected

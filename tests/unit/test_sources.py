@@ -268,3 +268,78 @@ def test_unknown_sample_ticker_is_refused() -> None:
 def test_sample_dir_defaults_to_the_shipped_files() -> None:
     assert (sources.sample_dir() / "GSPC.csv.gz").is_file()
     assert sources.sample_dir(Path("/elsewhere")) == Path("/elsewhere")
+
+
+IMPLAUSIBLE = [
+    pytest.param(
+        _edit(2, "2020-01-03,10.5,1e308,10,11,200"),
+        {},
+        r"bars\.csv: row 2 \(2020-01-03\), column 'High': 1e\+308 is 9\.52e\+306 times the "
+        r"previous close 10\.5; beyond 10x",
+        id="high-1e308",
+    ),
+    pytest.param(
+        _edit(2, "2020-01-03,10.5,11.5,10,11,1e300"),
+        {},
+        r"bars\.csv: row 2 \(2020-01-03\), column 'Volume': 1e\+300 is above the ceiling of "
+        r"1e\+13",
+        id="volume-1e300",
+    ),
+    pytest.param(
+        _edit(3, "2020-01-06,1100,1200,1050,1150,300"),
+        {},
+        r"row 3 \(2020-01-06\), column 'Open': 1100 is 100 times the previous close 11",
+        id="whole-bar-100x",
+    ),
+    pytest.param(
+        _edit(3, "2020-01-06,0.11,0.12,0.105,0.115,300"),
+        {},
+        r"row 3 \(2020-01-06\), column 'Open': 0\.11 is 0\.01 times the previous close 11",
+        id="whole-bar-100x-down",
+    ),
+    pytest.param(
+        _edit(1, "2020-01-02,10,110,9,10.5,100"),
+        {},
+        r"row 1 \(2020-01-02\), column 'High': 110 is 12\.2 times the day's Low 9; a range "
+        r"beyond 10x",
+        id="first-day-range",
+    ),
+    pytest.param(
+        _edit(3, "2020-01-06,55,60,52.5,57.5,300"),
+        {"max_jump": 3.0},
+        r"row 3 \(2020-01-06\), column 'Open': 55 is 5 times the previous close 11; beyond 3x",
+        id="tighter-bound",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "bounds", "message"), IMPLAUSIBLE)
+def test_finite_but_absurd_bars_are_refused(
+    tmp_path: Path, text: str, bounds: dict[str, float], message: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(DataError, match=message):
+        sources.read_csv_bars(path, bounds=sources.Plausibility(**bounds))
+
+
+def test_plausibility_bounds_widen_for_instruments_that_need_them(tmp_path: Path) -> None:
+    # A 20:1 split in unadjusted prices is real: a wider jump bound accepts it.
+    path = _write(tmp_path, _edit(3, "2020-01-06,0.55,0.6,0.525,0.575,6000"))
+    with pytest.raises(DataError, match="times the previous close"):
+        sources.read_csv_bars(path)
+    bars = sources.read_csv_bars(path, bounds=sources.Plausibility(max_jump=25))
+    assert bars["Close"].iloc[-1] == 0.575
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"max_jump": 1.0}, r"max_jump=1\.0: expected a factor above 1"),
+        ({"max_day_range": float("nan")}, r"max_day_range=nan"),
+        ({"max_volume": 0.0}, r"max_volume=0\.0: expected a positive number"),
+        ({"max_feature": float("inf")}, r"max_feature=inf"),
+    ],
+)
+def test_plausibility_bounds_themselves_are_checked(bounds: dict[str, float], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        sources.Plausibility(**bounds)

@@ -8,6 +8,7 @@ from finscale.data.dataset import Dataset, load_dataset
 from finscale.data.labels import make_labels
 from finscale.data.manifest import Manifest, ManifestEntry, read_manifest, verify_manifest
 from finscale.data.normalization import Normalization, fit_normalization
+from finscale.data.sources import Plausibility
 from finscale.data.windows import Splits, Windows, make_windows, split_chronological, split_chunks
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "Normalization",
+    "Plausibility",
     "Splits",
     "Windows",
     "build_datasets",

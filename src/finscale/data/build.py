@@ -106,6 +106,7 @@ def load_inputs(
     sample_dir: Path | None = None,
     with_vix: bool = True,
     history: sources.History | None = None,
+    bounds: sources.Plausibility | None = None,
 ) -> Inputs:
     """Read and validate the bars of one build.
 
@@ -118,23 +119,24 @@ def load_inputs(
         sample_dir: where the sample files are (default: the shipped copy).
         with_vix: also read VIX closes where the source has them.
         history: replaces Yahoo's client (tests).
+        bounds: what counts as a plausible bar (default: `sources.Plausibility()`).
 
     Raises:
-        DataError: a missing option, an unknown ticker, or invalid bars.
+        DataError: a missing option, an unknown ticker, or invalid or implausible bars.
     """
     if source == "sample":
         directory = sources.sample_dir(sample_dir)
         name = ticker_name(ticker or "GSPC")
         equity = Series(
             name,
-            sources.sample_bars(directory, name),
+            sources.sample_bars(directory, name, bounds=bounds),
             _file_ref(f"{name}.sample", directory / sources.SAMPLE_FILES[name], f"sample:{name}"),
         )
         vix = None
         if with_vix:
             vix = Series(
                 "VIX",
-                sources.sample_bars(directory, "VIX"),
+                sources.sample_bars(directory, "VIX", bounds=bounds),
                 _file_ref("VIX.sample", directory / sources.SAMPLE_FILES["VIX"], "sample:VIX"),
             )
         return Inputs(equity, vix)
@@ -142,11 +144,13 @@ def load_inputs(
         if csv_path is None or ticker is None:
             raise DataError("the csv source needs --csv PATH and --ticker NAME")
         name = ticker_name(ticker)
-        bars = sources.read_csv_bars(csv_path)
+        bars = sources.read_csv_bars(csv_path, bounds=bounds)
         equity = Series(name, bars, _file_ref(csv_path.name, csv_path, str(csv_path)))
         vix = None
         if vix_csv_path is not None and with_vix:
-            vix_bars = sources.read_csv_bars(vix_csv_path, columns=sources.CLOSE_ONLY)
+            vix_bars = sources.read_csv_bars(
+                vix_csv_path, columns=sources.CLOSE_ONLY, bounds=bounds
+            )
             vix = Series(
                 "VIX", vix_bars, _file_ref(vix_csv_path.name, vix_csv_path, str(vix_csv_path))
             )
@@ -155,12 +159,12 @@ def load_inputs(
         symbol = ticker or "SPY"
         name = ticker_name(symbol)
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        bars = sources.download_yfinance(symbol, history=history)
+        bars = sources.download_yfinance(symbol, history=history, bounds=bounds)
         equity = Series(name, bars, _frame_ref(symbol, bars, f"yfinance:{symbol}@{stamp}"))
         vix = None
         if with_vix:
             vix_bars = sources.download_yfinance(
-                "^VIX", columns=sources.CLOSE_ONLY, history=history
+                "^VIX", columns=sources.CLOSE_ONLY, history=history, bounds=bounds
             )
             vix = Series("VIX", vix_bars, _frame_ref("^VIX", vix_bars, f"yfinance:^VIX@{stamp}"))
         return Inputs(equity, vix)
@@ -173,8 +177,11 @@ def _frame_ref(name: str, frame: pd.DataFrame, origin: str) -> InputRef:
     return InputRef(name=name, sha256=hashlib.sha256(text.encode()).hexdigest(), origin=origin)
 
 
-def _trim_warmup(frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Drop the leading rows where an indicator is still warming up; refuse any gap after."""
+def _trim_warmup(
+    frame: pd.DataFrame, what: str, *, max_feature: float = sources.Plausibility.max_feature
+) -> pd.DataFrame:
+    """Drop the leading rows where an indicator is still warming up; refuse any gap after, and
+    any feature whose magnitude exceeds `max_feature` (it would overflow in training)."""
     values = frame.drop(columns="Date").to_numpy(dtype="float64")
     finite = np.isfinite(values)
     complete = finite.all(axis=1)
@@ -195,17 +202,35 @@ def _trim_warmup(frame: pd.DataFrame, what: str) -> pd.DataFrame:
             f"({count} such rows); check the source bars around that date "
             "(zero volume, flat prices)"
         )
+    huge = np.abs(values[first:]) > max_feature
+    if huge.any():
+        row, col = (int(v[0]) for v in np.nonzero(huge))
+        column = frame.columns[1 + col]
+        date = frame["Date"].iloc[first + row].date()
+        raise DataError(
+            f"{what}: column {column!r} is {values[first + row, col]:g} on {date}, beyond "
+            f"{max_feature:g} in magnitude (training would overflow); check the source bars "
+            "around that date (--max-feature if it is real)"
+        )
     return frame.iloc[first:].reset_index(drop=True)
 
 
-def assemble_a25(bars: pd.DataFrame, *, what: str) -> pd.DataFrame:
+def assemble_a25(
+    bars: pd.DataFrame, *, what: str, max_feature: float = sources.Plausibility.max_feature
+) -> pd.DataFrame:
     """Date + OHLCV + the 20 a20 indicators, warm-up rows dropped."""
     indicators = features.compute_a20(bars).drop(columns="Date")
     frame = pd.concat([bars[["Date", *sources.OHLCV]].reset_index(drop=True), indicators], axis=1)
-    return _trim_warmup(frame, what)
+    return _trim_warmup(frame, what, max_feature=max_feature)
 
 
-def assemble_a25c(bars: pd.DataFrame, vix: pd.DataFrame, *, what: str) -> pd.DataFrame:
+def assemble_a25c(
+    bars: pd.DataFrame,
+    vix: pd.DataFrame,
+    *,
+    what: str,
+    max_feature: float = sources.Plausibility.max_feature,
+) -> pd.DataFrame:
     """The a25 columns plus the 8 VIX features, on the ticker's trading days where both exist.
 
     A ticker day without a VIX close takes the previous VIX day's features (known by then).
@@ -226,7 +251,7 @@ def assemble_a25c(bars: pd.DataFrame, vix: pd.DataFrame, *, what: str) -> pd.Dat
     if filled:
         log.warning("%s: %d trading days without a VIX close take the previous day's", what, filled)
         merged[list(features.VIX_COLUMNS)] = merged[list(features.VIX_COLUMNS)].ffill()
-    return _trim_warmup(merged.reset_index(drop=True), what)
+    return _trim_warmup(merged.reset_index(drop=True), what, max_feature=max_feature)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -251,41 +276,45 @@ class _Planned:
     lookback_rows: int
 
 
-def _plan(inputs: Inputs) -> list[_Planned]:
+def _plan(inputs: Inputs, max_feature: float) -> list[_Planned]:
     """Every file of a build, computed in memory (raises before anything is written)."""
     eq = inputs.equity
     raw_name = f"{eq.ticker}.ohlcv.daily"
     plans = [_Planned(raw_name, "raw", "raw", eq.bars, [eq.source], 0)]
     a25_name = f"{eq.ticker}.dataset.a25"
-    a25 = assemble_a25(eq.bars, what=a25_name)
+    a25 = assemble_a25(eq.bars, what=a25_name, max_feature=max_feature)
     plans.append(_Planned(a25_name, "dataset", "processed", a25, [], features.A20_LOOKBACK_ROWS))
     if inputs.vix is not None:
         vix_name = "VIX.close.daily"
         plans.insert(1, _Planned(vix_name, "raw", "raw", inputs.vix.bars, [inputs.vix.source], 0))
         a25c_name = f"{eq.ticker}.dataset.a25c"
-        a25c = assemble_a25c(eq.bars, inputs.vix.bars, what=a25c_name)
+        a25c = assemble_a25c(eq.bars, inputs.vix.bars, what=a25c_name, max_feature=max_feature)
         lookback = max(features.A20_LOOKBACK_ROWS, features.VIX_LOOKBACK_ROWS)
         plans.append(_Planned(a25c_name, "dataset", "processed", a25c, [], lookback))
     return plans
 
 
-def build_datasets(inputs: Inputs, *, data_dir: Path) -> list[Built]:
+def build_datasets(
+    inputs: Inputs, *, data_dir: Path, bounds: sources.Plausibility | None = None
+) -> list[Built]:
     """Write the raw snapshots and datasets of `inputs` and register them in the manifest.
 
     Args:
         inputs: validated bars (see `load_inputs`).
         data_dir: the data directory (created if needed).
+        bounds: its `max_feature` bounds every feature after the build.
 
     Returns:
         One `Built` per file, raw snapshots first; `unchanged` when the manifest's latest entry
         already had these exact bytes (nothing was appended for it).
 
     Raises:
-        DataError: a dataset would be empty or hold a non-finite value after its warm-up; the
-            manifest is invalid. Nothing is written in either case.
+        DataError: a dataset would be empty, or hold a non-finite value or one beyond
+            `bounds.max_feature` after its warm-up; the manifest is invalid. Nothing is written
+            in either case.
     """
     manifest = read_manifest(data_dir)
-    plans = _plan(inputs)
+    plans = _plan(inputs, (bounds or sources.Plausibility()).max_feature)
     results: list[Built] = []
     make_data_dir(data_dir)
     # Private while it holds half-written files; removed at the end.

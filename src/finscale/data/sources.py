@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
+import math
 import random
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,38 @@ _BAR_TOLERANCE = 1e-6
 _MISSING_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "-"})
 
 _TRAILING_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """Bounds beyond which a bar is a data error, not a market move. The defaults fit indices,
+    ETFs and large stocks by a wide margin (the S&P 500's worst day moved 0.8x, its widest
+    range was 1.1x, its highest volume 1.2e10); an instrument that needs wider bounds sets them
+    (`finscale data build --max-jump 20 …`).
+
+    Attributes:
+        max_jump: a price may be at most this many times the previous close, or at least its
+            1/max_jump (a 10:1 split in unadjusted data sits at the edge).
+        max_day_range: a day's High may be at most this many times its Low.
+        max_volume: the most shares a day may trade.
+        max_feature: the largest magnitude a feature may reach after the build; beyond it the
+            normalization's squares overflow and every trial ends with a NaN loss.
+    """
+
+    max_jump: float = 10.0
+    max_day_range: float = 10.0
+    max_volume: float = 1e13
+    max_feature: float = 1e18
+
+    def __post_init__(self) -> None:
+        for name in ("max_jump", "max_day_range"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 1):
+                raise DataError(f"plausibility bound {name}={value!r}: expected a factor above 1")
+        for name in ("max_volume", "max_feature"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise DataError(f"plausibility bound {name}={value!r}: expected a positive number")
 
 
 def _row(frame: pd.DataFrame, i: int) -> str:
@@ -93,7 +127,11 @@ def _parse_dates(values: pd.Series, origin: str) -> pd.Series:
 
 
 def validate_bars(
-    frame: pd.DataFrame, *, origin: str, columns: Sequence[str] = OHLCV
+    frame: pd.DataFrame,
+    *,
+    origin: str,
+    columns: Sequence[str] = OHLCV,
+    bounds: Plausibility | None = None,
 ) -> pd.DataFrame:
     """Check and normalize daily bars: the one gate every source goes through.
 
@@ -102,6 +140,7 @@ def validate_bars(
             are matched case-insensitively and other columns are dropped.
         origin: where the bars came from (a file path, `yfinance:SPY`), for error messages.
         columns: the price columns that must be present (a feature tier names what it needs).
+        bounds: what counts as plausible (default: `Plausibility()`).
 
     Returns:
         A new frame: `Date` (datetime64, midnight) then `columns` as float64, in date order.
@@ -109,7 +148,9 @@ def validate_bars(
     Raises:
         DataError: no rows; a missing column; an empty, unparsable, duplicate or out-of-order
             date; a missing, non-numeric or infinite value; a price that is not positive; a
-            negative volume; a High below Open, Close or Low, or a Low above Open or Close.
+            negative volume; a High below Open, Close or Low, or a Low above Open or Close;
+            an implausible bar (see `Plausibility`): a volume above the ceiling, a price too many
+            times the previous close, a High too many times the Low.
     """
     frame = _canonical_columns(frame)
     if len(frame) == 0:
@@ -165,7 +206,50 @@ def validate_bars(
             f"{origin}: {_row(out, i)}, column 'Volume': negative ({out['Volume'].iloc[i]})"
         )
     _check_bar_ranges(out, origin)
+    _check_plausible(out, origin, columns, bounds or Plausibility())
     return out
+
+
+def _check_plausible(
+    out: pd.DataFrame, origin: str, columns: Sequence[str], bounds: Plausibility
+) -> None:
+    """Finite but absurd values: each would pass the checks above and poison the features."""
+    if "Volume" in columns:
+        volume = out["Volume"].to_numpy()
+        bad = volume > bounds.max_volume
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{origin}: {_row(out, i)}, column 'Volume': {volume[i]:g} is above the ceiling "
+                f"of {bounds.max_volume:g} (raise it with --max-volume if it is real)"
+            )
+    if "Close" not in out:
+        return
+    close = out["Close"].to_numpy()
+    previous = np.concatenate([[np.nan], close[:-1]])
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        for column in (c for c in PRICES if c in columns):
+            value = out[column].to_numpy()
+            ratio = value / previous
+            bad = (ratio > bounds.max_jump) | (ratio < 1 / bounds.max_jump)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{origin}: {_row(out, i)}, column '{column}': {value[i]:g} is {ratio[i]:.3g} "
+                    f"times the previous close {previous[i]:g}; beyond {bounds.max_jump:g}x (or "
+                    f"1/{bounds.max_jump:g}) is taken for a data error (--max-jump if it is real)"
+                )
+        if "High" in columns and "Low" in columns:
+            high, low = out["High"].to_numpy(), out["Low"].to_numpy()
+            ratio = high / low
+            bad = ratio > bounds.max_day_range
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{origin}: {_row(out, i)}, column 'High': {high[i]:g} is {ratio[i]:.3g} "
+                    f"times the day's Low {low[i]:g}; a range beyond {bounds.max_day_range:g}x "
+                    "is taken for a data error (--max-day-range if it is real)"
+                )
 
 
 def _check_bar_ranges(out: pd.DataFrame, origin: str) -> None:
@@ -192,13 +276,17 @@ def _check_bar_ranges(out: pd.DataFrame, origin: str) -> None:
             )
 
 
-def read_csv_bars(path: Path, *, columns: Sequence[str] = OHLCV) -> pd.DataFrame:
+def read_csv_bars(
+    path: Path, *, columns: Sequence[str] = OHLCV, bounds: Plausibility | None = None
+) -> pd.DataFrame:
     """Read and validate a CSV (optionally gzip-compressed) of daily bars.
 
     Raises:
         DataError: the file is missing, empty or unreadable, or its bars are invalid.
     """
     origin = str(path)
+    if path.is_dir():
+        raise DataError(f"{origin}: is a folder, not a CSV file")
     if not path.is_file():
         raise DataError(f"{origin}: no such file")
     try:
@@ -207,7 +295,7 @@ def read_csv_bars(path: Path, *, columns: Sequence[str] = OHLCV) -> pd.DataFrame
         raise DataError(f"{origin}: the file is empty") from None
     except (UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
         raise DataError(f"{origin}: not a readable CSV file ({e})") from e
-    return validate_bars(frame, origin=origin, columns=columns)
+    return validate_bars(frame, origin=origin, columns=columns, bounds=bounds)
 
 
 def sample_dir(override: Path | None = None) -> Path:
@@ -221,7 +309,9 @@ def sample_dir(override: Path | None = None) -> Path:
     return Path(__file__).resolve().parents[3] / "data" / "sample"
 
 
-def sample_bars(directory: Path, ticker: str) -> pd.DataFrame:
+def sample_bars(
+    directory: Path, ticker: str, *, bounds: Plausibility | None = None
+) -> pd.DataFrame:
     """The shipped sample series `GSPC` (S&P 500 OHLCV) or `VIX` (closes only).
 
     Raises:
@@ -230,7 +320,7 @@ def sample_bars(directory: Path, ticker: str) -> pd.DataFrame:
     if ticker not in SAMPLE_FILES:
         raise DataError(f"sample: unknown ticker {ticker!r}; the sample has {sorted(SAMPLE_FILES)}")
     columns = CLOSE_ONLY if ticker == "VIX" else OHLCV
-    return read_csv_bars(directory / SAMPLE_FILES[ticker], columns=columns)
+    return read_csv_bars(directory / SAMPLE_FILES[ticker], columns=columns, bounds=bounds)
 
 
 History = Callable[[str], pd.DataFrame]
@@ -256,6 +346,7 @@ def download_yfinance(
     attempts: int = 4,
     backoff_s: Sequence[float] = (1.0, 2.0, 4.0),
     sleep: Callable[[float], None] = time.sleep,
+    bounds: Plausibility | None = None,
 ) -> pd.DataFrame:
     """Download a ticker's whole daily history from Yahoo Finance, with retries.
 
@@ -268,6 +359,7 @@ def download_yfinance(
         backoff_s: waits between tries (the last one repeats), each plus up to 50 % jitter so
             that parallel downloads do not retry in step.
         sleep: how to wait (tests pass a recorder).
+        bounds: what counts as a plausible bar.
 
     Raises:
         DataError: the ticker is unknown (Yahoo returns no rows), every attempt failed, or the
@@ -297,4 +389,4 @@ def download_yfinance(
             sleep(wait)
     if frame is None or len(frame) == 0:
         raise DataError(f"{origin}: Yahoo returned no rows; is {ticker!r} a valid symbol?")
-    return validate_bars(frame, origin=origin, columns=columns)
+    return validate_bars(frame, origin=origin, columns=columns, bounds=bounds)

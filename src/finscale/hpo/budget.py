@@ -1,4 +1,5 @@
-"""The study's global trial budget: counting, reserving a trial slot, handing a trial back.
+"""The study's global trial budget: counting, reserving a trial slot, handing a trial back,
+failing the trials of dead workers (`StaleTrials`).
 
 The budget is exact. A worker may start a trial only while `finished + running < n_trials`,
 checked and acted on under the study lock, so N workers never overshoot it. `finished` counts
@@ -8,19 +9,30 @@ COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed back to 
 
 from __future__ import annotations
 
+import copy
+import logging
+import re
+import time
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from finscale.hpo import _optuna
 from finscale.hpo._optuna import trial_id
 from finscale.hpo.storage import study_lock
 
+log = logging.getLogger(__name__)
+
 # System attribute of a copy queued by `requeue`: the number of the trial it reruns.
 SYSTEM_REQUEUED_FROM = "finscale:requeued_from"
+
+# Start of the `fail_reason` of a trial failed because its worker stopped beating.
+STALE_REASON = "stale heartbeat"
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,9 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
 def reserve_trial(
     study: optuna.Study, storage: RDBStorage, *, n_trials: int
 ) -> tuple[optuna.Trial | None, BudgetState]:
-    """Start the next trial if the budget allows it (a queued one first), under the lock.
+    """Start the next trial if the budget allows it (a queued one first), under the lock, and
+    record its first heartbeat at once: a trial that never beat is invisible to Optuna's
+    stale-trial check (`StaleTrials` catches those left by a retried or interrupted call).
 
     Returns:
         The started trial, or None when the budget is spent or taken by running trials; and
@@ -86,15 +100,103 @@ def reserve_trial(
             return None, state
         with warnings.catch_warnings():  # this worker beats the trial's heart itself
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            return study.ask(), state
+            trial = study.ask()
+        storage.record_heartbeat(trial_id(trial))
+        return trial, state
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Fail the running trials whose heartbeat stopped, and queue their reruns (Optuna's
-    stale-trial machinery; the storage's callback bounds the reruns)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+class StaleTrials:
+    """Fails the running trials of a study whose worker is gone, with a `fail_reason`, and
+    queues their reruns with the same parameters (Optuna's stale-trial callback, bounded by the
+    study's `max_retries`).
+
+    A trial is stale when its last heartbeat is older than the grace period by the database's
+    clock, or when it never beat and this object has seen it so for a whole grace period (its
+    worker died between `ask` and the first beat, or a retried `ask` left it behind). Safe to
+    retry: a stale failure whose rerun was not queued yet is found and completed next time.
+    """
+
+    def __init__(self, storage: RDBStorage, *, grace_s: float, failed_by: str) -> None:
+        self._storage = storage
+        self._grace_s = grace_s
+        self._failed_by = failed_by
+        self._unbeaten: dict[int, float] = {}  # trial id → when first seen without a beat
+
+    def fail(self, study: optuna.Study) -> list[int]:
+        """Fail the stale trials of `study` and queue their reruns.
+
+        Returns:
+            The numbers of the trials failed by this call.
+        """
+        storage, study_id = self._storage, _optuna.study_id(study)
+        now = time.monotonic()
+        unbeaten = _optuna.unbeaten_trial_ids(storage, study_id)
+        self._unbeaten = {t: self._unbeaten.get(t, now) for t in unbeaten}
+        stale = _optuna.stale_trial_ids(storage, study_id) + [
+            t for t, since in self._unbeaten.items() if now - since > self._grace_s
+        ]
+        failed = []
+        for tid in stale:
+            reason = (
+                f"{STALE_REASON}: no heartbeat for more than {self._grace_s:g}s (its worker "
+                f"died or lost the storage); failed by {self._failed_by}"
+            )
+            try:
+                storage.set_trial_user_attr(tid, "fail_reason", reason)
+                if storage.set_trial_state_values(tid, state=TrialState.FAIL):
+                    number = storage.get_trial(tid).number
+                    failed.append(number)
+                    log.warning("trial %d: %s", number, reason)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # its owner, or another worker, finished it first
+        self._queue_reruns(study)
+        return failed
+
+    def _queue_reruns(self, study: optuna.Study) -> None:
+        """Queue the missing reruns of stale failures, under the study lock: two workers must
+        not both see a rerun missing and queue two."""
+        callback = self._storage.get_heartbeat_stale_trial_callback()
+        if callback is None:
+            return
+        with study_lock(self._storage, study.study_name):
+            self._queue_missing(study, callback)
+
+    def _queue_missing(
+        self, study: optuna.Study, callback: Callable[[optuna.Study, FrozenTrial], None]
+    ) -> None:
+        trials = study.get_trials(deepcopy=False)
+        rerun = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        for t in trials:
+            reason = str(t.user_attrs.get("fail_reason", ""))
+            if t.state != TrialState.FAIL or not reason.startswith(STALE_REASON):
+                continue
+            if t.number in rerun:
+                continue
+            frozen = copy.deepcopy(t)
+            # The rerun starts clean: not this trial's failure or its worker's measurements.
+            frozen.user_attrs = {k: v for k, v in t.user_attrs.items() if k in ("forced",)}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                callback(study, frozen)
+
+
+# Numbers in a failure reason (an architecture, a learning rate, an epoch) do not make it
+# another cause.
+_NUMBER = re.compile(r"\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def failure_summary(trials: Sequence[FrozenTrial]) -> tuple[str, int, int] | None:
+    """When no counted trial completed and every one failed: the most common cause (reasons
+    alike but for their numbers are one cause; the first of them is quoted), how many trials
+    it ended, and how many failed in all. None otherwise."""
+    finished = counted(trials)
+    if not finished or any(t.state != TrialState.FAIL for t in finished):
+        return None
+    reasons = [str(t.user_attrs.get("fail_reason", "no reason recorded")) for t in finished]
+    causes = Counter(_NUMBER.sub("#", r) for r in reasons)
+    cause, count = causes.most_common(1)[0]
+    example = next(r for r in reasons if _NUMBER.sub("#", r) == cause)
+    return example, count, len(finished)
 
 
 def requeue(

@@ -34,7 +34,7 @@ from finscale.data.prepare import Prepared
 from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.replay import TrainPlan
-from finscale.hpo.storage import open_storage, with_retries
+from finscale.hpo.storage import display_url, open_for_reading, with_retries
 from finscale.hpo.study import (
     ATTR_DATASET_SHA256,
     ATTR_EVAL_PREFIX,
@@ -223,16 +223,19 @@ def evaluate_study(
     """
     if top_k < 1 or seeds < 1:
         raise ValueError(f"top_k and seeds must be at least 1, got {top_k} and {seeds}")
-    storage = open_storage(
-        settings.storage_url,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        heartbeat_grace_s=settings.heartbeat_grace_s,
-        max_retries=0,
-        attempts=settings.storage_attempts,
-    )
+    # Opened as a reader (nothing created: no study, nothing to evaluate); the runs it stores
+    # are study attributes, which need no more.
+    storage = open_for_reading(settings)
+    if storage is None:
+        raise StudyNotFoundError(
+            f"no study {spec.name!r} to evaluate in {display_url(settings.storage_url)}: run its "
+            "search first"
+        )
 
     def retry(what: str, call: Callable[[], Any]) -> Any:
-        return with_retries(call, what=what, attempts=settings.storage_attempts, url=storage.url)
+        return with_retries(
+            call, what=what, url=storage.url, deadline_s=settings.storage_deadline_s
+        )
 
     try:
         study = retry(

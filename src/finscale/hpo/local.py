@@ -1,28 +1,44 @@
 """Run studies on this machine: N worker processes per study, the same entry point a Job's pods
-run (`finscale worker`), with live progress."""
+run (`finscale worker`), with live progress.
+
+`finscale run` supervises its workers: it never returns or raises while one lives. On a signal
+or an error of its own it sends them SIGTERM (each hands its running trial back) and waits; a
+storage outage only pauses its progress display, since the workers ride it out themselves.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from finscale.errors import Interrupted, SpecError, WorkerFailedError
+from finscale.errors import Interrupted, SpecError, StorageUnavailableError, WorkerFailedError
+from finscale.hpo.budget import budget_state
 from finscale.hpo.read import StudySummary, summarize
 from finscale.hpo.storage import with_retries
 from finscale.hpo.worker import join_study
 from finscale.settings import ENV_PREFIX, Settings
 from finscale.spec import StudySpec
 
-_STOP_TIMEOUT_S = 120
+# How long a stopped worker may take to hand its trial back beyond the storage deadline (its
+# hand-back may wait that long for the storage) before it is killed.
+_STOP_MARGIN_S = 60
+
+T = TypeVar("T")
+
+# Progress reads give up quickly: an outage pauses the display, not the study.
+_PROGRESS_DEADLINE_S = 5.0
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:
@@ -47,7 +63,14 @@ class _Worker:
         return "running" if code is None else f"exit {code}"
 
 
-def _progress(spec: StudySpec, summary: StudySummary, workers: list[_Worker]) -> Table:
+def _progress(spec: StudySpec, summary: StudySummary | None, workers: list[_Worker]) -> Table:
+    alive = sum(w.process.poll() is None for w in workers)
+    if summary is None:
+        title = f"{spec.name}: storage unreachable; the workers retry"
+        table = Table(title=title, title_justify="left")
+        table.add_column("workers")
+        table.add_row(f"{alive}/{len(workers)} alive")
+        return table
     table = Table(
         title=f"{spec.name}: {spec.budget} parameters, horizon {spec.horizon}", title_justify="left"
     )
@@ -67,7 +90,6 @@ def _progress(spec: StudySpec, summary: StudySummary, workers: list[_Worker]) ->
     best = (
         "—" if summary.best_value is None else f"{summary.best_value:.4f} (#{summary.best_trial})"
     )
-    alive = sum(w.process.poll() is None for w in workers)
     table.add_row(
         f"{summary.finished}/{spec.n_trials}",
         str(s.get("RUNNING", 0)),
@@ -101,10 +123,17 @@ class _StopRequested:
 
 
 def _start_workers(
-    spec_path: Path, spec: StudySpec, *, workers: int, settings: Settings, log_dir: Path
-) -> list[_Worker]:
+    procs: list[_Worker],
+    spec_path: Path,
+    spec: StudySpec,
+    *,
+    workers: int,
+    settings: Settings,
+    log_dir: Path,
+) -> None:
+    """Start the workers, appending each to `procs` as it starts (so that a failure half-way
+    still leaves every started one supervised)."""
     env = worker_environment(settings)
-    procs: list[_Worker] = []
     for index in range(workers):
         log_path = log_dir / f"worker-{index}.log"
         command = [
@@ -114,10 +143,9 @@ def _start_workers(
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         procs.append(_Worker(index, process, log_path))
-    return procs
 
 
-def stop_workers(procs: list[_Worker], *, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+def stop_workers(procs: list[_Worker], *, timeout_s: float) -> None:
     """SIGTERM every live worker (each hands its running trial back), wait for them, and kill
     those still alive after `timeout_s`: `finscale run` never leaves a worker behind."""
     for w in procs:
@@ -142,13 +170,15 @@ def run_study(
 ) -> StudySummary:
     """Set up one study, run `workers` worker processes on it, and show progress until done.
 
-    The workers are supervised: on a signal, or on any error of this process (the storage
-    unreachable while reading progress), they are stopped first — they hand their trials back
-    — and only then does this function raise.
+    The workers are supervised: this function neither returns nor raises while one lives. On
+    a signal, or on any error of this process, they are sent SIGTERM first (they hand their
+    trials back) and waited for (killed after the storage deadline and a margin). A storage
+    outage pauses the progress display; the workers ride it out, or exit 3 after handing back.
 
     Raises:
         FinscaleError: set-up failed (bad spec or data, another study of that name, storage
-            down), or a worker failed (the message quotes its log).
+            down), or a worker failed (the message quotes its log); a worker that failed while
+            the others finished the study is only reported.
         Interrupted: Ctrl-C or SIGTERM; the workers hand their trials back first.
     """
     if workers < 1:
@@ -160,16 +190,22 @@ def run_study(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     procs: list[_Worker] = []
     try:
-        procs = _start_workers(spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
-        console.print(f"{spec.name}: {workers} workers, logs in {log_dir}", highlight=False)
+        _start_workers(procs, spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
+        console.print(
+            f"{spec.name}: {workers} workers, logs in {log_dir}", markup=False, highlight=False
+        )
         with Live(console=console, refresh_per_second=2, transient=False) as live:
             while True:
-                summary = with_retries(
-                    lambda: summarize(joined.study),
-                    what="reading progress",
-                    attempts=settings.storage_attempts,
-                    url=settings.storage_url,
-                )
+                summary: StudySummary | None
+                try:
+                    summary = with_retries(
+                        lambda: summarize(joined.study),
+                        what="reading progress",
+                        url=settings.storage_url,
+                        deadline_s=min(_PROGRESS_DEADLINE_S, settings.storage_deadline_s),
+                    )
+                except StorageUnavailableError:
+                    summary = None
                 live.update(_progress(spec, summary, procs))
                 if stop.received:
                     raise Interrupted(
@@ -180,25 +216,31 @@ def run_study(
                     break
                 time.sleep(0.5)
     finally:
-        stop_workers(procs)
+        stop_workers(procs, timeout_s=settings.storage_deadline_s + _STOP_MARGIN_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         console.print()
-    failed = [w for w in procs if w.process.returncode != 0]
-    if failed:
-        w = failed[0]
-        code = w.process.returncode
-        raise WorkerFailedError(
-            f"worker {w.index} of {spec.name} exited with code {code}; "
-            f"the end of {w.log}:\n{_tail(w.log)}",
-            exit_code=code if code in (2, 3) else 1,
+
+    def read(what: str, call: Callable[[], T]) -> T:
+        return with_retries(
+            call, what=what, url=settings.storage_url, deadline_s=settings.storage_deadline_s
         )
-    return with_retries(
-        lambda: summarize(joined.study),
-        what="reading the results",
-        attempts=settings.storage_attempts,
-        url=settings.storage_url,
-    )
+
+    failed = [w for w in procs if w.process.returncode != 0]
+    done = False
+    if failed:  # did the others finish the study? (not knowing it means no)
+        with contextlib.suppress(StorageUnavailableError):
+            done = read("counting trials", lambda: budget_state(joined.study, spec.n_trials)).done
+    for w in failed:
+        code = w.process.returncode
+        message = (
+            f"worker {w.index} of {spec.name} exited with code {code}; "
+            f"the end of {w.log}:\n{_tail(w.log)}"
+        )
+        if code == 2 or not done:
+            raise WorkerFailedError(message, exit_code=code if code in (2, 3) else 1)
+        console.print(f"warning: {message}\n(the other workers finished the study)", markup=False)
+    return read("reading the results", lambda: summarize(joined.study))
 
 
 def results_table(specs: list[StudySpec], summaries: list[StudySummary]) -> Table:

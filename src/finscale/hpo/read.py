@@ -67,7 +67,7 @@ def _names(storage: RDBStorage, names: list[str] | None) -> list[str]:
 
 
 def summarize_storage(
-    storage: RDBStorage, names: list[str] | None = None, *, attempts: int = 6
+    storage: RDBStorage, names: list[str] | None = None, *, deadline_s: float = 300.0
 ) -> list[StudySummary]:
     """Summaries of the storage's studies (all, or those named), by name.
 
@@ -80,7 +80,7 @@ def summarize_storage(
         wanted = _names(storage, names)
         return [summarize(optuna.load_study(study_name=n, storage=storage)) for n in wanted]
 
-    return with_retries(read, what="reading studies", attempts=attempts, url=storage.url)
+    return with_retries(read, what="reading studies", url=storage.url, deadline_s=deadline_s)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class StoredStudy:
 
 
 def read_studies(
-    storage: RDBStorage, names: list[str] | None = None, *, attempts: int = 6
+    storage: RDBStorage, names: list[str] | None = None, *, deadline_s: float = 300.0
 ) -> list[StoredStudy]:
     """The storage's studies (all, or those named), by name, with every trial.
 
@@ -117,11 +117,11 @@ def read_studies(
             )
         return out
 
-    return with_retries(read, what="reading studies", attempts=attempts, url=storage.url)
+    return with_retries(read, what="reading studies", url=storage.url, deadline_s=deadline_s)
 
 
 def read_trial(
-    storage: RDBStorage, study_name: str, number: int, *, attempts: int = 6
+    storage: RDBStorage, study_name: str, number: int, *, deadline_s: float = 300.0
 ) -> FrozenTrial:
     """One trial of a study, by its number.
 
@@ -129,7 +129,7 @@ def read_trial(
         StudyNotFoundError: no such study, or no trial of that number.
         StorageUnavailableError: the storage did not answer.
     """
-    (study,) = read_studies(storage, [study_name], attempts=attempts)
+    (study,) = read_studies(storage, [study_name], deadline_s=deadline_s)
     if not 0 <= number < len(study.trials):
         raise StudyNotFoundError(
             f"study {study_name} has no trial {number} (it has {len(study.trials)})"

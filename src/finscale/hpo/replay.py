@@ -106,7 +106,7 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTria
         raise StudyNotFoundError(
             f"no study {spec.name!r}: {display_url(settings.storage_url)} does not exist"
         )
-    (study,) = read_studies(storage, [spec.name], attempts=settings.storage_attempts)
+    (study,) = read_studies(storage, [spec.name], deadline_s=settings.storage_deadline_s)
     if not 0 <= number < len(study.trials):
         raise StudyNotFoundError(
             f"study {spec.name} has no trial {number} (it has {len(study.trials)})"

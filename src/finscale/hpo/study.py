@@ -117,7 +117,7 @@ def create_or_load_study(
     fingerprint: Fingerprint,
     extremes: dict[str, str],
     seed: int | None,
-    attempts: int = 6,
+    deadline_s: float = 300.0,
 ) -> optuna.Study:
     """Create the study, or load it and check that it searches what the spec says.
 
@@ -130,7 +130,7 @@ def create_or_load_study(
         fingerprint: from `study_fingerprint`.
         extremes: forced architectures to enqueue first, name → architecture id.
         seed: this worker's sampler seed.
-        attempts: storage tries.
+        deadline_s: how long to retry a storage that does not answer.
 
     Raises:
         StudyMismatchError: the stored fingerprint differs (the message lists the fields).
@@ -172,7 +172,7 @@ def create_or_load_study(
             return study
 
     return with_retries(
-        set_up, what=f"setting up study {spec.name}", attempts=attempts, url=storage.url
+        set_up, what=f"setting up study {spec.name}", url=storage.url, deadline_s=deadline_s
     )
 
 

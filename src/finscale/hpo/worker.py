@@ -5,13 +5,24 @@ The same entry point runs as a local process (`finscale run`) and in a Kubernete
 
 - 0 when the study has `n_trials` finished trials and none running (it waits while others
   run, so that one of them going stale is still rerun by someone);
-- 2 on a bad spec, bad data or a study created with another search definition;
-- 3 when the storage does not answer after bounded retries;
+- 2 on a bad spec, bad data, a study created with another search definition, a storage that
+  refuses it (authentication, no such database), or a study whose every trial failed
+  (`StudyFailedError` quotes the most common reason);
+- 3 when the storage does not answer within `FINSCALE_STORAGE_DEADLINE_S`; a trial whose
+  storage calls ran out of time is handed back first, as on SIGTERM, when the storage lets it;
 - 143 on SIGTERM or SIGINT, after handing its running trial back to the queue.
+
+Outages and heartbeats (docs/reliability.md): every storage call of a running trial is retried
+until the deadline; the heartbeat thread only logs a missed beat. A worker fails a peer's trial
+as stale only after its own storage has been steady for a whole grace period, so that owners
+beat again first after an outage. An owner whose trial a peer failed anyway (a pause longer
+than the grace) notices at its next storage call, or from its heartbeat thread, logs it and
+leaves the trial to its rerun.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -26,9 +37,15 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from finscale.data.prepare import Prepared
-from finscale.errors import DataError, Interrupted
+from finscale.errors import (
+    DataError,
+    FinscaleError,
+    Interrupted,
+    StorageUnavailableError,
+    StudyFailedError,
+)
 from finscale.hpo import budget, storage
-from finscale.hpo._optuna import trial_id
+from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
 from finscale.hpo.inputs import StudyData, load_study_data, study_grid
 from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
@@ -49,15 +66,25 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class _TakenOver(FinscaleError):  # noqa: N818 - an outcome, not a failure
+    """The running trial was finished by someone else (a peer failed it as stale)."""
+
+
 class _Heartbeat:
     """Records a running trial's heartbeat every interval, in a thread of its own: `optimize`
-    beats only for its own trials, and this worker runs an ask/tell loop."""
+    beats only for its own trials, and this worker runs an ask/tell loop.
+
+    It never raises: a missed beat is logged (the grace period covers it, and an outage is
+    reported to `storage.REACHABILITY`). After each beat it looks at the trial's state: a trial
+    a peer failed as stale is `taken_over`, and training stops at the next step.
+    """
 
     def __init__(self, storage: RDBStorage, trial_id: int, interval_s: int) -> None:
         self._storage = storage
         self._trial_id = trial_id
         self._interval_s = interval_s
         self._stop = threading.Event()
+        self.taken_over = threading.Event()
         self._thread = threading.Thread(
             target=self._beat, name=f"heartbeat-{trial_id}", daemon=True
         )
@@ -66,10 +93,22 @@ class _Heartbeat:
         while True:
             try:
                 self._storage.record_heartbeat(self._trial_id)
+                if self._storage.get_trial(self._trial_id).state.is_finished():
+                    self.taken_over.set()
+                storage.REACHABILITY.succeeded()
             except Exception as e:  # a missed beat is not fatal; the grace period covers a few
-                log.warning("heartbeat of trial id %d failed: %s", self._trial_id, e)
+                if storage.classify(e) == "transient":
+                    storage.REACHABILITY.failed()
+                log.warning(
+                    "heartbeat of trial id %d failed: %s", self._trial_id, storage.cause_text(e)
+                )
             if self._stop.wait(self._interval_s):
                 return
+
+    def check(self) -> None:
+        """Raise `_TakenOver` when a peer has finished the trial."""
+        if self.taken_over.is_set():
+            raise _TakenOver("a peer failed it as stale (its heartbeat was late)")
 
     def __enter__(self) -> None:
         self._thread.start()
@@ -102,6 +141,19 @@ class _Signals:
             raise Interrupted(f"{self.received} received")
 
 
+class _Stops:
+    """What training checks between optimizer steps: a signal, or a trial taken over."""
+
+    def __init__(self, signals: _Signals) -> None:
+        self.signals = signals
+        self.heartbeat: _Heartbeat | None = None
+
+    def check(self) -> None:
+        self.signals.check()
+        if self.heartbeat is not None:
+            self.heartbeat.check()
+
+
 @dataclass
 class Joined:
     """A study a worker has joined, with everything its trials need."""
@@ -125,7 +177,8 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         SpecError, DataError: a bad spec or dataset, or the pinned dataset version is gone
             (exit 2).
         StudyMismatchError: the study exists with another search definition (exit 2).
-        StorageUnavailableError: the storage did not answer (exit 3).
+        StorageConfigError: the storage refused (authentication, no such database; exit 2).
+        StorageUnavailableError: the storage did not answer by the deadline (exit 3).
     """
     data = load_study_data(spec, settings.data_dir)
     grid = study_grid(spec, num_features=data.num_features)
@@ -134,7 +187,7 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         heartbeat_interval_s=settings.heartbeat_interval_s,
         heartbeat_grace_s=settings.heartbeat_grace_s,
         max_retries=spec.max_retries,
-        attempts=settings.storage_attempts,
+        deadline_s=settings.storage_deadline_s,
     )
     pinned = _retry(settings, "reading the study", lambda: pinned_dataset(store, spec.name))
     if pinned is not None and pinned != data.dataset.sha256:
@@ -154,7 +207,7 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         fingerprint=fingerprint,
         extremes=extremes,
         seed=worker_seed(spec, index=index, started_trials=started),
-        attempts=settings.storage_attempts,
+        deadline_s=settings.storage_deadline_s,
     )
     _retry(
         settings, "storing the study's windows", lambda: ensure_study_records(joined, spec, data)
@@ -221,13 +274,17 @@ def run_worker(
 
     Raises:
         Interrupted: a signal arrived; the running trial is back in the queue.
-        SpecError, DataError, StudyMismatchError, StorageUnavailableError: see `join_study`.
+        StorageUnavailableError: the storage did not answer by the deadline; a running trial
+            was handed back first when the storage came back in time to take it.
+        StudyFailedError: the budget is spent and every counted trial failed.
+        SpecError, DataError, StudyMismatchError, StorageConfigError: see `join_study`.
     """
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
     device = resolve_device(settings.device)
     signals = _Signals()
+    stops = _Stops(signals)
     objective = ArchitecturalObjective(
         spec,
         grid=joined.grid,
@@ -235,7 +292,7 @@ def run_worker(
         dataset_sha256=joined.dataset_sha256,
         device=device,
         events=log_events,
-        check_stop=signals.check,
+        check_stop=stops.check,
     )
     if install_signal_handlers:
         signals.install()
@@ -244,10 +301,16 @@ def run_worker(
         index, spec.name, storage.display_url(settings.storage_url), len(joined.grid),
         joined.prepared.splits.counts(), device,
     )  # fmt: skip
+    stale = budget.StaleTrials(
+        store, grace_s=settings.heartbeat_grace_s, failed_by=f"worker {index}"
+    )
     trials_run = 0
     while True:
         signals.check()
-        _retry(settings, "failing stale trials", lambda: budget.fail_stale_trials(study))
+        # After an outage, owners need a grace period to beat again: until then a stale
+        # heartbeat says nothing about its worker.
+        if storage.REACHABILITY.steady_for_s() >= settings.heartbeat_grace_s:
+            _retry(settings, "failing stale trials", lambda: stale.fail(study))
         trial, state = _retry(
             settings,
             "reserving a trial",
@@ -262,61 +325,108 @@ def run_worker(
             time.sleep(settings.poll_interval_s)
             continue
         trials_run += 1
-        _run_trial(study, store, trial, objective, signals, log_events, settings)
+        _run_trial(study, store, trial, objective, stops, log_events, settings)
+    trials = _retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
     final = _retry(settings, "counting trials", lambda: budget.budget_state(study, spec.n_trials))
     log.info(
         "study %s: budget spent (%d finished); worker %d ran %d trials",
         spec.name, final.finished, index, trials_run,
     )  # fmt: skip
+    failure = budget.failure_summary(trials)
+    if failure is not None:
+        reason, count, total = failure
+        raise StudyFailedError(
+            f"study {spec.name}: its budget is spent and all {total} counted trials failed; "
+            f"{count} of them with: {reason}. Fix the spec or the data, then run the study "
+            "under a new name (or delete it)"
+        )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
 
 
 def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:
     return storage.with_retries(
-        call, what=what, attempts=settings.storage_attempts, url=settings.storage_url
+        call, what=what, url=settings.storage_url, deadline_s=settings.storage_deadline_s
     )
+
+
+class _TrialGuard:
+    """The guard of a running trial's storage calls: retried through an outage; a call refused
+    because the trial is finished means a peer took it over."""
+
+    def __init__(self, settings: Settings, number: int) -> None:
+        self._settings = settings
+        self._number = number
+
+    def __call__(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return _retry(self._settings, f"trial {self._number}: {what}", call)
+        except optuna.exceptions.UpdateFinishedTrialError as e:
+            raise _TakenOver(f"a peer finished it ({e})") from e
 
 
 def _run_trial(
     study: optuna.Study,
     store: RDBStorage,
-    trial: optuna.Trial,
+    asked: optuna.Trial,
     objective: ArchitecturalObjective,
-    signals: _Signals,
+    stops: _Stops,
     events: EventLog,
     settings: Settings,
 ) -> None:
-    """Run one trial with heartbeats and tell the study how it ended."""
+    """Run one trial with heartbeats and tell the study how it ended.
+
+    Raises:
+        Interrupted: a signal arrived; the trial was handed back.
+        StorageUnavailableError: a storage call ran out of time; the trial was handed back if
+            the storage let it (else a peer fails it as stale later and reruns it).
+    """
     started = time.perf_counter()
+    trial = GuardedTrial(asked, _TrialGuard(settings, asked.number))
     value: float | None = None
     state, reason = TrialState.COMPLETE, None
     beating = _Heartbeat(store, trial_id(trial), settings.heartbeat_interval_s)
+    stops.heartbeat = beating
     try:
-        with beating:
-            signals.check()
-            value = objective(trial)
+        try:
+            with beating:
+                stops.check()
+                value = objective(trial)
+        finally:
+            stops.heartbeat = None
     except optuna.TrialPruned as e:
         state, reason = TrialState.PRUNED, str(e)
     except TrialFailedError as e:
         state, reason = TrialState.FAIL, str(e)
+    except _TakenOver as e:
+        _left(trial, e, events)
+        return
     except Interrupted as e:
-        why = f"interrupted: {e}"
-        number = _retry(
-            settings, "requeuing a trial", lambda: budget.requeue(study, store, trial, reason=why)
-        )
-        events.emit("trial_end", trial=trial.number, state="FAIL", reason=why, requeued_as=number)
+        _hand_back(study, store, trial, f"interrupted: {e}", events, settings)
+        raise
+    except StorageUnavailableError as e:
+        _hand_back(study, store, trial, f"storage unavailable: {e}", events, settings)
         raise
     except Exception as e:
         # A bug, not a property of the trial: record it, and let the worker fail loudly.
         why = f"error: {e!r}"
-        _retry(
-            settings,
-            "recording a failure",
-            lambda: _tell(study, store, trial, TrialState.FAIL, None, why),
-        )
+        with contextlib.suppress(_TakenOver):
+            _retry(
+                settings,
+                "recording a failure",
+                lambda: _tell(study, store, trial, TrialState.FAIL, None, why),
+            )
         events.emit("trial_end", trial=trial.number, state="FAIL", reason=why)
         raise
-    _retry(settings, "recording a trial", lambda: _tell(study, store, trial, state, value, reason))
+    try:
+        _retry(
+            settings, "recording a trial", lambda: _tell(study, store, trial, state, value, reason)
+        )
+    except _TakenOver as e:
+        _left(trial, e, events)
+        return
+    except StorageUnavailableError as e:
+        _hand_back(study, store, trial, f"storage unavailable: {e}", events, settings)
+        raise
     events.emit(
         "trial_end",
         trial=trial.number,
@@ -328,6 +438,45 @@ def _run_trial(
     )
 
 
+def _left(trial: optuna.Trial, why: _TakenOver, events: EventLog) -> None:
+    log.warning("trial %d was taken over: %s; leaving it to its rerun", trial.number, why)
+    events.emit("trial_end", trial=trial.number, state="TAKEN_OVER", reason=str(why))
+
+
+def _hand_back(
+    study: optuna.Study,
+    store: RDBStorage,
+    trial: optuna.Trial,
+    why: str,
+    events: EventLog,
+    settings: Settings,
+) -> None:
+    """Queue the trial again with the same parameters and fail the original (as on SIGTERM).
+    When the storage does not let it, the trial stays RUNNING with a silent heartbeat: a peer
+    (or this worker restarted) fails it as stale and reruns it."""
+    try:
+        number = _retry(
+            settings,
+            "handing the trial back",
+            lambda: budget.requeue(study, store, trial, reason=why),
+        )
+    except optuna.exceptions.UpdateFinishedTrialError as e:
+        _left(trial, _TakenOver(f"a peer finished it ({e})"), events)
+        return
+    except _TakenOver as e:
+        _left(trial, e, events)
+        return
+    except StorageUnavailableError:
+        log.error(
+            "trial %d could not be handed back; it will be failed as stale %ds after its last "
+            "heartbeat and rerun with the same parameters",
+            trial.number, settings.heartbeat_grace_s,
+        )  # fmt: skip
+        events.emit("trial_end", trial=trial.number, state="RUNNING", reason=why)
+        return
+    events.emit("trial_end", trial=trial.number, state="FAIL", reason=why, requeued_as=number)
+
+
 def _tell(
     study: optuna.Study,
     store: RDBStorage,
@@ -336,12 +485,22 @@ def _tell(
     value: float | None,
     reason: str | None,
 ) -> None:
-    """Tell once, even when retried: a retry after a lost answer finds the trial finished."""
-    if store.get_trial(trial_id(trial)).state.is_finished():
-        return
-    if reason is not None and state == TrialState.FAIL:
-        trial.set_user_attr("fail_reason", reason)
-    if state == TrialState.COMPLETE:
-        study.tell(trial, value)
-    else:
-        study.tell(trial, state=state)
+    """Tell once, even when retried: a retry after a lost answer finds the trial finished.
+
+    Raises:
+        _TakenOver: the trial was finished by a peer, not by an earlier try of this call.
+    """
+    frozen = store.get_trial(trial_id(trial))
+    if frozen.state.is_finished():
+        if frozen.state == state and frozen.user_attrs.get("fail_reason") == reason:
+            return  # an earlier try got through
+        raise _TakenOver(f"it is already {frozen.state.name}")
+    try:
+        if reason is not None and state == TrialState.FAIL:
+            optuna.Trial.set_user_attr(trial, "fail_reason", reason)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError as e:
+        raise _TakenOver(f"a peer finished it ({e})") from e

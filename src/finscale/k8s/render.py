@@ -90,6 +90,7 @@ def _env(spec: StudySpec, options: ClusterOptions) -> list[k8s.V1EnvVar]:
         "FINSCALE_DEVICE": "cuda" if spec.resources.gpus else "cpu",
         "FINSCALE_HEARTBEAT_INTERVAL_S": str(options.heartbeat_interval_s),
         "FINSCALE_HEARTBEAT_GRACE_S": str(options.heartbeat_grace_s),
+        "FINSCALE_STORAGE_DEADLINE_S": str(spec.resources.storage_deadline_s),
         "PGPASSFILE": f"{SECRET_DIR}/{options.secret_key}",
         "HOME": "/tmp",
         "OMP_NUM_THREADS": str(_threads(spec)),

@@ -1,0 +1,76 @@
+"""Every bad spec, CSV, option and environment value of tests/cases/bad_inputs.yaml is refused
+through the real CLI with its exit code and a one-line message, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import random_walk_bars
+from tests.conftest import run_cli as run
+from tests.integration.conftest import SMALL, _merge
+
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (Path(__file__).parents[1] / "cases" / "bad_inputs.yaml").read_text()
+)
+
+# Rich draws usage errors in a box: its frame is no part of the message.
+_FRAME = re.compile(r"[│╭╮╰╯─]+")
+
+
+def _csv(path: Path, changes: dict[str, Any]) -> None:
+    bars = random_walk_bars(300)
+    bars["Date"] = bars["Date"].dt.strftime("%Y-%m-%d")
+    bars = bars.astype(str)
+    if "rows" in changes:
+        bars = bars.iloc[: changes["rows"]]
+    bars = bars.drop(columns=changes.get("drop", []))
+    for row, values in changes.get("set", {}).items():
+        for column, value in values.items():
+            bars.loc[int(row) - 1, column] = str(value)
+    bars.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_a_bad_input_is_refused_in_one_line_and_leaves_nothing_behind(
+    case: dict[str, Any],
+    tmp_path: Path,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the case's files and environment,
+    work = tmp_path / "work"
+    work.mkdir()
+    spec, csv, storage = work / "spec.yaml", work / "bars.csv", tmp_path / "studies.db"
+    if "spec_text" in case:
+        spec.write_text(case["spec_text"])
+    elif "spec_hex" in case:
+        spec.write_bytes(bytes.fromhex(case["spec_hex"]))
+    else:
+        spec.write_text(yaml.safe_dump(_merge(SMALL, case.get("spec", {}))))
+    if "csv_text" in case:
+        csv.write_text(case["csv_text"])
+    else:
+        _csv(csv, case.get("csv", {}))
+    places = {"spec": spec, "csv": csv, "tmp": work}
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "data"))
+    env.setenv("FINSCALE_RUNS_DIR", str(tmp_path / "runs"))
+    env.setenv("FINSCALE_STORAGE_URL", f"sqlite:///{storage}")
+    env.delenv("JOB_COMPLETION_INDEX", raising=False)
+    for name, value in case.get("env", {}).items():
+        env.setenv(name, str(value).format(**places))
+    # when finscale runs the case's command,
+    code, out, err = run([str(a).format(**places) for a in case["args"]], capsys)
+    # then it exits with the case's code and message, no traceback, nothing written.
+    text = " ".join(_FRAME.sub(" ", err).split())
+    assert code == case.get("exit", 2), err
+    assert re.search(case["message"], text), text
+    assert "Traceback" not in err
+    if "hidden" in case:
+        assert case["hidden"] not in out + err
+    assert not storage.exists()
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
