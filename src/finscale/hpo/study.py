@@ -261,7 +261,14 @@ def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) 
     if ATTR_WINDOWS not in attrs:
         study.set_user_attr(ATTR_WINDOWS, windows_record(data))
     if ATTR_BASELINES not in attrs:
-        study.set_user_attr(ATTR_BASELINES, baselines_record(spec, data))
+        try:
+            baselines = baselines_record(spec, data)
+        except (ValueError, ArithmeticError) as e:
+            # Data the baselines cannot fit (features of absurd size) is the trials' problem
+            # too, and they report it; the study goes on without baselines.
+            log.warning("study %s: no baselines: %s", spec.name, str(e).splitlines()[0])
+            baselines = {}
+        study.set_user_attr(ATTR_BASELINES, baselines)
 
 
 def check_spec(
