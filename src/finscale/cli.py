@@ -116,6 +116,14 @@ def data_build(
     max_feature: Annotated[
         float, typer.Option(help="Largest magnitude of a feature after the build.")
     ] = 1e18,
+    if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--if-missing",
+            help="Do nothing when the datasets this build makes are already built and intact "
+            "(a data Job applied twice downloads once).",
+        ),
+    ] = False,
 ) -> None:
     """Raw daily bars → indicators → datasets, registered in the data manifest.
 
@@ -137,6 +145,16 @@ def data_build(
         max_volume=max_volume,
         max_feature=max_feature,
     )
+    if if_missing:
+        from finscale.data import read_manifest, verify_manifest
+        from finscale.data.build import dataset_names
+
+        wanted = dataset_names(source, ticker, with_vix=vix)
+        manifest = read_manifest(settings.data_dir)
+        have = [n for n in wanted if manifest.latest(n) is not None]
+        if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
+            _say(f"{', '.join(wanted)}: already built in {settings.data_dir}; nothing to do")
+            return
     inputs = load_inputs(
         source,  # type: ignore[arg-type]
         ticker=ticker,
@@ -473,6 +491,21 @@ def worker_command(
         int | None,
         typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
     ] = None,
+    until: Annotated[
+        str,
+        typer.Option(
+            help="done: stay until no trial of the study runs; idle: leave as soon as nothing "
+            "is left to start."
+        ),
+    ] = "done",
+    closer: Annotated[
+        int | None,
+        typer.Option(min=0, help="The worker index that stays until the study is done."),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes sharing this process's device (a pod)."),
+    ] = 1,
 ) -> None:
     """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
     bad data, a storage that refuses (authentication, no such database) or a study whose every
@@ -484,15 +517,34 @@ def worker_command(
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
+    mode = _choice(until, ("done", "idle"), "--until")
     if index is None:
         given = os.environ.get("JOB_COMPLETION_INDEX", "0")
         if not given.isdigit():
             raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
         index = int(given)
-    report = run_worker(load_study(spec, study), settings, index=index)
+    study_spec = load_study(spec, study)
+    if processes > 1:
+        from finscale.hpo.local import run_pod
+
+        code = run_pod(
+            spec,
+            study_spec.name,
+            index=index,
+            processes=processes,
+            until=mode,
+            closer=closer,
+            settings=settings,
+        )
+        raise typer.Exit(code=code)
+    if closer is not None and index == closer:
+        mode = "done"
+    report = run_worker(study_spec, settings, index=index, until=mode)
+    left = "; nothing left for it to start" if report.outcome == "idle" else ""
     err.print(
         f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
-        f"this worker ran {report.trials_run}",
+        f"this worker ran {report.trials_run}{left}",
+        markup=False,
         highlight=False,
     )
 

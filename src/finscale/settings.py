@@ -14,6 +14,7 @@ CLI and pass it down; tests pass keywords, which outrank the environment.
 | `FINSCALE_HEARTBEAT_GRACE_S` | `120` | silence before a running trial is stale (≥ 2 × interval) |
 | `FINSCALE_STORAGE_DEADLINE_S` | `300` | how long a storage call is retried (then exit 3) |
 | `FINSCALE_POLL_INTERVAL_S` | `5` | how often an idle worker looks for work |
+| `FINSCALE_MEMORY_SHARE` | `1` | share of the device's memory a worker plans within |
 | `FINSCALE_RUNS_DIR` | `runs` | local runs: worker logs and the default report folder |
 
 The Postgres password never appears in a URL: libpq reads it from `PGPASSFILE` or `PGPASSWORD`.
@@ -95,6 +96,13 @@ class Settings(BaseSettings):
     )
     poll_interval_s: float = Field(
         default=5.0, gt=0, le=3600, allow_inf_nan=False, description="Idle worker's polling period."
+    )
+    memory_share: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of the device's memory (or the container's) a worker plans within; "
+        "a pod running N worker processes gives each 1/N.",
     )
     runs_dir: Path = Field(
         default=Path("runs"),

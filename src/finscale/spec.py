@@ -536,6 +536,19 @@ class ResourcesSpec(_Spec):
         description="How long the pods retry a storage call before exit 3 (their "
         "FINSCALE_STORAGE_DEADLINE_S): more than a PostgreSQL restart or failover takes.",
     )
+    trials_per_pod: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes per pod sharing its device: each plans its memory within "
+        "its share of the device (and the pod's CPUs are divided among them).",
+    )
+    queue: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Kueue LocalQueue of the Jobs: labels them kueue.x-k8s.io/queue-name and "
+        "creates them suspended, for Kueue to admit.",
+    )
 
     @model_validator(mode="after")
     def _request_within_limit(self) -> ResourcesSpec:
@@ -752,6 +765,13 @@ class ExperimentSpec(_StudyFields):
                 raise SpecError(f"overrides.{key}: a second override of {target}")
             where[target] = changes
         return by_budget, by_study
+
+    def to_yaml(self) -> str:
+        """The experiment as YAML (what the evaluation Job's ConfigMap holds), its matrix
+        first; loading it gives the same studies."""
+        data = self.model_dump(mode="json")
+        head = {k: data.pop(k) for k in ("name", "budgets", "horizons")}
+        return yaml.safe_dump({**head, **data}, sort_keys=False, width=100)
 
     def study(self, name: str) -> StudySpec:
         """The study of that name.

@@ -29,6 +29,26 @@ def test_build_then_verify_then_tamper(
     assert dataset.name in err.replace("\n", "") and "checksum mismatch" in err
 
 
+def test_a_data_build_applied_twice_builds_once(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what a data Job re-applied after its TTL runs: nothing when the datasets are there
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
+    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    assert code == 0 and "new" in out
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    assert code == 0
+    assert "GSPC.dataset.a25: already built in" in out and "nothing to do" in out
+    assert (tmp_path / "manifest.json").read_bytes() == manifest
+    # a damaged dataset is built again
+    next((tmp_path / "processed").glob("GSPC.dataset.a25-*.parquet")).write_bytes(b"x")
+    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    assert code == 0 and "nothing to do" not in out
+    code, _, _ = run(["data", "verify"], capsys)
+    assert code == 0
+
+
 def test_summary_prints_window_counts(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -42,11 +42,12 @@ NEWEST_KUBERNETES = (1, 37)  # the newest whose schemas kubernetes-validate ship
 KUBERNETES_VERSIONS = [
     f"1.{minor}.0" for minor in range(MINIMUM_KUBERNETES[1], NEWEST_KUBERNETES[1] + 1)
 ]
+# The rendered folders, each applied on its own: data Jobs, the studies, the evaluations.
+JOB_FOLDERS = ("jobs/data", "jobs", "jobs/evaluate")
+JOB_FILES = sorted(p for p in (REPO / "jobs").rglob("*.yaml") if p.name != "kustomization.yaml")
 MANIFESTS = sorted(
-    str(p)
-    for folder in ("k8s", "jobs")
-    for p in (REPO / folder).glob("*.yaml")
-    if p.name != "kustomization.yaml"
+    [str(p) for p in (REPO / "k8s").glob("*.yaml") if p.name != "kustomization.yaml"]
+    + [str(p) for p in JOB_FILES]
 )
 DOCKERFILES = [REPO / "Dockerfile", REPO / "images" / "cpu" / "Dockerfile"]
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
@@ -70,12 +71,7 @@ def _docs(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def test_the_runbook_states_the_oldest_kubernetes_the_job_fields_need() -> None:
-    used = {
-        field
-        for doc in _docs(sorted((REPO / "jobs").glob("*.yaml")))
-        if doc["kind"] == "Job"
-        for field in doc["spec"]
-    }
+    used = {field for doc in _docs(JOB_FILES) if doc["kind"] == "Job" for field in doc["spec"]}
     assert used <= set(JOB_FIELDS_GA), f"add to JOB_FIELDS_GA: {used - set(JOB_FIELDS_GA)}"
     assert max(JOB_FIELDS_GA[f] for f in used) == MINIMUM_KUBERNETES
     assert "**Kubernetes {}.{} or newer.**".format(*MINIMUM_KUBERNETES) in RUNBOOK.read_text()
@@ -113,7 +109,7 @@ def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
 
 def test_the_base_and_the_studies_are_separate_and_hold_no_secret() -> None:
     base = _kustomize("k8s")
-    studies = _kustomize("jobs")
+    studies = [d for folder in JOB_FOLDERS for d in _kustomize(folder)]
     assert {d["kind"] for d in base} == {
         "Namespace",
         "ServiceAccount",
@@ -156,7 +152,7 @@ def test_workers_dashboard_and_backup_log_in_as_the_application_role_not_the_sup
     init = base["ConfigMap", "finscale-postgres-init"]["data"]["10-application-role.sh"]
     assert "NOSUPERUSER NOCREATEDB NOCREATEROLE" in init and 'OWNER :"role"' in init
     # the clients: rendered Jobs, the dashboard, the backup
-    jobs = [d for d in _docs(sorted((REPO / "jobs").glob("*.yaml"))) if d["kind"] == "Job"]
+    jobs = [d for d in _docs(JOB_FILES) if d["kind"] == "Job"]
     urls = [
         _env(c)["FINSCALE_STORAGE_URL"]
         for j in jobs
@@ -194,7 +190,7 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def _pods() -> dict[str, dict[str, str]]:
     """Every pod template's labels, by what it is."""
-    docs = [*_kustomize("k8s"), *_kustomize("jobs")]
+    docs = [*_kustomize("k8s"), *(d for folder in JOB_FOLDERS for d in _kustomize(folder))]
     pods = {}
     for d in docs:
         spec = d.get("spec", {})
@@ -305,7 +301,7 @@ def test_no_skaffold_profile_can_deploy_or_delete_the_cluster_base() -> None:
         assert set(manifest) == {"rawYaml"}  # no kustomize, no helm: nothing of k8s/
         for pattern in manifest["rawYaml"]:
             files = sorted(REPO.glob(pattern))
-            assert files and all(f.parent == REPO / "jobs" for f in files), pattern
+            assert files and all(REPO / "jobs" in f.parents for f in files), pattern
             assert {d["kind"] for d in _docs(files)} <= {"Job", "ConfigMap"}, pattern
 
 
@@ -316,7 +312,7 @@ def test_skaffold_builds_the_images_the_manifests_use() -> None:
         built |= {a["image"] for a in profile.get("build", {}).get("artifacts", [])}
     used = {
         c["image"].split(":")[0]
-        for path in (REPO / "jobs").glob("*.yaml")
+        for path in JOB_FILES
         for doc in yaml.safe_load_all(path.read_text())
         if doc and doc["kind"] == "Job"
         for c in doc["spec"]["template"]["spec"]["containers"]

@@ -54,8 +54,15 @@ def test_kustomization_lists_every_manifest() -> None:
     assert kustomization["resources"] == sorted(
         p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
     )
-    # phase6a, validation, sample-scaling, the SPY data Job
-    assert len(kustomization["resources"]) == 12 + 1 + 3 + 1
+    # phase6a, validation, sample-scaling; the data Jobs and the evaluations apart, each folder
+    # applied on its own
+    assert len(kustomization["resources"]) == 12 + 1 + 3
+    for folder, names in (
+        ("data", ["finscale-data-spy.yaml"]),
+        ("evaluate", ["phase6a.yaml", "sample-scaling.yaml", "validation.yaml"]),
+    ):
+        inner = yaml.safe_load((JOBS / folder / "kustomization.yaml").read_text())
+        assert inner["resources"] == names
 
 
 def test_every_rendered_job_round_trips_through_the_client_model() -> None:
@@ -82,7 +89,7 @@ def _job(name: str) -> dict[str, Any]:
 
 
 def test_a_job_is_indexed_with_the_failure_policy_of_the_exit_codes() -> None:
-    spec = _job("phase6a-2m-h1")["spec"]
+    spec = _job("phase6a-200m-h1")["spec"]
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] == 4
     assert spec["backoffLimitPerIndex"] == 3
@@ -102,6 +109,7 @@ def test_labels_name_the_study_budget_and_horizon() -> None:
         "app.kubernetes.io/component": "worker",
         "app.kubernetes.io/part-of": "finscale",
         "app.kubernetes.io/instance": "phase6a-200m-h5",
+        "finscale.io/experiment": "phase6a",
         "finscale.io/study": "phase6a-200m-h5",
         "finscale.io/budget": "200M",
         "finscale.io/horizon": "5",
@@ -163,6 +171,10 @@ def test_the_worker_runs_finscale_worker_on_the_mounted_spec() -> None:
         "/etc/finscale/study/study.yaml",
         "--study",
         "validation-50k-h1",
+        "--until",
+        "idle",
+        "--closer",
+        "0",
     ]
     assert worker["image"] == "ghcr.io/finscale/finscale-worker-cpu:0.1.0"
     env = {e["name"]: e["value"] for e in worker["env"]}
@@ -179,12 +191,14 @@ def test_data_outside_the_image_comes_from_a_read_only_claim_after_the_data_job(
         "readOnly": True,
     }
     (wait,) = pod["initContainers"]
-    assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "21600"]
+    assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "600"]
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["FINSCALE_DATA_DIR"] == "/data"
-    data_job = _docs((JOBS / "finscale-data-spy.yaml").read_text())[0]
+    data_job = _docs((JOBS / "data" / "finscale-data-spy.yaml").read_text())[0]
     container = data_job["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["data", "build", "--source", "yfinance", "--ticker", "SPY"]
+    assert container["args"] == [
+        "data", "build", "--source", "yfinance", "--ticker", "SPY", "--if-missing"
+    ]  # fmt: skip
     assert data_job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {
         "claimName": "finscale-data"
     }
@@ -202,7 +216,7 @@ def test_no_secret_is_ever_rendered(tmp_path: Path) -> None:
         [sys.executable, "-m", "finscale", "render", str(SPECS[0]), "--out", str(out)],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    for path in out.glob("*.yaml"):
+    for path in out.rglob("*.yaml"):
         assert password not in path.read_text()
     assert password not in result.stdout + result.stderr
     with pytest.raises(
@@ -235,3 +249,77 @@ def test_the_storage_deadline_of_the_spec_reaches_the_pods(tmp_path: Path) -> No
             for e in rendered["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["FINSCALE_STORAGE_DEADLINE_S"] == expected
+
+
+def test_a_jobs_success_is_its_closers_and_the_other_pods_leave_when_idle() -> None:
+    # The interplay the Job relies on: every pod but index 0 exits 0 once nothing is left to
+    # start; index 0 stays until no trial runs; the Job is Complete when index 0 succeeds, so an
+    # index out of retries does not fail a finished study, and no training pod is stopped.
+    spec = _job("phase6a-2m-h1")["spec"]
+    assert spec["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--until") + 1] == "idle" and args[args.index("--closer") + 1] == "0"
+    # the arguments are the worker command's own
+    from finscale.cli import app
+
+    command = typer_main_command(app).commands["worker"]
+    context = command.make_context("worker", [*args[1:]], resilient_parsing=False)
+    assert (context.params["until"], context.params["closer"]) == ("idle", 0)
+    assert "suspend" not in spec  # no queue: the Job starts at once
+
+
+def typer_main_command(app: Any) -> Any:
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
+def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: Path) -> None:
+    data = yaml.safe_load(VALIDATION.read_text())
+    data["resources"]["queue"] = "research"
+    path = tmp_path / "queued.yaml"
+    path.write_text(yaml.safe_dump(data))
+    files = render(path)
+    for name in ("validation-50k-h1.yaml", "evaluate/validation.yaml"):
+        (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
+        assert job_doc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
+        assert job_doc["spec"]["suspend"] is True
+        # the pods keep the labels the network policies select on, and no queue label
+        pod_labels = job_doc["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels["app.kubernetes.io/component"] == "worker"
+        assert "kueue.x-k8s.io/queue-name" not in pod_labels
+
+
+def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> None:
+    data = yaml.safe_load(VALIDATION.read_text())
+    data["resources"].update(trials_per_pod=4, cpu_request="8", cpu_limit="8")
+    path = tmp_path / "shared.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (job_doc,) = [d for d in _docs(render(path)["validation-50k-h1.yaml"]) if d["kind"] == "Job"]
+    container = job_doc["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--processes", "4"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["OMP_NUM_THREADS"] == "8"  # the pod's; each of the 4 workers takes a quarter
+
+
+def test_an_experiment_renders_its_evaluation_apart_from_its_studies() -> None:
+    files = render(REPO / "configs" / "experiments" / "phase6a.yaml")
+    config_map, job_doc = _docs(files["evaluate/phase6a.yaml"])
+    assert config_map["kind"] == "ConfigMap" and job_doc["kind"] == "Job"
+    # the ConfigMap holds the experiment, which loads back to the same studies
+    from finscale.spec import ExperimentSpec, load_spec
+
+    loaded = ExperimentSpec.model_validate(yaml.safe_load(config_map["data"]["experiment.yaml"]))
+    original = load_spec(REPO / "configs" / "experiments" / "phase6a.yaml")
+    assert [s.model_dump() for s in loaded.expand()] == [s.model_dump() for s in original.expand()]
+    pod = job_doc["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["evaluate", "/etc/finscale/study/experiment.yaml"]
+    # with the resources of the largest budget, and nothing of a study's own spec
+    assert container["resources"]["limits"]["memory"] == "96Gi"
+    assert {v["name"] for v in pod["volumes"]} >= {"experiment-spec", "storage-password", "data"}
+    assert (
+        "evaluate/phase6a.yaml"
+        not in yaml.safe_load((JOBS / "kustomization.yaml").read_text())["resources"]
+    )

@@ -66,7 +66,9 @@ def test_phase6a_expands_to_twelve_studies() -> None:
     assert by_name["phase6a-2b-h5"].horizon == 5
     assert by_name["phase6a-2b-h5"].budget_params == 2_000_000_000
     assert by_name["phase6a-2b-h1"].resources.memory_limit == "96Gi"  # the 2B override
-    assert by_name["phase6a-2m-h1"].resources.memory_limit == "24Gi"
+    assert by_name["phase6a-2m-h1"].resources.memory_limit == "32Gi"
+    assert by_name["phase6a-2m-h1"].resources.trials_per_pod == 6
+    assert by_name["phase6a-200m-h1"].resources.trials_per_pod == 1
     searched = by_name["phase6a-2m-h1"].training.searched()
     assert set(searched) == {"learning_rate", "weight_decay", "warmup_steps", "dropout", "epochs"}
 

@@ -55,6 +55,23 @@ SourceKind = Literal["sample", "csv", "yfinance"]
 _TICKER = re.compile(r"^\^?[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
 
 
+DEFAULT_TICKERS = {"sample": "GSPC", "yfinance": "SPY"}
+
+
+def dataset_names(source: str, ticker: str | None, *, with_vix: bool) -> list[str]:
+    """The datasets a build of `ticker` from `source` registers (what `--if-missing` looks
+    for before it downloads anything).
+
+    Raises:
+        DataError: no ticker for the csv source, or a bad ticker.
+    """
+    symbol = ticker or DEFAULT_TICKERS.get(source)
+    if symbol is None:
+        raise DataError(f"the {source} source needs --ticker")
+    name = ticker_name(symbol)
+    return [f"{name}.dataset.a25"] + ([f"{name}.dataset.a25c"] if with_vix else [])
+
+
 def ticker_name(symbol: str) -> str:
     """The file-safe name of a symbol: `^VIX` → `VIX`, `brk.b` → `BRK-B`.
 

@@ -129,6 +129,7 @@ def _retrain_once(
     device: torch.device,
     refit: bool,
     best_epoch: int | None,
+    memory_share: float = 1.0,
 ) -> tuple[dict[str, float], dict[str, float], np.ndarray, int, int, int]:
     """Train one run; its validation and test metrics, test logits, parameter count, best
     epoch and epochs run."""
@@ -141,7 +142,7 @@ def _retrain_once(
     batch = plan_batch(
         model,
         effective_batch=int(plan.params["batch_size"]),
-        memory_limit_bytes=available_memory_bytes(device),
+        memory_limit_bytes=available_memory_bytes(device, share=memory_share),
         precision=precision,
         device="cuda" if device.type == "cuda" else "cpu",
     )
@@ -288,6 +289,7 @@ def evaluate_study(
                 device=device,
                 refit=refit,
                 best_epoch=trial.user_attrs.get("best_epoch"),
+                memory_share=settings.memory_share,
             )
             run = EvalRun(
                 trial=trial.number,

@@ -66,6 +66,7 @@ class ArchitecturalObjective:
         device: torch.device,
         events: EventLog,
         check_stop: Callable[[], None] | None = None,
+        memory_share: float = 1.0,
     ) -> None:
         self.spec = spec
         self.grid = {a.id: a for a in grid}
@@ -76,6 +77,7 @@ class ArchitecturalObjective:
         # Raises when the worker was asked to stop; called between optimizer steps, so that a
         # signal never interrupts a storage write or a finalizer.
         self.check_stop = check_stop or (lambda: None)
+        self.memory_share = memory_share  # of the device, when several workers share it
         self.data = inputs.training_data(spec, prepared)
         self.precision = inputs.resolve_precision(spec, device)
 
@@ -105,7 +107,7 @@ class ArchitecturalObjective:
             plan = plan_batch(
                 model,
                 effective_batch=int(p["batch_size"]),
-                memory_limit_bytes=available_memory_bytes(self.device),
+                memory_limit_bytes=available_memory_bytes(self.device, share=self.memory_share),
                 precision=self.precision,
                 device="cuda" if self.device.type == "cuda" else "cpu",
             )

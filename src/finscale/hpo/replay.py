@@ -263,7 +263,7 @@ def retrain(
         batch = plan_batch(
             model,
             effective_batch=int(plan.params["batch_size"]),
-            memory_limit_bytes=available_memory_bytes(device),
+            memory_limit_bytes=available_memory_bytes(device, share=settings.memory_share),
             precision=precision,
             device="cuda" if device.type == "cuda" else "cpu",
         )

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TextIO, TypeVar
+from typing import Literal, TextIO, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
@@ -253,6 +253,7 @@ class WorkerReport:
     study: str
     trials_run: int
     final: budget.BudgetState
+    outcome: Literal["done", "idle"] = "done"  # the study is done, or nothing was left to start
 
 
 def run_worker(
@@ -262,8 +263,14 @@ def run_worker(
     index: int = 0,
     events: TextIO | None = None,
     install_signal_handlers: bool = True,
+    until: Literal["done", "idle"] = "done",
 ) -> WorkerReport:
     """Run trials of `spec`'s study until its global budget is spent.
+
+    With `until="done"` (local runs) the worker stays until no trial of the study runs, so
+    that it reruns a peer's trial if that peer dies. With `until="idle"` (a Job's pods but the
+    one that closes the study) it leaves as soon as nothing is left for it to start, freeing
+    its device: a dead peer's pod is replaced by the Job and reruns its stale trial.
 
     Args:
         spec: the study.
@@ -271,6 +278,7 @@ def run_worker(
         index: this worker's index (a Job's completion index); seeds its sampler.
         events: where the JSON event lines go (standard output by default).
         install_signal_handlers: hand the running trial back on SIGTERM/SIGINT.
+        until: "done" or "idle", see above.
 
     Raises:
         Interrupted: a signal arrived; the running trial is back in the queue.
@@ -293,6 +301,7 @@ def run_worker(
         device=device,
         events=log_events,
         check_stop=stops.check,
+        memory_share=settings.memory_share,
     )
     if install_signal_handlers:
         signals.install()
@@ -319,6 +328,14 @@ def run_worker(
         if trial is None:
             if state.done:
                 break
+            if until == "idle":
+                log.info(
+                    "worker %d: nothing left to start (%d finished, %d running); leaving",
+                    index, state.finished, state.running,
+                )  # fmt: skip
+                return WorkerReport(
+                    study=spec.name, trials_run=trials_run, final=state, outcome="idle"
+                )
             log.debug(
                 "budget taken: %d finished, %d running; waiting", state.finished, state.running
             )

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from finscale.errors import SpecError
 from finscale.quantity import parse_quantity
-from finscale.spec import StudySpec, load_studies
+from finscale.spec import ExperimentSpec, StudySpec, load_spec
 
 # Datasets built into the worker images at build time (from the shipped sample).
 IMAGE_DATA_DIR = "/opt/finscale/data"
@@ -50,7 +50,10 @@ class ClusterOptions:
     service_account: str = "finscale-worker"
     heartbeat_interval_s: int = 30
     heartbeat_grace_s: int = 120
-    data_wait_s: int = 6 * 3600
+    # A study's pods only check that the data is there: waiting for a download would hold a
+    # GPU. The runbook applies the data Jobs first and waits for them (`kubectl wait`); the
+    # margin covers a volume that attaches slowly.
+    data_wait_s: int = 600
 
     def __post_init__(self) -> None:
         if make_url(self.storage_url).password is not None:
@@ -67,6 +70,7 @@ def _labels(spec: StudySpec) -> dict[str, str]:
         "app.kubernetes.io/component": "worker",
         "app.kubernetes.io/part-of": "finscale",
         "app.kubernetes.io/instance": spec.name,
+        "finscale.io/experiment": spec.experiment,
         "finscale.io/study": spec.name,
         "finscale.io/budget": spec.budget,
         "finscale.io/horizon": str(spec.horizon),
@@ -93,7 +97,7 @@ def _env(spec: StudySpec, options: ClusterOptions) -> list[k8s.V1EnvVar]:
         "FINSCALE_STORAGE_DEADLINE_S": str(spec.resources.storage_deadline_s),
         "PGPASSFILE": f"{SECRET_DIR}/{options.secret_key}",
         "HOME": "/tmp",
-        "OMP_NUM_THREADS": str(_threads(spec)),
+        "OMP_NUM_THREADS": str(_threads(spec)),  # divided among a pod's worker processes
         "PYTHONUNBUFFERED": "1",
     }
     return [k8s.V1EnvVar(name=name, value=value) for name, value in values.items()]
@@ -182,13 +186,35 @@ def _worker_container(
         image=spec.resources.image,
         image_pull_policy="IfNotPresent",
         command=["finscale"],
-        # The worker index comes from JOB_COMPLETION_INDEX, set by the Indexed Job.
-        args=["worker", f"{SPEC_DIR}/study.yaml", "--study", spec.name],
+        args=_worker_args(spec),
         env=_env(spec, options),
         resources=_resources(spec),
         security_context=_container_security(),
         volume_mounts=mounts,
     )
+
+
+# The pod whose worker stays until the study is done: the Job's success policy is its success.
+CLOSER_INDEX = 0
+
+
+def _worker_args(spec: StudySpec) -> list[str]:
+    """The worker index comes from JOB_COMPLETION_INDEX, set by the Indexed Job. Every pod but
+    the closer leaves as soon as nothing is left for it to start (its GPU is free for other
+    work; a dead pod's replacement reruns its stale trial); the closer stays until no trial
+    runs, and its success completes the Job (`_success_policy`)."""
+    args = ["worker", f"{SPEC_DIR}/study.yaml", "--study", spec.name]
+    args += ["--until", "idle", "--closer", str(CLOSER_INDEX)]
+    if spec.resources.trials_per_pod > 1:
+        args += ["--processes", str(spec.resources.trials_per_pod)]
+    return args
+
+
+def _success_policy() -> k8s.V1SuccessPolicy:
+    """The Job is Complete when the closer exits 0, which it does only when the study's
+    budget is spent and no trial runs: an index that ran out of retries does not fail a study
+    whose budget was spent, and no worker is still training when the policy ends the Job."""
+    return k8s.V1SuccessPolicy(rules=[k8s.V1SuccessPolicyRule(succeeded_indexes=str(CLOSER_INDEX))])
 
 
 def _wait_for_data(
@@ -279,7 +305,7 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
         metadata=k8s.V1ObjectMeta(
             name=spec.name,
             namespace=options.namespace,
-            labels=_labels(spec),
+            labels={**_labels(spec), **_queue_label(spec)},
             annotations={"finscale.io/spec-sha256": spec_digest},
         ),
         spec=k8s.V1JobSpec(
@@ -288,7 +314,9 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
             parallelism=spec.workers,
             backoff_limit_per_index=r.backoff_limit_per_index,
             pod_failure_policy=_failure_policy(),
+            success_policy=_success_policy(),
             pod_replacement_policy="Failed",  # never two pods of one index at once
+            suspend=True if r.queue else None,  # Kueue admits (unsuspends) it
             active_deadline_seconds=r.active_deadline_s,
             ttl_seconds_after_finished=r.ttl_after_finished_s,
             template=k8s.V1PodTemplateSpec(
@@ -297,6 +325,14 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
             ),
         ),
     )
+
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def _queue_label(spec: StudySpec) -> dict[str, str]:
+    """Kueue's label naming the LocalQueue that admits the Job, when the spec names one."""
+    return {KUEUE_QUEUE_LABEL: spec.resources.queue} if spec.resources.queue else {}
 
 
 def data_job_name(dataset: str) -> str:
@@ -319,7 +355,8 @@ def data_job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
         image=spec.resources.image,
         image_pull_policy="IfNotPresent",
         command=["finscale"],
-        args=["data", "build", "--source", "yfinance", "--ticker", ticker],
+        # Applied twice (or after its TTL), it downloads nothing when the data is there.
+        args=["data", "build", "--source", "yfinance", "--ticker", ticker, "--if-missing"],
         env=[
             k8s.V1EnvVar(name="FINSCALE_DATA_DIR", value=DATA_DIR),
             k8s.V1EnvVar(name="HOME", value="/tmp"),
@@ -411,24 +448,131 @@ def render_study(spec: StudySpec, options: ClusterOptions) -> str:
     return to_yaml([config_map(spec, options), job(spec, options)])
 
 
+# Sub-folders of the output: applied on their own, in the runbook's order (data first, then
+# the studies in the folder itself, then the evaluation once the studies are done).
+DATA_FOLDER = "data"
+EVALUATE_FOLDER = "evaluate"
+
+
+def evaluate_config_map(experiment: ExperimentSpec, options: ClusterOptions) -> k8s.V1ConfigMap:
+    """The experiment spec, mounted into the evaluation pod as `experiment.yaml`."""
+    return k8s.V1ConfigMap(
+        api_version="v1",
+        kind="ConfigMap",
+        metadata=k8s.V1ObjectMeta(
+            name=f"{experiment.name}-evaluate-spec",
+            namespace=options.namespace,
+            labels=_evaluate_labels(experiment.name),
+        ),
+        data={"experiment.yaml": experiment.to_yaml()},
+    )
+
+
+def _evaluate_labels(experiment: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "finscale",
+        # "worker": the network policies let workers (and only them) reach PostgreSQL.
+        "app.kubernetes.io/component": "worker",
+        "app.kubernetes.io/part-of": "finscale",
+        "app.kubernetes.io/instance": f"{experiment}-evaluate",
+        "finscale.io/experiment": experiment,
+    }
+
+
+def evaluate_job(
+    experiment: ExperimentSpec, studies: list[StudySpec], options: ClusterOptions
+) -> k8s.V1Job:
+    """The final evaluation of an experiment (`finscale evaluate`): one pod that retrains each
+    study's best trials in turn, with the resources of its largest budget. Apply it when the
+    studies are done."""
+    largest = max(studies, key=lambda s: s.budget_params)
+    volumes, mounts = _volumes(largest, options)
+    volumes = [v for v in volumes if v.name != "study-spec"] + [
+        k8s.V1Volume(
+            name="experiment-spec",
+            config_map=k8s.V1ConfigMapVolumeSource(
+                name=f"{experiment.name}-evaluate-spec", default_mode=0o444
+            ),
+        )
+    ]
+    mounts = [m for m in mounts if m.name != "study-spec"] + [
+        k8s.V1VolumeMount(name="experiment-spec", mount_path=SPEC_DIR, read_only=True)
+    ]
+    r = largest.resources
+    container = k8s.V1Container(
+        name="evaluate",
+        image=r.image,
+        image_pull_policy="IfNotPresent",
+        command=["finscale"],
+        args=["evaluate", f"{SPEC_DIR}/experiment.yaml"],
+        env=_env(largest, options),
+        resources=_resources(largest),
+        security_context=_container_security(),
+        volume_mounts=mounts,
+    )
+    labels = _evaluate_labels(experiment.name)
+    return k8s.V1Job(
+        api_version="batch/v1",
+        kind="Job",
+        metadata=k8s.V1ObjectMeta(
+            name=f"{experiment.name}-evaluate",
+            namespace=options.namespace,
+            labels={**labels, **_queue_label(largest)},
+        ),
+        spec=k8s.V1JobSpec(
+            # A retried pod resumes: runs already stored are not trained again.
+            backoff_limit=r.backoff_limit_per_index,
+            pod_failure_policy=_failure_policy(),
+            suspend=True if r.queue else None,
+            ttl_seconds_after_finished=r.ttl_after_finished_s,
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels=labels),
+                spec=k8s.V1PodSpec(
+                    restart_policy="Never",
+                    service_account_name=options.service_account,
+                    automount_service_account_token=False,
+                    security_context=_pod_security(),
+                    node_selector=dict(r.node_selector) or None,
+                    tolerations=[
+                        k8s.V1Toleration(
+                            key=t.key, operator=t.operator, value=t.value, effect=t.effect
+                        )
+                        for t in r.tolerations
+                    ]
+                    or None,
+                    priority_class_name=r.priority_class,
+                    containers=[container],
+                    volumes=volumes,
+                ),
+            ),
+        ),
+    )
+
+
 def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[str, str]:
-    """Every file a spec renders: `<study>.yaml` per study and `<data job>.yaml` per dataset
-    that the image does not hold.
+    """Every file a spec renders, by path in the output folder: `<study>.yaml` per study,
+    `data/<data job>.yaml` per dataset that the image does not hold, and, for an experiment,
+    `evaluate/<experiment>.yaml` with its final evaluation.
 
     Raises:
         SpecError: a bad spec, or a storage URL with a password.
     """
     options = options or ClusterOptions()
-    studies = load_studies(spec_path)
+    spec = load_spec(spec_path)
+    studies = spec.expand() if isinstance(spec, ExperimentSpec) else [spec]
     files = {f"{s.name}.yaml": render_study(s, options) for s in studies}
     for s in studies:
         if not _data_in_image(s):
-            files[f"{data_job_name(s.data.dataset)}.yaml"] = to_yaml([data_job(s, options)])
+            name = f"{DATA_FOLDER}/{data_job_name(s.data.dataset)}.yaml"
+            files[name] = to_yaml([data_job(s, options)])
+    if isinstance(spec, ExperimentSpec):
+        objects = [evaluate_config_map(spec, options), evaluate_job(spec, studies, options)]
+        files[f"{EVALUATE_FOLDER}/{spec.name}.yaml"] = to_yaml(objects)
     return files
 
 
 def kustomization(names: list[str]) -> str:
-    """A kustomization of every manifest in the folder, so `kubectl apply -k jobs/` works."""
+    """A kustomization of every manifest in a folder, so `kubectl apply -k FOLDER` works."""
     body = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -438,18 +582,27 @@ def kustomization(names: list[str]) -> str:
 
 
 def _planned(files: dict[str, str], out_dir: Path) -> dict[str, str]:
-    present = {p.name for p in out_dir.glob("*.yaml")} if out_dir.is_dir() else set()
-    names = sorted((present | set(files)) - {"kustomization.yaml"})
-    return {**files, "kustomization.yaml": kustomization(names)}
+    """The rendered files and one kustomization per folder, listing the folder's manifests:
+    those rendered now and those of other specs already there."""
+    folders = {str(Path(name).parent) for name in files} | {"."}
+    planned = dict(files)
+    for folder in sorted(folders):
+        where = out_dir / folder
+        present = {p.name for p in where.glob("*.yaml")} if where.is_dir() else set()
+        rendered = {Path(n).name for n in files if str(Path(n).parent) == folder}
+        names = sorted((present | rendered) - {"kustomization.yaml"})
+        key = "kustomization.yaml" if folder == "." else f"{folder}/kustomization.yaml"
+        planned[key] = kustomization(names)
+    return planned
 
 
 def write(files: dict[str, str], out_dir: Path) -> list[Path]:
     """Write the rendered files and the folder's kustomization; returns the files written."""
     planned = _planned(files, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in planned.items():
         path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             written.append(path)

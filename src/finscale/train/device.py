@@ -34,17 +34,27 @@ def _mem_available() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def available_memory_bytes(device: torch.device) -> int:
+def available_memory_bytes(device: torch.device, *, share: float = 1.0) -> int:
     """Memory a new training run may still take on `device`.
 
     CUDA: the device's free memory. CPU: what the container's memory limit (cgroup v2 or v1)
     leaves beside what the container already uses, and never more than the host has available.
     Both keep `RESERVE_BYTES` aside.
+
+    Args:
+        device: where the run trains.
+        share: the part of the device (or of the container's limit) this process may plan
+            within, when several training processes share it; what is free bounds it too.
     """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return max(0, free - RESERVE_BYTES)
+        free, total = torch.cuda.mem_get_info(device)
+        return max(0, min(free, int(total * share)) - RESERVE_BYTES)
     available = _mem_available()
+    if share < 1:
+        total_host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        available = min(available, int(total_host * share))
     for limit_file, usage_file in (
         ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
         (
@@ -54,6 +64,6 @@ def available_memory_bytes(device: torch.device) -> int:
     ):
         limit, usage = _read_int(Path(limit_file)), _read_int(Path(usage_file))
         if limit is not None and usage is not None and limit < 2**60:
-            available = min(available, limit - usage)
+            available = min(available, limit - usage, int(limit * share))
             break
     return max(0, available - RESERVE_BYTES)
