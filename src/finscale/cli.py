@@ -16,6 +16,7 @@ from rich.text import Text
 
 from finscale.errors import FinscaleError, SpecError
 from finscale.settings import RENAMED, Settings, load_settings, unknown_variables
+from finscale.tiers import DATASETS, features_help
 
 app = typer.Typer(
     name="finscale",
@@ -298,7 +299,9 @@ def data_summary(
 @app.command("grid")
 def grid_command(
     budget: Annotated[str, typer.Argument(help="Parameter budget: 2M, 20M, 200M, 2B, 50K, …")],
-    features: Annotated[int, typer.Option(help="Features per day (25 for a25, 33 for a25c).")] = 25,
+    features: Annotated[
+        int, typer.Option(help=f"Features per day ({features_help()}).")
+    ] = DATASETS["a25"].num_features,
     tolerance: Annotated[float, typer.Option(help="Accepted distance from the budget.")] = 0.25,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:

@@ -302,3 +302,16 @@ def test_a_feature_that_would_overflow_is_refused_and_nothing_is_written(
     ):
         build_datasets(inputs, data_dir=data_dir, bounds=wide)
     assert not (data_dir / "manifest.json").exists()
+
+
+def test_the_tier_table_is_what_the_build_makes(tmp_path: Path) -> None:
+    # one table names each tier's columns, inputs and lookback; the build follows it
+    from finscale.tiers import DATASETS, TIERS
+
+    built = build_datasets(load_inputs("sample"), data_dir=tmp_path)
+    for b in built:
+        if ".dataset." not in b.entry.name:
+            continue
+        kind = DATASETS[b.entry.name.split(".dataset.")[1]]
+        assert tuple(b.entry.columns[1:]) == kind.columns
+        assert b.entry.lookback_rows == max(TIERS[t].lookback_rows for t in kind.tiers)

@@ -44,6 +44,7 @@ from finscale.data.manifest import (
     write_manifest,
 )
 from finscale.errors import DataError
+from finscale.tiers import DATASETS, dataset_kind
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def dataset_names(source: str, ticker: str | None, *, with_vix: bool) -> list[st
     if symbol is None:
         raise DataError(f"the {source} source needs --ticker")
     name = ticker_name(symbol)
-    return [f"{name}.dataset.a25"] + ([f"{name}.dataset.a25c"] if with_vix else [])
+    return [d.name(name) for d in DATASETS.values() if with_vix or "vix" not in d.inputs]
 
 
 def ticker_name(symbol: str) -> str:
@@ -298,15 +299,16 @@ def _plan(inputs: Inputs, max_feature: float) -> list[_Planned]:
     eq = inputs.equity
     raw_name = f"{eq.ticker}.ohlcv.daily"
     plans = [_Planned(raw_name, "raw", "raw", eq.bars, [eq.source], 0)]
-    a25_name = f"{eq.ticker}.dataset.a25"
+    a25_name = DATASETS["a25"].name(eq.ticker)
     a25 = assemble_a25(eq.bars, what=a25_name, max_feature=max_feature)
-    plans.append(_Planned(a25_name, "dataset", "processed", a25, [], features.A20_LOOKBACK_ROWS))
+    lookback = DATASETS["a25"].lookback_rows
+    plans.append(_Planned(a25_name, "dataset", "processed", a25, [], lookback))
     if inputs.vix is not None:
         vix_name = "VIX.close.daily"
         plans.insert(1, _Planned(vix_name, "raw", "raw", inputs.vix.bars, [inputs.vix.source], 0))
-        a25c_name = f"{eq.ticker}.dataset.a25c"
+        a25c_name = DATASETS["a25c"].name(eq.ticker)
         a25c = assemble_a25c(eq.bars, inputs.vix.bars, what=a25c_name, max_feature=max_feature)
-        lookback = max(features.A20_LOOKBACK_ROWS, features.VIX_LOOKBACK_ROWS)
+        lookback = DATASETS["a25c"].lookback_rows
         plans.append(_Planned(a25c_name, "dataset", "processed", a25c, [], lookback))
     return plans
 
@@ -380,6 +382,6 @@ def build_datasets(
 
 def _raw_inputs(dataset: str, raw_refs: list[InputRef]) -> list[InputRef]:
     """The raw snapshots a dataset reads: the ticker's bars, and VIX for the c variant."""
-    if dataset.endswith(".a25c"):
+    if "vix" in dataset_kind(dataset).inputs:
         return list(raw_refs)
     return [ref for ref in raw_refs if not ref.name.startswith("VIX.")]

@@ -15,59 +15,13 @@ import numpy as np
 import pandas as pd
 import talib
 
-A20_COLUMNS: tuple[str, ...] = (
-    "dema_9",
-    "dema_10",
-    "sma_12",
-    "dema_20",
-    "dema_25",
-    "sma_50",
-    "dema_90",
-    "sma_100",
-    "sma_200",
-    "rsi_daily",
-    "rsi_weekly",
-    "stochrsi_daily",
-    "stochrsi_weekly",
-    "macd_line",
-    "obv",
-    "adosc",
-    "atr_14",
-    "adx_14",
-    "bb_percent_b",
-    "vwap_20",
-)
+from finscale.tiers import TIERS
 
-VIX_COLUMNS: tuple[str, ...] = (
-    "vix_close",
-    "vix_sma_10",
-    "vix_sma_20",
-    "vix_percentile_60d",
-    "vix_zscore_20d",
-    "vix_regime",
-    "vix_change_1d",
-    "vix_change_5d",
-)
-
-# Oscillators on a fixed scale (0..100, 0..1, ordinal codes): normalization leaves them alone.
-BOUNDED_COLUMNS: frozenset[str] = frozenset(
-    {
-        "rsi_daily",
-        "rsi_weekly",
-        "stochrsi_daily",
-        "stochrsi_weekly",
-        "adx_14",
-        "bb_percent_b",
-        "vix_percentile_60d",
-        "vix_regime",
-    }
-)
-
-# Rows of history the longest finite indicator window reads before its first value:
-# SMA-200 in a20, the 60-value percentile in c. Training windows keep this far from
-# validation and test days so that no training feature is computed from their prices.
-A20_LOOKBACK_ROWS = 199
-VIX_LOOKBACK_ROWS = 59
+# The tiers' columns, bounded columns and lookbacks are in finscale.tiers, the one table.
+A20_COLUMNS = TIERS["a20"].columns
+VIX_COLUMNS = TIERS["c"].columns
+A20_LOOKBACK_ROWS = TIERS["a20"].lookback_rows
+VIX_LOOKBACK_ROWS = TIERS["c"].lookback_rows
 
 _WEEK = "W-SUN"  # weeks run Monday..Sunday
 

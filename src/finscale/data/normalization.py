@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from finscale.data.features import BOUNDED_COLUMNS
+from finscale.tiers import BOUNDED_COLUMNS
 
 log = logging.getLogger(__name__)
 

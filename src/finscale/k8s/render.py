@@ -24,10 +24,11 @@ from sqlalchemy.engine import make_url
 from finscale.errors import SpecError
 from finscale.quantity import parse_quantity
 from finscale.spec import ExperimentSpec, StudySpec, load_spec
+from finscale.tiers import SAMPLE_DATASETS
 
 # Datasets built into the worker images at build time (from the shipped sample).
 IMAGE_DATA_DIR = "/opt/finscale/data"
-IMAGE_DATASETS = frozenset({"GSPC.dataset.a25", "GSPC.dataset.a25c"})
+IMAGE_DATASETS = SAMPLE_DATASETS
 
 SPEC_DIR = "/etc/finscale/study"
 SECRET_DIR = "/etc/finscale/secrets"
