@@ -147,8 +147,7 @@ def data_build(
         max_feature=max_feature,
     )
     if if_missing:
-        from finscale.data import read_manifest, verify_manifest
-        from finscale.data.build import dataset_names
+        from finscale.data import dataset_names, read_manifest, verify_manifest
 
         wanted = dataset_names(source, ticker, with_vix=vix)
         manifest = read_manifest(settings.data_dir)
@@ -196,8 +195,7 @@ def data_verify(
     ] = 0.0,
 ) -> None:
     """Check that the latest manifest entry of every dataset exists and matches its sha256."""
-    from finscale.data import verify_manifest
-    from finscale.data.dataset import wait_for_dataset
+    from finscale.data import verify_manifest, wait_for_dataset
 
     data_dir = _state(ctx).settings.data_dir
     if dataset is not None:
@@ -246,8 +244,7 @@ def data_summary(
     ] = "close",
 ) -> None:
     """Windows per split (chronological and chunks) and positive rates of each dataset."""
-    from finscale.data import load_dataset, read_manifest
-    from finscale.data.summary import summarize_splits
+    from finscale.data import load_dataset, read_manifest, summarize_splits
 
     data_dir = _state(ctx).settings.data_dir
     if target not in ("close", "high"):
@@ -372,7 +369,7 @@ def train_command(
     sample dataset; --set changes them. Training parameters take the spec's fixed or middle
     values, a stored trial's values with --trial, then those set with --set.
     """
-    from finscale.hpo.replay import default_spec, parse_assignments, plan_training
+    from finscale.hpo import default_spec, parse_assignments, plan_training
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
@@ -402,7 +399,7 @@ def train_command(
 def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from finscale.hpo.replay import base_rate_bce, retrain
+    from finscale.hpo import base_rate_bce, retrain
 
     spec = plan.spec
     shown = ", ".join(
@@ -528,7 +525,7 @@ def worker_command(
         index = int(given)
     study_spec = load_study(spec, study)
     if processes > 1:
-        from finscale.hpo.local import run_pod
+        from finscale.hpo import run_pod
 
         code = run_pod(
             spec,
@@ -570,7 +567,7 @@ def run_command(
 
     settings = _state(ctx).settings
     specs = _select(load_studies(spec), study)
-    from finscale.hpo.storage import display_url
+    from finscale.hpo import display_url
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
@@ -602,7 +599,7 @@ def evaluate_command(
 ) -> None:
     """Retrain each study's top-k trials with several seeds and score them on the test split;
     the runs go to the storage, where `finscale report` reads them."""
-    from finscale.hpo.evaluate import EvalRun, evaluate_study
+    from finscale.hpo import EvalRun, evaluate_study
     from finscale.spec import load_studies
 
     if top_k < 1 or seeds < 1:
@@ -651,8 +648,7 @@ def status_command(
     names: Annotated[list[str] | None, typer.Argument(help="Studies (default: all).")] = None,
 ) -> None:
     """Studies and trials in the storage: counts by state, budget, best value and architecture."""
-    from finscale.hpo.read import summarize_storage
-    from finscale.hpo.storage import display_url, open_for_reading
+    from finscale.hpo import display_url, open_for_reading, summarize_storage
 
     settings = _state(ctx).settings
     storage = open_for_reading(settings)
@@ -714,8 +710,7 @@ def report_command(
 ) -> None:
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
-    from finscale.hpo.read import read_studies
-    from finscale.hpo.storage import display_url, open_for_reading
+    from finscale.hpo import display_url, open_for_reading, read_studies
     from finscale.report import write_report
     from finscale.spec import load_studies
 

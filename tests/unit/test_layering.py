@@ -32,3 +32,16 @@ def test_data_layer_knows_nothing_of_optuna_or_kubernetes() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_reading_the_storage_imports_no_torch() -> None:
+    # `finscale status` and the report's storage reads go through finscale.hpo's lazy names
+    code = (
+        "import sys, finscale.cli\n"
+        "from finscale.hpo import display_url, open_for_reading, read_studies, summarize_storage\n"
+        "print(','.join(m for m in ('torch', 'talib', 'sklearn') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

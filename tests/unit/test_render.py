@@ -14,7 +14,8 @@ import yaml
 from kubernetes import client as k8s
 
 from finscale.errors import SpecError
-from finscale.k8s import ClusterOptions, drift, job, render, to_dict, write
+from finscale.k8s import ClusterOptions, drift, render, write
+from finscale.k8s.render import job, to_dict
 from finscale.spec import load_study
 from tests.conftest import REPO
 

@@ -22,9 +22,9 @@ from finscale.hpo.read import read_studies
 from finscale.hpo.storage import open_storage
 from finscale.hpo.study import ATTR_N_TRIALS, ATTR_SPEC
 from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, encode_labels, encode_logits
-from finscale.report import NothingToReportError, fit_exponent, write_report
+from finscale.report import NothingToReportError, write_report
 from finscale.report.collect import study_result
-from finscale.report.scaling import ScalingFit, SlopeFit, scaling
+from finscale.report.scaling import ScalingFit, SlopeFit, fit_exponent, scaling
 from finscale.spec import ExperimentSpec, load_spec
 from tests.conftest import REPO
 from tests.conftest import run_cli as run

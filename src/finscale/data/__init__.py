@@ -1,34 +1,28 @@
 """The market-data pipeline: sources → features → datasets (manifest) → windows and splits.
 
-Knows nothing of Optuna or Kubernetes.
+Knows nothing of Optuna or Kubernetes. The names below are what other packages use; the
+modules' other names are for this package and its tests.
 """
 
-from finscale.data.build import Built, Inputs, build_datasets, load_inputs
-from finscale.data.dataset import Dataset, load_dataset
-from finscale.data.labels import make_labels
-from finscale.data.manifest import Manifest, ManifestEntry, read_manifest, verify_manifest
-from finscale.data.normalization import Normalization, fit_normalization
+from finscale.data.build import build_datasets, dataset_names, load_inputs
+from finscale.data.dataset import Dataset, load_dataset, wait_for_dataset
+from finscale.data.manifest import read_manifest, verify_manifest
+from finscale.data.prepare import Prepared, SplitSettings, prepare
 from finscale.data.sources import Plausibility
-from finscale.data.windows import Splits, Windows, make_windows, split_chronological, split_chunks
+from finscale.data.summary import summarize_splits
 
 __all__ = [
-    "Built",
     "Dataset",
-    "Inputs",
-    "Manifest",
-    "ManifestEntry",
-    "Normalization",
     "Plausibility",
-    "Splits",
-    "Windows",
+    "Prepared",
+    "SplitSettings",
     "build_datasets",
-    "fit_normalization",
+    "dataset_names",
     "load_dataset",
     "load_inputs",
-    "make_labels",
-    "make_windows",
+    "prepare",
     "read_manifest",
-    "split_chronological",
-    "split_chunks",
+    "summarize_splits",
     "verify_manifest",
+    "wait_for_dataset",
 ]

@@ -30,7 +30,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.data.prepare import Prepared
+from finscale.data import Prepared
 from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.replay import TrainPlan

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from finscale.data import Dataset, load_dataset
-from finscale.data.prepare import Prepared, SplitSettings, prepare
+from finscale.data import Dataset, Prepared, SplitSettings, load_dataset, prepare
 from finscale.errors import SpecError
 from finscale.model import Arch, ArchSpace, PatchTSTConfig, build_grid
 from finscale.spec import PARAMS_BY_NAME, TRAINING_PARAMS, StudySpec

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 import torch
 
-from finscale.data.prepare import Prepared
+from finscale.data import Prepared
 from finscale.errors import FinscaleError, TrainingError
 from finscale.hpo import inputs
 from finscale.hpo.events import EventLog

@@ -36,7 +36,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data.prepare import Prepared
+from finscale.data import Prepared
 from finscale.errors import (
     DataError,
     FinscaleError,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from finscale.errors import FinscaleError
-from finscale.hpo.read import StoredStudy
+from finscale.hpo import StoredStudy
 from finscale.report import stats
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.checks import (
@@ -26,25 +26,15 @@ from finscale.report.checks import (
 from finscale.report.collect import StudyResult, study_result
 from finscale.report.export import clean, records, write_exports
 from finscale.report.final import FinalModel, final_model, final_scaling
-from finscale.report.scaling import ScalingFit, ScalingResult, StudyWindows, fit_exponent, scaling
-from finscale.report.stats import AucTest, PairedTest, Skill
+from finscale.report.scaling import ScalingFit, ScalingResult, StudyWindows, scaling
+from finscale.report.stats import AucTest, PairedTest
 from finscale.report.summary import markdown
 
 __all__ = [
-    "AucTest",
-    "FinalAnswer",
-    "FinalModel",
     "IncomparableStudiesError",
     "NothingToReportError",
-    "PairedTest",
     "Report",
-    "ScalingResult",
     "SeveralExperimentsError",
-    "Skill",
-    "StudyFlags",
-    "StudyResult",
-    "StudyWindows",
-    "fit_exponent",
     "write_report",
 ]
 

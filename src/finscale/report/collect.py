@@ -12,15 +12,16 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from finscale.budgets import parse_budget
-from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, counted
-from finscale.hpo.read import StoredStudy
-from finscale.hpo.study import (
+from finscale.hpo import (
     ATTR_BASELINES,
     ATTR_EVAL_PREFIX,
     ATTR_FIELDS,
     ATTR_N_TRIALS,
     ATTR_SPEC,
     ATTR_WINDOWS,
+    SYSTEM_REQUEUED_FROM,
+    StoredStudy,
+    counted,
 )
 from finscale.model import Arch, parse_arch_id
 from finscale.predictions import decode_labels, decode_logits
