@@ -16,7 +16,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.hpo._optuna import trial_id
+from finscale.hpo._optuna import count_trials, rdb_storage, start_trial, study_id, trial_id
 from finscale.hpo.storage import study_lock
 
 # System attribute of a copy queued by `requeue`: the number of the trial it reruns.
@@ -62,19 +62,61 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
-    """Count the study's trials against its budget."""
-    trials = study.get_trials(deepcopy=False)
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
-    return BudgetState(
-        n_trials=n_trials, finished=len(counted(trials)), running=running, waiting=waiting
+    """Count the study's trials against its budget.
+
+    The one count of the budget (reservations, the worker's final count): on PostgreSQL and
+    SQLite one aggregate query in the database, so its cost does not grow with what the trials
+    hold; elsewhere over the loaded trials. Both count exactly `counted` (a test compares them).
+    """
+    storage = rdb_storage(study)
+    counts = (
+        None
+        if storage is None
+        else count_trials(storage, study_id(study), requeued_from=SYSTEM_REQUEUED_FROM)
     )
+    if counts is None:
+        trials = study.get_trials(deepcopy=False)
+        return BudgetState(
+            n_trials=n_trials,
+            finished=len(counted(trials)),
+            running=sum(1 for t in trials if t.state == TrialState.RUNNING),
+            waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+        )
+    finished = sum(
+        n - counts.superseded_by_state[state]
+        for state, n in counts.by_state.items()
+        if state.is_finished()
+    )
+    return BudgetState(
+        n_trials=n_trials,
+        finished=finished,
+        running=counts.by_state.get(TrialState.RUNNING, 0),
+        waiting=counts.by_state.get(TrialState.WAITING, 0),
+    )
+
+
+def _claim_waiting(storage: RDBStorage, study: optuna.Study) -> int | None:
+    """Set the first WAITING trial (queued first, run first) RUNNING, as `Study.ask` does;
+    its id."""
+    queued = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.WAITING,))
+    for trial in queued:
+        try:
+            if storage.set_trial_state_values(trial_id(trial), state=TrialState.RUNNING):
+                return trial_id(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile by something that does not take the lock
+    return None
 
 
 def reserve_trial(
     study: optuna.Study, storage: RDBStorage, *, n_trials: int
 ) -> tuple[optuna.Trial | None, BudgetState]:
-    """Start the next trial if the budget allows it (a queued one first), under the lock.
+    """Start the next trial if the budget allows it (a queued one first).
+
+    Only the count and the trial row's creation (or a queued row's claim) run under the study
+    lock; the `optuna.Trial` is built, and the sampler runs, after it is released. Nothing that
+    runs without the lock (tell, a hand-back, a stale trial failed and queued again) ever raises
+    `finished + running`, so a count taken under the lock stays a bound until the row is made.
 
     Returns:
         The started trial, or None when the budget is spent or taken by running trials; and
@@ -84,9 +126,13 @@ def reserve_trial(
         state = budget_state(study, n_trials)
         if not state.can_start:
             return None, state
-        with warnings.catch_warnings():  # this worker beats the trial's heart itself
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            return study.ask(), state
+        claimed = _claim_waiting(storage, study) if state.waiting else None
+        started = claimed if claimed is not None else storage.create_new_trial(study_id(study))
+    if storage.get_heartbeat_interval() is not None:
+        # Beat once now: should this worker die before its heartbeat thread starts, the trial
+        # still goes stale and is rerun, instead of counting as running forever.
+        storage.record_heartbeat(started)
+    return start_trial(study, started), state
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
