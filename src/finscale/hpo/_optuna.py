@@ -114,10 +114,22 @@ def count_trials(storage: RDBStorage, study_id: int, *, requeued_from: str) -> T
     )
 
 
-def start_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
-    """The `optuna.Trial` of a RUNNING trial row this process created or claimed, as
-    `Study.ask` builds it: the study's cached trial list is dropped first, so that the sampler
-    sees the trials that started since (constant liar), and the trial's enqueued `fixed_params`
-    apply."""
+def create_trial(study: optuna.Study) -> int:
+    """A new RUNNING trial row; its id. Created through the study's own storage, as `Study.ask`
+    creates it: Optuna's trial cache (`_CachedStorage`) must know a trial before its parameters
+    are set."""
+    return int(study._storage.create_new_trial(study._study_id))
+
+
+def start_trial(study: optuna.Study, trial_id: int, *, claimed: bool) -> optuna.Trial:
+    """The `optuna.Trial` of a RUNNING trial row this process created or claimed, built as
+    `Study.ask` builds it: the study's cached trial list is dropped, so that the sampler sees the
+    trials started since (constant liar), and the trial's enqueued `fixed_params` apply.
+
+    A claimed trial (a queued one this process set RUNNING) is read into Optuna's trial cache
+    first, as `Study.ask` reads it when it looks for queued trials.
+    """
+    if claimed:
+        study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
     study._thread_local.cached_all_trials = None
     return optuna.Trial(study, trial_id)

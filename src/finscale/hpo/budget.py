@@ -4,6 +4,13 @@ The budget is exact. A worker may start a trial only while `finished + running <
 checked and acted on under the study lock, so N workers never overshoot it. `finished` counts
 COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed back to the queue
 (stale heartbeat, SIGTERM): its rerun counts in its place.
+
+Why it stays exact with the lock held only briefly: a trial row becomes RUNNING only in
+`reserve_trial`, under the lock, right after a count that showed room. Everything else that
+workers do without the lock leaves `finished + running` as it is or lowers it: a tell turns a
+running trial into a finished one; a hand-back queues its copy (which supersedes the running
+original) and then fails the original; a stale trial is failed, then its rerun queued. The count
+is a single SQL statement, so it sees one snapshot of the study, never half of one of these.
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.hpo._optuna import count_trials, rdb_storage, start_trial, study_id, trial_id
+from finscale.hpo._optuna import (
+    count_trials,
+    create_trial,
+    rdb_storage,
+    start_trial,
+    study_id,
+    trial_id,
+)
 from finscale.hpo.storage import study_lock
 
 # System attribute of a copy queued by `requeue`: the number of the trial it reruns.
@@ -69,11 +83,9 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
     hold; elsewhere over the loaded trials. Both count exactly `counted` (a test compares them).
     """
     storage = rdb_storage(study)
-    counts = (
-        None
-        if storage is None
-        else count_trials(storage, study_id(study), requeued_from=SYSTEM_REQUEUED_FROM)
-    )
+    counts = None
+    if storage is not None:
+        counts = count_trials(storage, study_id(study), requeued_from=SYSTEM_REQUEUED_FROM)
     if counts is None:
         trials = study.get_trials(deepcopy=False)
         return BudgetState(
@@ -127,12 +139,12 @@ def reserve_trial(
         if not state.can_start:
             return None, state
         claimed = _claim_waiting(storage, study) if state.waiting else None
-        started = claimed if claimed is not None else storage.create_new_trial(study_id(study))
+        started = claimed if claimed is not None else create_trial(study)
     if storage.get_heartbeat_interval() is not None:
         # Beat once now: should this worker die before its heartbeat thread starts, the trial
         # still goes stale and is rerun, instead of counting as running forever.
         storage.record_heartbeat(started)
-    return start_trial(study, started), state
+    return start_trial(study, started, claimed=claimed is not None), state
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
