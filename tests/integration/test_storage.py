@@ -263,7 +263,7 @@ def test_the_storage_schema_is_the_one_the_sql_count_was_written_for(storage_url
     """Fails on an Optuna upgrade that changes its tables: re-check `hpo/_optuna.py`'s SQL."""
     storage = _storage(storage_url)
     assert storage.get_current_version() == storage.get_head_version() == _optuna.CHECKED_SCHEMA
-    assert optuna.__version__ == "5.0.0", "re-check hpo/_optuna.py against this Optuna"
+    assert optuna.__version__ == _optuna.CHECKED_OPTUNA, "re-check hpo/_optuna.py, then bump it"
 
 
 def test_enqueued_parameters_apply_to_reserved_trials(storage_url: str) -> None:

@@ -1,8 +1,8 @@
 """The one place finscale reaches into Optuna's private attributes and its table schema.
 
-Checked against Optuna 5.0.0, whose RDB schema is the Alembic revision `CHECKED_SCHEMA`
-(`RDBStorage.get_current_version()`); `tests/integration/test_storage.py` fails when either
-changes, and compares the SQL count below with the count over loaded trials.
+Checked against Optuna 5.0.0 (`CHECKED_OPTUNA`), whose RDB schema is the Alembic revision
+`CHECKED_SCHEMA` (`RDBStorage.get_current_version()`). `tests/integration/test_storage.py` fails
+when either changes, and compares the SQL count below with the count over loaded trials.
 
 - An ask/tell loop with its own heartbeat thread needs the storage id of a trial, which
   `optuna.Trial` keeps in `_trial_id` and exposes through no public name (the public
@@ -23,7 +23,8 @@ import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-# The Alembic revision of Optuna's RDB schema the SQL below was written against.
+# The Optuna release this module was read against, and the Alembic revision of its RDB schema.
+CHECKED_OPTUNA = "5.0.0"
 CHECKED_SCHEMA = "v3.2.0.a"
 
 # Optuna's system attribute on a stale trial's rerun: the numbers of the trials it reruns.
@@ -38,7 +39,7 @@ _JSON_ELEMENTS = {
 # One statement, so one snapshot of the study (PostgreSQL's READ COMMITTED takes a snapshot per
 # statement): trials by state, and how many of them a rerun replaces. `superseded` is the set
 # that `finscale.hpo.budget.superseded` computes from loaded trials: every number in a trial's
-# `retry_history`, and the number in its `requeued_from_key` attribute.
+# `retry_history`, and the number in its `requeued_from` attribute (`count_trials` argument).
 _COUNT_SQL = """
 WITH study_trials AS (
     SELECT trial_id, number, state FROM trials WHERE study_id = :study_id

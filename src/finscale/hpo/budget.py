@@ -78,9 +78,11 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
     """Count the study's trials against its budget.
 
-    The one count of the budget (reservations, the worker's final count): on PostgreSQL and
-    SQLite one aggregate query in the database, so its cost does not grow with what the trials
-    hold; elsewhere over the loaded trials. Both count exactly `counted` (a test compares them).
+    The one count of the budget: reservations and the worker's final count use it. On
+    PostgreSQL and SQLite it is one aggregate query in the database (no trial is loaded);
+    elsewhere it counts the loaded trials. Either way it counts exactly the trials `counted`
+    keeps, which `finscale status` and the report apply to the trials they load anyway; a test
+    compares the two through every shape of rerun.
     """
     storage = rdb_storage(study)
     counts = None
