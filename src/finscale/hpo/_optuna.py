@@ -119,7 +119,7 @@ def create_trial(study: optuna.Study) -> int:
     """A new RUNNING trial row; its id. Created through the study's own storage, as `Study.ask`
     creates it: Optuna's trial cache (`_CachedStorage`) must know a trial before its parameters
     are set."""
-    return int(study._storage.create_new_trial(study._study_id))
+    return int(study._storage.create_new_trial(study_id(study)))
 
 
 def start_trial(study: optuna.Study, trial_id: int, *, claimed: bool) -> optuna.Trial:
@@ -131,6 +131,6 @@ def start_trial(study: optuna.Study, trial_id: int, *, claimed: bool) -> optuna.
     first, as `Study.ask` reads it when it looks for queued trials.
     """
     if claimed:
-        study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        study._storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.RUNNING,))
     study._thread_local.cached_all_trials = None
     return optuna.Trial(study, trial_id)
