@@ -1,10 +1,14 @@
 """Study storage under load: ask/tell latency and trials per second (prints JSON).
 
 W worker processes share one study and run trials of a sleep objective (a fixed pause stands in
-for training) through finscale's own path: the budget lock, `ask`, a heartbeat, `tell`. Reported
-per backend and worker count: p50 and p99 of the reserve (lock + count + ask) and tell latencies,
-and finished trials per second from the first reservation to the last exit. The workers share
-this machine's cores, so many workers measure CPU contention as much as the database.
+for training) through finscale's own path: `reserve_trial` (the budget lock, the count, the
+trial's creation), the sampler the workers use (multivariate TPE with constant liar, seeded per
+worker, over an architecture and three training parameters), a heartbeat, `tell`. Reported per
+backend and worker count: p50 and p99 of the reserve (from the call to the started trial,
+sampling excluded) and tell latencies, and finished trials per second from the first
+reservation to the last exit. The workers share this machine's cores, so many workers measure
+CPU contention as much as the database: `--sleep-s 1` gives 16 workers CPU to spare.
+`--prefill N` starts from a study that already holds N finished trials.
 
     python benchmarks/bench_storage.py --postgres postgresql://postgres@127.0.0.1:5432/test
 """
@@ -14,29 +18,91 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import random
 import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 
 import optuna
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from finscale.hpo._optuna import trial_id
 from finscale.hpo.budget import budget_state, reserve_trial
 from finscale.hpo.storage import normalize_url, open_storage
+from finscale.spec import SamplerSpec
 
-TRIALS_PER_WORKER = 25
-SLEEP_S = 0.05
+ARCHS = [f"d{d}-l{n}" for d in (64, 128) for n in (2, 4, 8)]
+
+
+@dataclass(frozen=True)
+class Load:
+    """What the workers do: the sampler, the pause per trial, trials per worker, and how many
+    finished trials the study holds before they start."""
+
+    sampler: str = "tpe"
+    sleep_s: float = 0.05
+    trials_per_worker: int = 25
+    prefill: int = 0
 
 
 def _storage(url: str) -> optuna.storages.RDBStorage:
     return open_storage(url, heartbeat_interval_s=5, heartbeat_grace_s=30, max_retries=2)
 
 
-def _worker(url: str, name: str, n_trials: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The workers' sampler (`finscale.hpo.study.make_sampler` with the spec's defaults)."""
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    spec = SamplerSpec()
+    return optuna.samplers.TPESampler(
+        n_startup_trials=spec.n_startup_trials,
+        multivariate=spec.multivariate,
+        constant_liar=True,
+        seed=seed,
+    )
+
+
+def _suggest(trial: optuna.Trial) -> float:
+    """A search space shaped like the architectural objective's: an architecture and three
+    training parameters; a cheap stand-in for the validation loss."""
+    arch = trial.suggest_categorical("arch", ARCHS)
+    lr = trial.suggest_float("lr", 1e-5, 1e-2, log=True)
+    dropout = trial.suggest_float("dropout", 0.0, 0.5)
+    weight_decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
+    return len(arch) * 0.01 + abs(lr - 1e-3) + dropout * 0.1 + weight_decay
+
+
+def _prefill(study: optuna.Study, n: int) -> None:
+    """`n` finished trials of the same search space, as a study holds later in its life."""
+    rng = random.Random(0)
+    distributions = {
+        "arch": optuna.distributions.CategoricalDistribution(ARCHS),
+        "lr": optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True),
+        "dropout": optuna.distributions.FloatDistribution(0.0, 0.5),
+        "weight_decay": optuna.distributions.FloatDistribution(1e-6, 1e-1, log=True),
+    }
+    trials = []
+    for _ in range(n):
+        params = {
+            "arch": rng.choice(ARCHS),
+            "lr": 10 ** rng.uniform(-5, -2),
+            "dropout": rng.uniform(0.0, 0.5),
+            "weight_decay": 10 ** rng.uniform(-6, -1),
+        }
+        trials.append(
+            optuna.create_trial(params=params, distributions=distributions, value=rng.random())
+        )
+    study.add_trials(trials)
+
+
+def _worker(url: str, name: str, n_trials: int, load: Load, index: int, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     storage = _storage(url)
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(
+        study_name=name, storage=storage, sampler=_sampler(load.sampler, index)
+    )
     reserve_ms, tell_ms = [], []
     first = time.time()
     while True:
@@ -48,11 +114,11 @@ def _worker(url: str, name: str, n_trials: int, queue: mp.Queue) -> None:  # typ
                 break
             time.sleep(0.01)
             continue
-        x = trial.suggest_float("x", -1.0, 1.0)
-        storage.record_heartbeat(trial._trial_id)
-        time.sleep(SLEEP_S)
+        value = _suggest(trial)
+        storage.record_heartbeat(trial_id(trial))
+        time.sleep(load.sleep_s)
         start = time.perf_counter()
-        study.tell(trial, x * x)
+        study.tell(trial, value)
         tell_ms.append(1000 * (time.perf_counter() - start))
     queue.put((reserve_ms, tell_ms, first, time.time()))
 
@@ -62,17 +128,16 @@ def _percentile(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-def run(url: str, workers: int) -> dict[str, object]:
+def run(url: str, workers: int, load: Load) -> dict[str, object]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    n_trials = TRIALS_PER_WORKER * workers
+    n_trials = load.prefill + load.trials_per_worker * workers
     storage = _storage(url)
-    optuna.create_study(
-        study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=0)
-    )
+    _prefill(optuna.create_study(study_name=name, storage=storage), load.prefill)
     context = mp.get_context("spawn")
     queue = context.Queue()
     procs = [
-        context.Process(target=_worker, args=(url, name, n_trials, queue)) for _ in range(workers)
+        context.Process(target=_worker, args=(url, name, n_trials, load, i, queue))
+        for i in range(workers)
     ]
     for p in procs:
         p.start()
@@ -85,18 +150,24 @@ def run(url: str, workers: int) -> dict[str, object]:
     study = optuna.load_study(study_name=name, storage=storage)
     state = budget_state(study, n_trials)
     reserve = [v for r in results for v in r[0]]
+    # Each worker's first reservation opens its connections and meets all the others at once.
+    warm = [v for r in results for v in r[0][1:]]
     tell = [v for r in results for v in r[1]]
     return {
         "backend": make_url(url).get_backend_name(),
         "workers": workers,
-        "trials": state.finished,
+        "sampler": load.sampler,
+        "prefill": load.prefill,
+        "trials": state.finished - load.prefill,
         "exact_budget": state.finished == n_trials and len(study.get_trials()) == n_trials,
         "reserve_ms_p50": _percentile(reserve, 0.50),
         "reserve_ms_p99": _percentile(reserve, 0.99),
+        "reserve_ms_p99_after_first": _percentile(warm, 0.99),
+        "first_reserve_ms_max": round(max(r[0][0] for r in results), 2),
         "tell_ms_p50": _percentile(tell, 0.50),
         "tell_ms_p99": _percentile(tell, 0.99),
-        "trials_per_s": round(state.finished / elapsed, 1),
-        "ideal_trials_per_s": round(workers / SLEEP_S, 1),
+        "trials_per_s": round((state.finished - load.prefill) / elapsed, 1),
+        "ideal_trials_per_s": round(workers / load.sleep_s, 1),
         "mean_reserve_ms": round(statistics.fmean(reserve), 2),
     }
 
@@ -105,11 +176,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgres", help="PostgreSQL server URL (a scratch database is created)")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 4, 16])
+    parser.add_argument("--sampler", choices=["tpe", "random"], default=Load.sampler)
+    parser.add_argument("--sleep-s", type=float, default=Load.sleep_s, help="pause per trial")
+    parser.add_argument("--trials-per-worker", type=int, default=Load.trials_per_worker)
+    parser.add_argument("--prefill", type=int, default=Load.prefill, help="finished trials first")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
+    load = Load(args.sampler, args.sleep_s, args.trials_per_worker, args.prefill)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in args.workers:
-            rows.append(run(f"sqlite:///{tmp}/bench-{workers}.db", workers))
+        for workers in [] if args.no_sqlite else args.workers:
+            rows.append(run(f"sqlite:///{tmp}/bench-{workers}.db", workers, load))
     if args.postgres:
         server = make_url(normalize_url(args.postgres))
         database = f"finscale_bench_{uuid.uuid4().hex[:8]}"
@@ -119,15 +196,12 @@ def main() -> None:
         try:
             url = server.set(database=database).render_as_string(hide_password=False)
             for workers in args.workers:
-                rows.append(run(url, workers))
+                rows.append(run(url, workers, load))
         finally:
             with admin.connect() as c:
                 c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    print(
-        json.dumps(
-            {"sleep_s": SLEEP_S, "trials_per_worker": TRIALS_PER_WORKER, "results": rows}, indent=2
-        )
-    )
+    settings = {"sleep_s": load.sleep_s, "trials_per_worker": load.trials_per_worker}
+    print(json.dumps({**settings, "results": rows}, indent=2))
 
 
 if __name__ == "__main__":

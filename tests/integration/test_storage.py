@@ -3,14 +3,18 @@ requeued and stale trials."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import random
 import threading
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 import sqlalchemy
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from finscale.errors import (
     StorageConfigError,
@@ -18,11 +22,14 @@ from finscale.errors import (
     StudyMismatchError,
     StudyNotFoundError,
 )
+from finscale.hpo import _optuna
 from finscale.hpo.budget import (
     STALE_REASON,
+    SYSTEM_REQUEUED_FROM,
     BudgetState,
     StaleTrials,
     budget_state,
+    counted,
     requeue,
     reserve_trial,
     superseded,
@@ -49,6 +56,17 @@ def _storage(url: str, *, max_retries: int = 2) -> optuna.storages.RDBStorage:
 
 def _fingerprint(spec: StudySpec = SPEC, sha: str = "ab" * 32) -> Fingerprint:
     return study_fingerprint(spec, grid_ids=["d32-l2-h2-f2", "d64-l1-h4-f2"], dataset_sha256=sha)
+
+
+def _counted_over_loaded_trials(study: optuna.Study, n_trials: int) -> BudgetState:
+    """The budget counted the slow way: every trial loaded, `counted` applied."""
+    trials = study.get_trials(deepcopy=False)
+    return BudgetState(
+        n_trials=n_trials,
+        finished=len(counted(trials)),
+        running=sum(1 for t in trials if t.state == TrialState.RUNNING),
+        waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+    )
 
 
 def _set_up(url: str, spec: StudySpec = SPEC, **kwargs: object) -> optuna.Study:
@@ -203,6 +221,227 @@ def test_a_trial_that_never_beat_is_failed_and_rerun_after_a_grace_period(
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     rerun, _ = reserve_trial(study, storage, n_trials=1)
     assert rerun is not None and rerun.suggest_float("x", 0.0, 1.0) == 0.25
+
+
+def _add(study: optuna.Study, state: TrialState, **system_attrs: Any) -> int:
+    value = 0.5 if state == TrialState.COMPLETE else None
+    study.add_trial(optuna.create_trial(state=state, value=value, system_attrs=system_attrs))
+    return study.get_trials(deepcopy=False)[-1].number
+
+
+def _rerun_chains(study: optuna.Study) -> set[int]:
+    """Every shape of rerun the storage can hold, written as Optuna's stale-trial callback and
+    finscale's `requeue` write them. Returns the numbers of the trials a rerun replaces."""
+    complete, pruned, fail = TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL
+    running, waiting = TrialState.RUNNING, TrialState.WAITING
+    for state in (complete, pruned, fail, running, waiting):  # no reruns
+        _add(study, state)
+    replaced = set()
+    # stale, rerun; the rerun stale too, rerun again; that one completed
+    a = _add(study, fail)
+    b = _add(study, fail, failed_trial=a, retry_history=[a])
+    _add(study, complete, failed_trial=a, retry_history=[a, b])
+    replaced |= {a, b}
+    # stale, rerun; the rerun handed back (SIGTERM), its copy queued
+    a = _add(study, fail)
+    b = _add(study, fail, failed_trial=a, retry_history=[a])
+    _add(study, waiting, failed_trial=a, retry_history=[a], **{SYSTEM_REQUEUED_FROM: b})
+    replaced |= {a, b}
+    # handed back; the copy went stale; its rerun runs
+    a = _add(study, fail)
+    b = _add(study, fail, **{SYSTEM_REQUEUED_FROM: a})
+    _add(study, running, failed_trial=b, retry_history=[b], **{SYSTEM_REQUEUED_FROM: a})
+    replaced |= {a, b}
+    # stale, rerun; the rerun stale too with no retry left: its failure counts
+    a = _add(study, fail)
+    _add(study, fail, failed_trial=a, retry_history=[a])
+    replaced |= {a}
+    # a hand-back half done: the copy is queued, the original still runs
+    a = _add(study, running)
+    _add(study, waiting, **{SYSTEM_REQUEUED_FROM: a})
+    replaced |= {a}
+    # failed as stale by a peer while its own worker handed it back: two reruns, both count
+    a = _add(study, fail)
+    _add(study, complete, failed_trial=a, retry_history=[a])
+    _add(study, complete, **{SYSTEM_REQUEUED_FROM: a})
+    replaced |= {a}
+    return replaced
+
+
+def test_the_budget_count_in_sql_equals_the_count_over_loaded_trials(storage_url: str) -> None:
+    # given every shape of rerun chain
+    storage = _storage(storage_url)
+    study = optuna.create_study(study_name="chains", storage=storage)
+    replaced = _rerun_chains(study)
+    trials = study.get_trials(deepcopy=False)
+    # then `superseded` finds the trials the reruns replace
+    assert superseded(trials) == replaced
+    # and the SQL count agrees with the count over loaded trials, by state and in total
+    expected = BudgetState(n_trials=99, finished=7, running=3, waiting=3)
+    assert _counted_over_loaded_trials(study, 99) == expected
+    assert budget_state(study, 99) == expected
+    counts = _optuna.count_trials(
+        storage, _optuna.study_id(study), requeued_from=SYSTEM_REQUEUED_FROM
+    )
+    assert counts is not None
+    states = {t.state for t in trials}
+    assert counts.by_state == {s: sum(t.state == s for t in trials) for s in states}
+    assert counts.superseded_by_state == {
+        s: sum(t.state == s and t.number in replaced for t in trials) for s in states
+    }
+
+
+def test_the_storage_schema_is_the_one_the_sql_count_was_written_for(storage_url: str) -> None:
+    """Fails on an Optuna upgrade that changes its tables: re-check `hpo/_optuna.py`'s SQL."""
+    storage = _storage(storage_url)
+    assert storage.get_current_version() == storage.get_head_version() == _optuna.CHECKED_SCHEMA
+    assert optuna.__version__ == _optuna.CHECKED_OPTUNA, "re-check hpo/_optuna.py, then bump it"
+
+
+def test_enqueued_parameters_apply_to_reserved_trials(storage_url: str) -> None:
+    storage = _storage(storage_url)
+    study = _set_up(storage_url)  # enqueues the narrowest and the widest architecture
+    archs = ["d32-l2-h2-f2", "d64-l1-h4-f2", "d48-l1-h2-f2"]
+    seen = []
+    for _ in range(2):
+        trial, _ = reserve_trial(study, storage, n_trials=3)
+        assert trial is not None
+        seen.append((trial.suggest_categorical("arch", archs), trial.user_attrs["forced"]))
+    assert seen == [("d32-l2-h2-f2", "narrowest"), ("d64-l1-h4-f2", "widest")]
+    assert budget_state(study, 3) == BudgetState(n_trials=3, finished=0, running=2, waiting=0)
+
+
+def test_a_reservation_warns_nothing(storage_url: str) -> None:
+    storage = _storage(storage_url)  # heartbeats on: `Study.ask` would warn
+    study = _set_up(storage_url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):  # two queued trials claimed, one created
+            trial, _ = reserve_trial(study, storage, n_trials=3)
+            assert trial is not None
+            trial.suggest_float("x", 0.0, 1.0)
+
+
+class _RecordingSampler(optuna.samplers.TPESampler):
+    """The workers' TPE (multivariate, constant liar), recording the running trials it is shown
+    when it samples."""
+
+    def __init__(self) -> None:
+        super().__init__(multivariate=True, constant_liar=True, n_startup_trials=0, seed=0)
+        self.running_seen: list[set[int]] = []
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        self.running_seen.append({t.number for t in running})
+        return super().sample_relative(study, trial, search_space)
+
+
+def test_the_sampler_sees_the_trials_other_workers_run(storage_url: str) -> None:
+    # given two workers of one study, each with its own storage, study and sampler
+    study = optuna.create_study(study_name="liar", storage=_storage(storage_url))
+    for x in (0.1, 0.9):
+        study.add_trial(
+            optuna.create_trial(
+                params={"x": x},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                value=x,
+            )
+        )
+    workers = []
+    for _ in range(2):
+        storage = _storage(storage_url)
+        sampler = _RecordingSampler()
+        workers.append(
+            (
+                optuna.load_study(study_name="liar", storage=storage, sampler=sampler),
+                storage,
+                sampler,
+            )
+        )
+    # when each reserves a trial and samples
+    numbers = []
+    for worker_study, storage, _ in workers:
+        trial, _ = reserve_trial(worker_study, storage, n_trials=5)
+        assert trial is not None
+        trial.suggest_float("x", 0.0, 1.0)
+        numbers.append(trial.number)
+    # then the second sampler was shown the first worker's running trial
+    assert [s.running_seen for _, _, s in workers] == [[{numbers[0]}], [set(numbers)]]
+
+
+def test_a_reserved_trial_whose_worker_never_beats_goes_stale(storage_url: str) -> None:
+    storage = _storage(storage_url, max_retries=1)
+    study = optuna.create_study(study_name="silent", storage=storage)
+    trial, _ = reserve_trial(study, storage, n_trials=2)
+    assert trial is not None
+    time.sleep(3)  # past the 2 s grace period: the worker died before its heartbeat thread began
+    StaleTrials(storage, grace_s=2, failed_by="worker 1").fail(study)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+    assert budget_state(study, 2) == BudgetState(n_trials=2, finished=0, running=0, waiting=1)
+
+
+def _racing_worker(url: str, name: str, n_trials: int, seed: int, go: Any, out: Any) -> None:
+    """Reserve and end trials as fast as possible: complete, pruned, failed, or handed back.
+    After every reservation, count the slow way that the budget holds."""
+    rng = random.Random(seed)
+    storage = _storage(url)
+    study = optuna.load_study(
+        study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=seed)
+    )
+    out.put("ready")
+    go.wait()  # all processes start reserving together
+    worst, ran = 0, 0
+    while True:
+        trial, state = reserve_trial(study, storage, n_trials=n_trials)
+        if trial is None:
+            if state.done:
+                break
+            time.sleep(0.005)
+            continue
+        ran += 1
+        seen = _counted_over_loaded_trials(study, n_trials)
+        worst = max(worst, seen.finished + seen.running)
+        x = trial.suggest_float("x", 0.0, 1.0)
+        draw = rng.random()
+        if draw < 0.2:
+            requeue(study, storage, trial, reason="interrupted: test")
+        elif draw < 0.3:
+            study.tell(trial, state=TrialState.FAIL)
+        elif draw < 0.4:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, x)
+    out.put((worst, ran))
+
+
+def test_worker_processes_racing_for_the_budget_never_overshoot_it(storage_url: str) -> None:
+    # given 8 processes on one study of 30 trials, handing back a fifth of what they start
+    n_trials, processes = 30, 8
+    study = optuna.create_study(study_name="race", storage=_storage(storage_url))
+    context = mp.get_context("spawn")
+    go, out = context.Event(), context.Queue()
+    procs = [
+        context.Process(target=_racing_worker, args=(storage_url, "race", n_trials, i, go, out))
+        for i in range(processes)
+    ]
+    # when they start together and run until the budget is spent
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=300) for _ in procs] == ["ready"] * processes
+    go.set()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    # then no process ever saw more than the budget finished or running, and it is spent exactly
+    assert all(p.exitcode == 0 for p in procs)
+    assert max(worst for worst, _ in results) <= n_trials
+    expected = BudgetState(n_trials=n_trials, finished=n_trials, running=0, waiting=0)
+    assert _counted_over_loaded_trials(study, n_trials) == expected
+    assert budget_state(study, n_trials) == expected
+    handed_back = sum(ran for _, ran in results) - n_trials
+    assert len(study.get_trials()) == n_trials + handed_back
 
 
 def test_summaries_show_states_budget_and_best(storage_url: str) -> None:

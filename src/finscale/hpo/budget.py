@@ -5,6 +5,13 @@ The budget is exact. A worker may start a trial only while `finished + running <
 checked and acted on under the study lock, so N workers never overshoot it. `finished` counts
 COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed back to the queue
 (stale heartbeat, SIGTERM): its rerun counts in its place.
+
+Why it stays exact with the lock held only briefly: a trial row becomes RUNNING only in
+`reserve_trial`, under the lock, right after a count that showed room. Everything else that
+workers do without the lock leaves `finished + running` as it is or lowers it: a tell turns a
+running trial into a finished one; a hand-back queues its copy (which supersedes the running
+original) and then fails the original; a stale trial is failed, then its rerun queued. The count
+is a single SQL statement, so it sees one snapshot of the study, never half of one of these.
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from finscale.hpo import _optuna
-from finscale.hpo._optuna import trial_id
+from finscale.hpo._optuna import (
+    count_trials,
+    create_trial,
+    rdb_storage,
+    start_trial,
+    study_id,
+    trial_id,
+)
 from finscale.hpo.storage import study_lock
 
 log = logging.getLogger(__name__)
@@ -74,21 +88,65 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
-    """Count the study's trials against its budget."""
-    trials = study.get_trials(deepcopy=False)
-    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-    waiting = sum(1 for t in trials if t.state == TrialState.WAITING)
-    return BudgetState(
-        n_trials=n_trials, finished=len(counted(trials)), running=running, waiting=waiting
+    """Count the study's trials against its budget.
+
+    The one count of the budget: reservations and the worker's final count use it. On
+    PostgreSQL and SQLite it is one aggregate query in the database (no trial is loaded);
+    elsewhere it counts the loaded trials. Either way it counts exactly the trials `counted`
+    keeps, which `finscale status` and the report apply to the trials they load anyway; a test
+    compares the two through every shape of rerun.
+    """
+    storage = rdb_storage(study)
+    counts = None
+    if storage is not None:
+        counts = count_trials(storage, study_id(study), requeued_from=SYSTEM_REQUEUED_FROM)
+    if counts is None:
+        trials = study.get_trials(deepcopy=False)
+        return BudgetState(
+            n_trials=n_trials,
+            finished=len(counted(trials)),
+            running=sum(1 for t in trials if t.state == TrialState.RUNNING),
+            waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+        )
+    finished = sum(
+        n - counts.superseded_by_state[state]
+        for state, n in counts.by_state.items()
+        if state.is_finished()
     )
+    return BudgetState(
+        n_trials=n_trials,
+        finished=finished,
+        running=counts.by_state.get(TrialState.RUNNING, 0),
+        waiting=counts.by_state.get(TrialState.WAITING, 0),
+    )
+
+
+def _claim_waiting(storage: RDBStorage, study: optuna.Study) -> int | None:
+    """Set the first WAITING trial (queued first, run first) RUNNING, as `Study.ask` does;
+    its id."""
+    queued = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.WAITING,))
+    for trial in queued:
+        try:
+            if storage.set_trial_state_values(trial_id(trial), state=TrialState.RUNNING):
+                return trial_id(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile by something that does not take the lock
+    return None
 
 
 def reserve_trial(
     study: optuna.Study, storage: RDBStorage, *, n_trials: int
 ) -> tuple[optuna.Trial | None, BudgetState]:
-    """Start the next trial if the budget allows it (a queued one first), under the lock, and
-    record its first heartbeat at once: a trial that never beat is invisible to Optuna's
-    stale-trial check (`StaleTrials` catches those left by a retried or interrupted call).
+    """Start the next trial if the budget allows it (a queued one first).
+
+    Only the count and the trial row's creation (or a queued row's claim) run under the study
+    lock; the `optuna.Trial` is built, and the sampler runs, after it is released. Nothing that
+    runs without the lock (tell, a hand-back, a stale trial failed and queued again) ever raises
+    `finished + running`, so a count taken under the lock stays a bound until the row is made.
+
+    The trial's first heartbeat is recorded at once: a trial that never beat is invisible to
+    Optuna's stale-trial check (`StaleTrials` catches those left by a retried or interrupted
+    call).
 
     Returns:
         The started trial, or None when the budget is spent or taken by running trials; and
@@ -98,11 +156,13 @@ def reserve_trial(
         state = budget_state(study, n_trials)
         if not state.can_start:
             return None, state
-        with warnings.catch_warnings():  # this worker beats the trial's heart itself
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            trial = study.ask()
-        storage.record_heartbeat(trial_id(trial))
-        return trial, state
+        claimed = _claim_waiting(storage, study) if state.waiting else None
+        started = claimed if claimed is not None else create_trial(study)
+    if storage.get_heartbeat_interval() is not None:
+        # Beat once now: should this worker die before its heartbeat thread starts, the trial
+        # still goes stale and is rerun, instead of counting as running forever.
+        storage.record_heartbeat(started)
+    return start_trial(study, started, claimed=claimed is not None), state
 
 
 class StaleTrials:
