@@ -116,3 +116,43 @@ def test_dropout_module_is_identity_when_off() -> None:
     assert torch.equal(Dropout(0.0)(x), x)
     with pytest.raises(ValueError, match=r"dropout probability must be in \[0, 1\)"):
         Dropout(1.5)
+
+
+def test_attention_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matmul path for short sequences on the CPU computes what the fused kernel does."""
+    from finscale.model import patchtst
+
+    config = PatchTSTConfig(num_features=5, d_model=32, n_heads=4, n_layers=2, d_ff=64, dropout=0)
+    assert patchtst.attention_path(device="cpu", length=config.num_patches) == "matmul"
+    x = torch.randn(8, config.context_length, config.num_features)
+
+    def output_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        torch.manual_seed(0)
+        model = PatchTST(config)
+        y = model(x)
+        y.sum().backward()
+        return y.detach(), [p.grad for p in model.parameters() if p.grad is not None]
+
+    matmul_y, matmul_grads = output_and_grads()
+    monkeypatch.setattr(patchtst, "SHORT_SEQUENCE", 0)
+    assert patchtst.attention_path(device="cpu", length=config.num_patches) == "fused"
+    fused_y, fused_grads = output_and_grads()
+    torch.testing.assert_close(matmul_y, fused_y, rtol=1e-5, atol=1e-5)
+    for a, b in zip(matmul_grads, fused_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path"),
+    [
+        ({"device": "cpu", "length": 11}, "matmul"),
+        ({"device": "cpu", "length": 64}, "fused"),
+        ({"device": "cuda", "length": 11}, "fused"),
+        ({"device": "cpu", "length": 11, "attention_dropout": 0.1}, "fused"),
+        ({"device": "cpu", "length": 11, "autocast": True}, "fused"),
+    ],
+)
+def test_attention_path_by_device_and_length(kwargs: dict[str, object], path: str) -> None:
+    from finscale.model.patchtst import attention_path
+
+    assert attention_path(**kwargs) == path  # type: ignore[arg-type]

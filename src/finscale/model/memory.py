@@ -16,9 +16,10 @@ It does not count what the process holds before training starts (the interpreter
 the dataset) nor the one-off set-up of the first backward pass (about 80 MiB on the host): a
 planner subtracts those from the limit first.
 
-Attention runs a fused kernel that saves only its output and log-sum-exp, and dropout keeps a
-one-byte mask, on both devices; only attention dropout on the CPU falls back to the math path,
-which keeps the attention probabilities.
+Attention takes the path of `attention_path`: a fused kernel saves only its output and
+log-sum-exp; the matmul path (short sequences in fp32 on the CPU) also keeps the attention
+probabilities, and so does the math path that attention dropout takes on the CPU. Dropout
+keeps a one-byte mask on both devices.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from finscale.model.grid import param_count
-from finscale.model.patchtst import PatchTSTConfig
+from finscale.model.patchtst import PatchTSTConfig, attention_path
 
 Precision = Literal["fp32", "bf16"]
 DeviceKind = Literal["cpu", "cuda"]
@@ -66,13 +67,19 @@ def _saved_bytes_per_token(
         LN2 out, feed-forward up-projection out and down-projection in → 6·D + 2·F values
         (bf16 under bf16 autocast, else fp32)
       attention: the fused kernel's log-sum-exp                      → H values, fp32
-        (with attention dropout on the CPU the math path runs instead and keeps the attention
-        probabilities, their dropout mask and the dropped probabilities: 3·H·P values)
+        (the matmul path keeps the attention probabilities instead: H·P values; with
+        attention dropout on the CPU the math path runs and keeps the probabilities, their
+        dropout mask and the dropped probabilities: 3·H·P values)
       dropout masks after attention, inside and after the feed-forward → 2·D + F bytes
     """
     d, f, h, p = config.d_model, config.d_ff, config.n_heads, config.num_patches
     linear_bytes = 2 if precision == "bf16" else 4
-    attention = 3 * h * p if device == "cpu" and config.attention_dropout > 0 else h
+    if device == "cpu" and config.attention_dropout > 0:
+        attention = 3 * h * p
+    elif attention_path(device=device, length=p, autocast=precision == "bf16") == "matmul":
+        attention = h * p
+    else:
+        attention = h
     masks = 2 * d + f if config.dropout > 0 else 0
     return 4 * (2 * d + 4) + linear_bytes * (6 * d + 2 * f) + 4 * attention + masks
 

@@ -11,15 +11,15 @@ every patch flattens S days × C features into one token. It returns logits (the
 applied a sigmoid inside `forward` and once more in evaluation).
 
 The encoder layer is written out (pre-norm, GELU, the parameters of `nn.TransformerEncoderLayer`
-one for one) rather than taken from torch, for two reasons: attention goes through
-`F.scaled_dot_product_attention`, which picks a fused kernel on every device, with its own
-dropout (0 by default, as in PatchTST, which keeps the fused kernel on the CPU too); and
-dropout elsewhere uses `finscale.model.dropout`, four times cheaper on the CPU.
+one for one) rather than taken from torch, for two reasons: attention takes the path that is
+fastest for the device and sequence length (`attention_path`); and dropout elsewhere uses
+`finscale.model.dropout`, several times cheaper on the CPU.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,24 @@ from finscale.model.dropout import Dropout
 
 # The research system's position table had 10 spare rows; kept so that parameter counts match.
 SPARE_POSITIONS = 10
+
+# Up to this many patches, attention on the CPU is written out with batched matmuls: the fused
+# kernels' fixed costs dominate such short sequences (benchmarks/bench_attention.py, torch
+# 2.13, 2 cores: 1.1x faster at 11 patches, 2x at 23; the flash kernel wins from 64 on).
+SHORT_SEQUENCE = 32
+
+AttentionPath = Literal["matmul", "fused"]
+
+
+def attention_path(
+    *, device: str, length: int, attention_dropout: float = 0.0, autocast: bool = False
+) -> AttentionPath:
+    """How self-attention runs: `fused` (`F.scaled_dot_product_attention`, which picks a
+    flash or memory-efficient kernel on the device) or `matmul` (softmax(q kᵀ / √d) v with
+    batched matmuls, fp32 on the CPU for short sequences without attention dropout)."""
+    if device == "cpu" and length <= SHORT_SEQUENCE and attention_dropout == 0 and not autocast:
+        return "matmul"
+    return "fused"
 
 
 @dataclass(frozen=True)
@@ -119,7 +137,8 @@ class PatchEmbedding(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention: one projection to q, k, v, a fused kernel, one out-projection."""
+    """Multi-head self-attention: one projection to q, k, v, attention by `attention_path`, one
+    out-projection."""
 
     def __init__(self, config: PatchTSTConfig) -> None:
         super().__init__()
@@ -133,7 +152,17 @@ class SelfAttention(nn.Module):
         qkv = self.qkv(x).view(b, p, 3, self.n_heads, d // self.n_heads)  # (B, P, 3, H, D/H)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, P, D/H)
         dropout_p = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, H, P, D/H)
+        path = attention_path(
+            device=x.device.type,
+            length=p,
+            attention_dropout=dropout_p,
+            autocast=torch.is_autocast_enabled(x.device.type),
+        )
+        if path == "matmul":
+            scores = (q @ k.transpose(-2, -1)) * (d // self.n_heads) ** -0.5  # (B, H, P, P)
+            y = scores.softmax(dim=-1) @ v  # (B, H, P, D/H)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)  # (B, H, P, D/H)
         return self.out(y.transpose(1, 2).reshape(b, p, d))
 
 

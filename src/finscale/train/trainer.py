@@ -1,10 +1,10 @@
 """Train one model on windows: a plain loop, no framework.
 
-Arrays, a model config, a training config and one optional per-epoch callable go in; a result
-record comes out. The whole dataset lives on the device as two tensors (features and labels);
-a batch is gathered by index from its window start rows, so no per-window Python object is ever
-made. Training stops early on the validation metric and the best epoch's weights and metrics
-are what it returns.
+Arrays, a model config, a training config and two optional callables (after each epoch, after
+each optimizer step) go in; a result record comes out. The whole dataset lives on the device as
+two tensors (features and labels); a batch is gathered by index from its window start rows, so
+no per-window Python object is ever made. Training stops early on the validation metric and the
+best epoch's weights and metrics are what it returns.
 """
 
 from __future__ import annotations
@@ -115,13 +115,15 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return contextlib.nullcontext()
 
 
-def _gather(features: torch.Tensor, starts: torch.Tensor, context_length: int) -> torch.Tensor:
+def gather_windows(
+    features: torch.Tensor, starts: torch.Tensor, context_length: int
+) -> torch.Tensor:
     """Contexts of the windows at `starts`: (B,) -> (B, L, C)."""
     rows = starts[:, None] + torch.arange(context_length, device=starts.device)[None, :]
     return features[rows]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(
     model: torch.nn.Module,
     features: torch.Tensor,
@@ -139,7 +141,7 @@ def predict(
     try:
         for chunk in starts.split(batch_size):
             with _autocast(device, precision):
-                out.append(model(_gather(features, chunk, context_length)).float())
+                out.append(model(gather_windows(features, chunk, context_length)).float())
     finally:
         model.train(was_training)
     # One transfer at the end: a .cpu() per chunk would stall the device once per chunk.
@@ -170,7 +172,7 @@ def train_step(
         group["lr"] = lr
     loss_sum = torch.zeros((), device=features.device)
     for chunk in batch.split(micro_batch):
-        x = _gather(features, chunk, context_length)  # (b, L, C)
+        x = gather_windows(features, chunk, context_length)  # (b, L, C)
         with _autocast(features.device, precision):
             logits = model(x)  # (b,)
         loss = F.binary_cross_entropy_with_logits(
