@@ -712,6 +712,7 @@ def report_command(
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
     from finscale.hpo import display_url, open_for_reading, read_studies
     from finscale.report import write_report
+    from finscale.report.summary import alpha_interval
     from finscale.spec import load_studies
 
     if (top_k is not None and top_k < 1) or resamples < 1:
@@ -743,7 +744,7 @@ def report_command(
             _say(f"horizon {a.horizon}, validation: {a.scaling.sentence}")
             e = a.scaling.exponent
             if e is not None:
-                ci = f", 95 % interval [{e.low:.3f}, {e.high:.3f}]" if e.n_resamples else ""
+                ci = f", 95 % interval {alpha_interval(e)}" if e.n_resamples else ""
                 _say(f"horizon {a.horizon}: exponent of the reducible loss α = {e.alpha:.3f}{ci}")
     for f in report.flags:
         if f.sentences():

@@ -355,6 +355,43 @@ def test_two_budgets_give_a_slope_and_a_paired_test_but_no_exponent() -> None:
 
 
 @pytest.mark.parametrize(
+    ("law", "passes"),
+    [(np.array([0.40, 0.36, 0.34]), True), (np.array([0.345, 0.346, 0.335]), False)],
+    ids=["monotone", "not monotone"],
+)
+def test_three_budgets_say_whether_the_exponent_passes_through_them(
+    law: np.ndarray, passes: bool
+) -> None:
+    # Every trial of a budget sits on its law point: the points are the law itself.
+    budgets = [
+        BudgetTrials(f"b{b}", np.full((2, N), law[b]) + np.arange(2)[:, None] * 0.01,
+                     np.full(2, SIZES[b]))
+        for b in range(3)
+    ]  # fmt: skip
+    fit = fit_scaling(budgets, n_resamples=0, seed=0, min_block=H)
+    assert fit.exponent is not None
+    notes = " ".join(fit.notes)
+    if passes:
+        assert fit.exponent.r2 > 0.999 and "passes through every point" in notes
+    else:
+        assert fit.exponent.r2 < 0.99 and "misses them" in notes
+        assert "passes through every point" not in notes
+
+
+def test_an_exponent_interval_at_the_fitted_range_says_so() -> None:
+    from finscale.report.scaling import ALPHA_MAX, ExponentFit
+    from finscale.report.summary import alpha_interval
+
+    fit = ExponentFit(0.01, 0.0, 0.34, 1e5, 0.8, 3, low=0.003, high=ALPHA_MAX, n_resamples=9)
+    text = alpha_interval(fit)
+    assert text.startswith("0.003 to ≥ 2;") and "upper end is the end of the fitted range" in text
+    assert f"{ALPHA_MAX:.3f}" not in text  # the range's end is not shown as an estimate
+    inside = ExponentFit(0.2, 0.3, 0.05, 1e5, 1.0, 5, low=0.1, high=0.4, n_resamples=9)
+    assert alpha_interval(inside) == "0.100 to 0.400"
+    assert alpha_interval(inside, ",") == "0.100, 0.400"
+
+
+@pytest.mark.parametrize(
     ("budgets", "message"),
     [
         ([BudgetTrials("a", np.zeros((2, 10)), np.ones(2))], "two budgets"),

@@ -333,15 +333,23 @@ def _exponent_resamples(log10_n: np.ndarray, y: np.ndarray, reference: float) ->
     return np.concatenate(parts)
 
 
-def _notes(m: int, n_budgets: int, of: str) -> list[str]:
+def _notes(m: int, n_budgets: int, of: str, exponent: ExponentFit | None) -> list[str]:
     notes = [
         f"each budget's point is the expected best of {m} trials drawn from its {of} (the "
         "same m for every budget; pruned and diverged trials count as losers)"
     ]
     if n_budgets == 2:
         notes.append("two budgets: no exponent (E + A·N^−α has three parameters)")
-    elif n_budgets == 3:
-        notes.append("three budgets: the exponent's curve passes through every point")
+    elif n_budgets == 3 and exponent is not None:
+        if exponent.r2 >= 0.999:
+            notes.append("three budgets: the exponent's curve passes through every point")
+        else:
+            # A curve E + A·N^−α is monotone in N; three points that are not cannot be met.
+            notes.append(
+                f"three budgets, and still the exponent's curve misses them (R² "
+                f"{exponent.r2:.2f}): the points do not move monotonically with N, which no "
+                "curve of this form can follow"
+            )
     return notes
 
 
@@ -408,7 +416,7 @@ def fit_scaling(
     paired = stats.paired_difference(
         budgets[-1].losses[0], budgets[0].losses[0], min_lag=min_block, starts=starts
     )
-    notes = _notes(m, len(budgets), "finished trials")
+    notes = _notes(m, len(budgets), "finished trials", exponent)
     nan = tuple(math.nan for _ in budgets)
     if n_resamples < 1:
         return ScalingFit(
@@ -825,7 +833,7 @@ def _values_only(points: list[BudgetPoint], *, top_k: int | None) -> ScalingFit:
         largest_vs_smallest=None,
         block_length=0,
         n_windows=0,
-        notes=tuple(_notes(m, len(points), "finished trials' stored values")),
+        notes=tuple(_notes(m, len(points), "finished trials' stored values", exponent)),
     )
 
 

@@ -13,7 +13,7 @@ from finscale.budgets import parse_budget
 from finscale.report.architecture import Importances
 from finscale.report.checks import StudyFlags
 from finscale.report.collect import StudyResult
-from finscale.report.scaling import ScalingResult
+from finscale.report.scaling import ALPHA_MAX, ALPHA_MIN, ExponentFit, ScalingResult
 from finscale.report.stats import AucTest, PairedTest
 
 if TYPE_CHECKING:
@@ -44,12 +44,31 @@ def _describe(answer: ScalingResult) -> str:
     if e is not None:
         text += f" The reducible loss, L = E + A·N^(−α), gives α = {e.alpha:.3f}"
         if e.n_resamples:
-            text += (
-                f" (95% interval {e.low:.3f} to {e.high:.3f}; α > 0 in "
-                f"{e.share_positive:.0%} of resamples)"
-            )
-        text += f" above a floor E = {e.floor:.4f}."
+            text += f" (95% interval {alpha_interval(e, 'to')})"
+        text += f" {_floor(e)}; it describes the curve, the slope decides."
     return text + skill
+
+
+def alpha_interval(e: ExponentFit, sep: str = "to") -> str:
+    """The exponent's 95 % interval, then which of its ends is the fitted range's limit: such
+    an end is a bound the data did not set, so it is shown as one, not as a value."""
+    at_low, at_high = e.low <= ALPHA_MIN + 1e-9, e.high >= ALPHA_MAX - 1e-9
+    low = f"≤ {ALPHA_MIN:g}" if at_low else f"{e.low:.3f}"
+    high = f"≥ {ALPHA_MAX:g}" if at_high else f"{e.high:.3f}"
+    text = f"{low}, {high}" if sep == "," else f"{low} {sep} {high}"
+    ends = " and ".join(n for n, hit in (("lower", at_low), ("upper", at_high)) if hit)
+    if ends:
+        text += (
+            f"; its {ends} end is the end of the fitted range [{ALPHA_MIN:g}, {ALPHA_MAX:g}], "
+            "not set by the data"
+        )
+    return text
+
+
+def _floor(e: ExponentFit) -> str:
+    if e.floor <= 1e-9:
+        return "with the floor E at its lower bound 0 (the budgets do not place it)"
+    return f"above a floor E = {e.floor:.4f}"
 
 
 def _skill(answer: ScalingResult) -> str:
@@ -318,8 +337,7 @@ def markdown(
             if f.exponent is not None:
                 e = f.exponent
                 ci = (
-                    f", 95% interval [{e.low:.3f}, {e.high:.3f}], α > 0 in "
-                    f"{e.share_positive:.0%} of {e.n_resamples} resamples"
+                    f", 95% interval over {e.n_resamples} resamples {alpha_interval(e)}"
                     if e.n_resamples
                     else ""
                 )
