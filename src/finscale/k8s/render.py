@@ -278,13 +278,18 @@ def config_map(spec: StudySpec, options: ClusterOptions) -> k8s.V1ConfigMap:
     )
 
 
-def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
-    """The study's workers: `workers` pods, one per index, that share the study in Postgres."""
+def _scheduled_pod(
+    spec: StudySpec,
+    options: ClusterOptions,
+    *,
+    containers: list[k8s.V1Container],
+    volumes: list[k8s.V1Volume],
+    init_containers: list[k8s.V1Container] | None = None,
+) -> k8s.V1PodSpec:
+    """A pod that trains: placed by the spec's node selector, tolerations and priority class."""
     r = spec.resources
-    volumes, mounts = _volumes(spec, options)
-    init = [] if _data_in_image(spec) else [_wait_for_data(spec, options, mounts)]
-    pod = k8s.V1PodSpec(
-        restart_policy="Never",  # the Job retries a failed index, per the failure policy
+    return k8s.V1PodSpec(
+        restart_policy="Never",  # the Job retries a failed pod, per the failure policy
         service_account_name=options.service_account,
         automount_service_account_token=False,
         security_context=_pod_security(),
@@ -295,9 +300,23 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
         ]
         or None,
         priority_class_name=r.priority_class,
-        init_containers=init or None,
+        init_containers=init_containers or None,
+        containers=containers,
+        volumes=volumes,
+    )
+
+
+def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
+    """The study's workers: `workers` pods, one per index, that share the study in Postgres."""
+    r = spec.resources
+    volumes, mounts = _volumes(spec, options)
+    init = [] if _data_in_image(spec) else [_wait_for_data(spec, options, mounts)]
+    pod = _scheduled_pod(
+        spec,
+        options,
         containers=[_worker_container(spec, options, mounts)],
         volumes=volumes,
+        init_containers=init,
     )
     spec_digest = hashlib.sha256(spec.to_yaml().encode()).hexdigest()
     return k8s.V1Job(
@@ -528,23 +547,7 @@ def evaluate_job(
             ttl_seconds_after_finished=r.ttl_after_finished_s,
             template=k8s.V1PodTemplateSpec(
                 metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(
-                    restart_policy="Never",
-                    service_account_name=options.service_account,
-                    automount_service_account_token=False,
-                    security_context=_pod_security(),
-                    node_selector=dict(r.node_selector) or None,
-                    tolerations=[
-                        k8s.V1Toleration(
-                            key=t.key, operator=t.operator, value=t.value, effect=t.effect
-                        )
-                        for t in r.tolerations
-                    ]
-                    or None,
-                    priority_class_name=r.priority_class,
-                    containers=[container],
-                    volumes=volumes,
-                ),
+                spec=_scheduled_pod(largest, options, containers=[container], volumes=volumes),
             ),
         ),
     )

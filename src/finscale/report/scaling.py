@@ -789,31 +789,12 @@ def _values_only(points: list[BudgetPoint], *, top_k: int | None) -> ScalingFit:
     m = min(p.completed + p.lost for p in points)
     if top_k is not None:
         m = max(1, min(m, top_k))
-    y = np.array(
-        [
-            [
-                float(
-                    np.dot(
-                        p.top_losses,
-                        expected_best_weights(p.completed, n_total=p.completed + p.lost, m=m),
-                    )
-                )
-                for p in points
-            ]
-        ]
-    )
+    weights = [
+        expected_best_weights(p.completed, n_total=p.completed + p.lost, m=m) for p in points
+    ]
+    y = np.array([[float(np.dot(p.top_losses, w)) for p, w in zip(points, weights, strict=True)]])
     x = np.array(
-        [
-            [
-                float(
-                    np.dot(
-                        np.log10(p.top_params),
-                        expected_best_weights(p.completed, n_total=p.completed + p.lost, m=m),
-                    )
-                )
-                for p in points
-            ]
-        ]
+        [[float(np.dot(np.log10(p.top_params), w)) for p, w in zip(points, weights, strict=True)]]
     )
     slope, intercept = _slopes(x, y)
     params = 10 ** x[0]
