@@ -55,8 +55,8 @@ def one_experiment(results: list[StudyResult], experiment: str | None) -> list[S
             f"{name} ({n} {'study' if n == 1 else 'studies'})" for name, n in sorted(counts.items())
         )
         raise SeveralExperimentsError(
-            f"the storage holds several experiments: {held}. A scaling fit compares the budgets "
-            "of one experiment; choose it with --experiment NAME (or --spec SPEC)"
+            f"the studies to report belong to several experiments: {held}. A scaling fit compares "
+            "the budgets of one experiment; choose it with --experiment NAME (or --spec SPEC)"
         )
     return results
 
