@@ -3,6 +3,7 @@ requeued and stale trials."""
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import random
 import threading
@@ -203,6 +204,57 @@ def test_a_stale_trial_is_rerun_with_the_same_parameters(storage_url: str) -> No
     assert budget_state(study, 5).finished == 1
 
 
+def _fail_as_stale(storage: optuna.storages.RDBStorage, study: optuna.Study) -> int:
+    """A running trial failed as stale by a worker that died before it queued the rerun."""
+    trial, _ = reserve_trial(study, storage, n_trials=99)
+    assert trial is not None
+    trial.suggest_float("x", 0.0, 1.0)
+    tid = _optuna.trial_id(trial)
+    storage.set_trial_user_attr(tid, "fail_reason", f"{STALE_REASON}: no heartbeat for 2s")
+    storage.set_trial_state_values(tid, state=TrialState.FAIL)
+    return trial.number
+
+
+def test_a_stale_failure_left_without_its_rerun_is_found_by_one_query_and_rerun(
+    storage_url: str,
+) -> None:
+    storage = _storage(storage_url, max_retries=1)
+    study = optuna.create_study(study_name="half-failed", storage=storage)
+    other, _ = reserve_trial(study, storage, n_trials=99)
+    assert other is not None
+    study.tell(other, state=TrialState.FAIL)  # a failure of another cause is never rerun
+    number = _fail_as_stale(storage, study)
+
+    def not_rerun() -> int:
+        return _optuna.failures_not_rerun(
+            storage,
+            _optuna.study_id(study),
+            reason_prefix=STALE_REASON,
+            requeued_from=SYSTEM_REQUEUED_FROM,
+        )
+
+    assert not_rerun() == 1
+    StaleTrials(storage, grace_s=60, failed_by="worker 2").fail(study)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
+    assert trials[2].system_attrs["retry_history"] == [number]
+    assert not_rerun() == 0
+    # A stale trial that its worker had handed back already has its copy: no second rerun.
+    handed_back = _fail_as_stale(storage, study)
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING, system_attrs={SYSTEM_REQUEUED_FROM: handed_back}
+        )
+    )
+    assert not_rerun() == 0
+    before = len(study.get_trials())
+    StaleTrials(storage, grace_s=60, failed_by="worker 2")._queue_missing(
+        study,
+        storage.get_heartbeat_stale_trial_callback(),  # type: ignore[arg-type]
+    )
+    assert len(study.get_trials()) == before
+
+
 def test_a_trial_that_never_beat_is_failed_and_rerun_after_a_grace_period(
     storage_url: str,
 ) -> None:
@@ -314,6 +366,7 @@ def test_enqueued_parameters_apply_to_reserved_trials(storage_url: str) -> None:
 def test_a_reservation_warns_nothing(storage_url: str) -> None:
     storage = _storage(storage_url)  # heartbeats on: `Study.ask` would warn
     study = _set_up(storage_url)
+    gc.collect()  # earlier tests' storages, closed now: their warnings are not this call's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for _ in range(3):  # two queued trials claimed, one created

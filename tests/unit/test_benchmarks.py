@@ -57,3 +57,15 @@ def test_bench_loss_curve_compares_curves_and_checks_reproducibility() -> None:
     assert len(report["epochs"]) == 2  # type: ignore[arg-type]
     assert report["reproducible"] is True
     assert isinstance(report["within_tolerance"], bool)
+
+
+def test_bench_storage_reports_an_exact_budget_per_backend_and_worker_count() -> None:
+    report = _run("bench_storage.py", "--workers", "1", "3", "--sleep-s", "0.01",
+                  "--trials-per-worker", "2", "--poll-s", "0.01")  # fmt: skip
+    rows = report["results"]
+    assert isinstance(rows, list) and [row["workers"] for row in rows] == [1, 3]
+    for row in rows:
+        assert row["backend"] == "sqlite"
+        assert row["exact_budget"] is True and row["trials"] == 2 * row["workers"]
+        assert row["reserve_ms_p50"] <= row["reserve_ms_p99"]
+        assert row["polls"] >= row["workers"]  # each worker's last call finds the budget spent

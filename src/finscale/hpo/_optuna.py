@@ -15,21 +15,30 @@ when either changes, and compares the SQL count below with the count over loaded
 - Counting a study's trials against its budget reads Optuna's `trials` and
   `trial_system_attributes` tables with one aggregate query, instead of loading every trial with
   its parameters and attributes.
-- Starting a trial whose row was created or claimed elsewhere does what `Study.ask` does after
-  that point: it drops the study's per-thread trial cache and builds the `optuna.Trial`.
+- Reserving a trial counts the study's trials and creates or claims the trial row in one
+  transaction under the study row's lock, which Optuna's `create_new_trial` takes too; it
+  builds the row as that method does (`_get_prepared_new_trial`, in Optuna's scoped session).
+- Starting a trial whose row was created or claimed there does what `Study.ask` does after
+  that point: the row enters Optuna's trial cache, the study's per-thread trial list is
+  dropped, and the `optuna.Trial` is built.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import optuna
 import sqlalchemy
+import sqlalchemy.orm
 from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage
+from optuna.storages._cached_storage import _StudyInfo
 from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
 T = TypeVar("T")
@@ -47,11 +56,10 @@ _JSON_ELEMENTS = {
     "sqlite": "json_each(r.value_json) AS e",
 }
 
-# One statement, so one snapshot of the study (PostgreSQL's READ COMMITTED takes a snapshot per
-# statement): trials by state, and how many of them a rerun replaces. `superseded` is the set
-# that `finscale.hpo.budget.superseded` computes from loaded trials: every number in a trial's
-# `retry_history`, and the number in its `requeued_from` attribute (`count_trials` argument).
-_COUNT_SQL = """
+# The numbers of a study's trials that a rerun replaced: every number in a trial's
+# `retry_history`, and the number in its `requeued_from` attribute (a query argument): the set
+# that `finscale.hpo.budget.superseded` computes from loaded trials.
+_SUPERSEDED_CTE = """
 WITH study_trials AS (
     SELECT trial_id, number, state FROM trials WHERE study_id = :study_id
 ),
@@ -67,10 +75,30 @@ superseded AS (
     SELECT CAST(e.value AS INTEGER) AS number FROM reruns AS r, {json_elements}
     WHERE r.key = :retry_history
 )
+"""
+
+# One statement, so one snapshot of the study (PostgreSQL's READ COMMITTED takes a snapshot per
+# statement): trials by state, and how many of them a rerun replaces.
+_COUNT_SQL = (
+    _SUPERSEDED_CTE
+    + """
 SELECT state, COUNT(*), SUM(CASE WHEN number IN (SELECT number FROM superseded) THEN 1 ELSE 0 END)
 FROM study_trials
 GROUP BY state
 """
+)
+
+# Failed trials whose user attribute `:reason_key` starts with `:reason_prefix` and that no
+# rerun replaced yet.
+_NOT_RERUN_SQL = (
+    _SUPERSEDED_CTE
+    + """
+SELECT COUNT(*)
+FROM study_trials AS t JOIN trial_user_attributes AS u ON u.trial_id = t.trial_id
+WHERE t.state = 'FAIL' AND u.key = :reason_key AND u.value_json LIKE :reason_like ESCAPE '\\'
+AND t.number NOT IN (SELECT number FROM superseded)
+"""
+)
 
 
 @dataclass(frozen=True)
@@ -165,37 +193,141 @@ def count_trials(storage: RDBStorage, study_id: int, *, requeued_from: str) -> T
     Returns:
         The counts; None on a database other than PostgreSQL or SQLite (count loaded trials).
     """
-    json_elements = _JSON_ELEMENTS.get(storage.engine.dialect.name)
-    if json_elements is None:
+    if storage.engine.dialect.name not in _JSON_ELEMENTS:
         return None
-    query = sqlalchemy.text(_COUNT_SQL.format(json_elements=json_elements))
     with storage.engine.connect() as connection:
-        rows = connection.execute(
-            query,
-            {"study_id": study_id, "retry_history": RETRY_HISTORY, "requeued_from": requeued_from},
-        ).all()
+        return _count(
+            connection, storage.engine.dialect.name, study_id, requeued_from=requeued_from
+        )
+
+
+def _count(
+    connection: sqlalchemy.Connection | sqlalchemy.orm.Session,
+    dialect: str,
+    study_id: int,
+    *,
+    requeued_from: str,
+) -> TrialCounts:
+    json_elements = _JSON_ELEMENTS[dialect]
+    rows = connection.execute(
+        sqlalchemy.text(_COUNT_SQL.format(json_elements=json_elements)),
+        {"study_id": study_id, "retry_history": RETRY_HISTORY, "requeued_from": requeued_from},
+    ).all()
     return TrialCounts(
         by_state={TrialState[state]: int(n) for state, n, _ in rows},
         superseded_by_state={TrialState[state]: int(s) for state, _, s in rows},
     )
 
 
-def create_trial(study: optuna.Study) -> int:
-    """A new RUNNING trial row; its id. Created through the study's own storage, as `Study.ask`
-    creates it: Optuna's trial cache (`_CachedStorage`) must know a trial before its parameters
-    are set."""
-    return int(study._storage.create_new_trial(study_id(study)))
+def failures_not_rerun(
+    storage: RDBStorage, study_id: int, *, reason_prefix: str, requeued_from: str
+) -> int:
+    """How many of the study's failed trials have a `fail_reason` that starts with
+    `reason_prefix` and no rerun yet (one query; no trial is loaded)."""
+    dialect = storage.engine.dialect.name
+    query = sqlalchemy.text(_NOT_RERUN_SQL.format(json_elements=_JSON_ELEMENTS[dialect]))
+    # The attribute is stored as JSON: a string value starts with its quote.
+    pattern = json.dumps(reason_prefix)[:-1].replace("%", r"\%").replace("_", r"\_") + "%"
+    with storage.engine.connect() as connection:
+        return int(
+            connection.execute(
+                query,
+                {
+                    "study_id": study_id,
+                    "retry_history": RETRY_HISTORY,
+                    "requeued_from": requeued_from,
+                    "reason_key": "fail_reason",
+                    "reason_like": pattern,
+                },
+            ).scalar_one()
+        )
 
 
-def start_trial(study: optuna.Study, trial_id: int, *, claimed: bool) -> optuna.Trial:
-    """The `optuna.Trial` of a RUNNING trial row this process created or claimed, built as
-    `Study.ask` builds it: the study's cached trial list is dropped, so that the sampler sees the
-    trials started since (constant liar), and the trial's enqueued `fixed_params` apply.
+@dataclass(frozen=True)
+class Reservation:
+    """What `reserve_row` saw and did: the counts under the lock, and the trial row it set
+    RUNNING (None when there was no room), claimed from the queue or created."""
 
-    A claimed trial (a queued one this process set RUNNING) is read into Optuna's trial cache
-    first, as `Study.ask` reads it when it looks for queued trials.
+    counts: TrialCounts
+    trial: FrozenTrial | None = None
+
+
+def reserve_row(
+    storage: RDBStorage,
+    study_id: int,
+    *,
+    requeued_from: str,
+    has_room: Callable[[TrialCounts], bool],
+) -> Reservation:
+    """Count the study's trials and, if `has_room(counts)`, set one trial row RUNNING (the
+    first queued one, else a new one), in one transaction that holds the study's row lock.
+
+    The lock is the one Optuna takes to number a new trial (`SELECT … FOR UPDATE` on the
+    `studies` row), so every trial row created by any worker, Optuna's own calls included, waits
+    for it, and two reservations never both act on one count. One transaction and one commit:
+    the lock is held for a few statements, not for several round trips and commits. SQLite
+    takes no row locks; its callers hold a lock of their own around this call.
+
+    Returns:
+        The counts seen, and the trial row as far as it is known here (id, number, start), as
+        `create_new_trial` returns it to Optuna's cache.
     """
-    if claimed:
-        study._storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.RUNNING,))
+    trials = models.TrialModel
+    with _create_scoped_session(storage.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        counts = _count(session, storage.engine.dialect.name, study_id, requeued_from=requeued_from)
+        if not has_room(counts):
+            return Reservation(counts)
+        row = None
+        if counts.by_state.get(TrialState.WAITING):
+            # Queued first, run first, as `Study.ask` takes them.
+            row = (
+                session.query(trials)
+                .filter(trials.study_id == study_id, trials.state == TrialState.WAITING)
+                .order_by(trials.number)
+                .with_for_update()
+                .first()
+            )
+            if row is not None:
+                row.state = TrialState.RUNNING
+                row.datetime_start = datetime.now()  # as `set_trial_state_values` sets it
+        if row is None:
+            row = storage._get_prepared_new_trial(study_id, None, session)
+        started = FrozenTrial(
+            number=int(row.number),
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=row.datetime_start,
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=int(row.trial_id),
+        )
+        return Reservation(counts, started)
+
+
+def start_trial(study: optuna.Study, started: FrozenTrial) -> optuna.Trial:
+    """The `optuna.Trial` of a RUNNING trial row that `reserve_row` created or claimed, built
+    as `Study.ask` builds it.
+
+    The row enters Optuna's trial cache (`_CachedStorage`) as `create_new_trial` enters it: the
+    cache must know a trial's number before its parameters are set, and it reads an unfinished
+    trial again before any list of trials it returns (a claimed row is unfinished, or newer than
+    any finished one, when it was last read), so the bare row is never what a sampler sees. The
+    study's per-thread trial list is dropped, so that the sampler sees the trials started since
+    (constant liar); `Trial.__init__` reads the whole row, and a queued trial's `fixed_params`
+    apply.
+    """
+    cache = study._storage
+    if isinstance(cache, optuna.storages._CachedStorage):
+        sid = study_id(study)
+        with cache._lock:
+            if sid not in cache._studies:
+                cache._studies[sid] = _StudyInfo()
+            cache._add_trials_to_cache(sid, [started])
     study._thread_local.cached_all_trials = None
-    return optuna.Trial(study, trial_id)
+    return optuna.Trial(study, trial_id(started))

@@ -2,20 +2,26 @@
 failing the trials of dead workers (`StaleTrials`).
 
 The budget is exact. A worker may start a trial only while `finished + running < n_trials`,
-checked and acted on under the study lock, so N workers never overshoot it. `finished` counts
-COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed back to the queue
-(stale heartbeat, SIGTERM): its rerun counts in its place.
+checked and acted on in one transaction under the study's lock, so N workers never overshoot
+it. `finished` counts COMPLETE, PRUNED and FAIL trials, except a failed trial that was handed
+back to the queue (stale heartbeat, SIGTERM): its rerun counts in its place.
 
-Why it stays exact with the lock held only briefly: a trial row becomes RUNNING only in
-`reserve_trial`, under the lock, right after a count that showed room. Everything else that
+Why it stays exact with the lock held only for a few statements: a trial row becomes RUNNING
+only in `reserve_trial`, in the transaction that counted and found room. Everything else that
 workers do without the lock leaves `finished + running` as it is or lowers it: a tell turns a
 running trial into a finished one; a hand-back queues its copy (which supersedes the running
 original) and then fails the original; a stale trial is failed, then its rerun queued. The count
 is a single SQL statement, so it sees one snapshot of the study, never half of one of these.
+
+The lock is the study row's (PostgreSQL's `SELECT … FOR UPDATE`, the lock Optuna takes to
+number a new trial); SQLite has no row locks, so there the study's file lock is held around the
+transaction. A worker that polls a spent budget takes no lock at all: a count outside the lock
+that shows no room only says no sooner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import re
@@ -31,9 +37,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from finscale.hpo import _optuna
 from finscale.hpo._optuna import (
+    TrialCounts,
     count_trials,
-    create_trial,
     rdb_storage,
+    reserve_row,
     start_trial,
     study_id,
     trial_id,
@@ -108,6 +115,10 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
             running=sum(1 for t in trials if t.state == TrialState.RUNNING),
             waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
         )
+    return _state(counts, n_trials)
+
+
+def _state(counts: TrialCounts, n_trials: int) -> BudgetState:
     finished = sum(
         n - counts.superseded_by_state[state]
         for state, n in counts.by_state.items()
@@ -121,28 +132,15 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
     )
 
 
-def _claim_waiting(storage: RDBStorage, study: optuna.Study) -> int | None:
-    """Set the first WAITING trial (queued first, run first) RUNNING, as `Study.ask` does;
-    its id."""
-    queued = storage.get_all_trials(study_id(study), deepcopy=False, states=(TrialState.WAITING,))
-    for trial in queued:
-        try:
-            if storage.set_trial_state_values(trial_id(trial), state=TrialState.RUNNING):
-                return trial_id(trial)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # finished meanwhile by something that does not take the lock
-    return None
-
-
 def reserve_trial(
     study: optuna.Study, storage: RDBStorage, *, n_trials: int
 ) -> tuple[optuna.Trial | None, BudgetState]:
     """Start the next trial if the budget allows it (a queued one first).
 
-    Only the count and the trial row's creation (or a queued row's claim) run under the study
-    lock; the `optuna.Trial` is built, and the sampler runs, after it is released. Nothing that
-    runs without the lock (tell, a hand-back, a stale trial failed and queued again) ever raises
-    `finished + running`, so a count taken under the lock stays a bound until the row is made.
+    A count without any lock comes first: when it shows no room, the call returns at once (an
+    idle worker's polls never queue behind the others' reservations). Otherwise the count is
+    taken again, and the trial row created or claimed, in one transaction under the study's lock
+    (see the module's docstring); the `optuna.Trial` is built, and the sampler runs, after it.
 
     The trial's first heartbeat is recorded at once: a trial that never beat is invisible to
     Optuna's stale-trial check (`StaleTrials` catches those left by a retried or interrupted
@@ -152,17 +150,30 @@ def reserve_trial(
         The started trial, or None when the budget is spent or taken by running trials; and
         the budget state seen.
     """
-    with study_lock(storage, study.study_name):
-        state = budget_state(study, n_trials)
-        if not state.can_start:
-            return None, state
-        claimed = _claim_waiting(storage, study) if state.waiting else None
-        started = claimed if claimed is not None else create_trial(study)
+    state = budget_state(study, n_trials)
+    if not state.can_start:
+        return None, state
+    # PostgreSQL serializes reservations on the study row's lock; SQLite has none.
+    lock = (
+        study_lock(storage, study.study_name)
+        if storage.engine.dialect.name == "sqlite"
+        else contextlib.nullcontext()
+    )
+    with lock:
+        reservation = reserve_row(
+            storage,
+            study_id(study),
+            requeued_from=SYSTEM_REQUEUED_FROM,
+            has_room=lambda counts: _state(counts, n_trials).can_start,
+        )
+    state = _state(reservation.counts, n_trials)
+    if reservation.trial is None:
+        return None, state
     if storage.get_heartbeat_interval() is not None:
         # Beat once now: should this worker die before its heartbeat thread starts, the trial
         # still goes stale and is rerun, instead of counting as running forever.
-        storage.record_heartbeat(started)
-    return start_trial(study, started, claimed=claimed is not None), state
+        storage.record_heartbeat(trial_id(reservation.trial))
+    return start_trial(study, reservation.trial), state
 
 
 class StaleTrials:
@@ -214,9 +225,18 @@ class StaleTrials:
 
     def _queue_reruns(self, study: optuna.Study) -> None:
         """Queue the missing reruns of stale failures, under the study lock: two workers must
-        not both see a rerun missing and queue two."""
+        not both see a rerun missing and queue two. A worker calls this before every trial, so
+        the trials are loaded, and the lock taken, only when one query finds a rerun missing."""
         callback = self._storage.get_heartbeat_stale_trial_callback()
         if callback is None:
+            return
+        missing = _optuna.failures_not_rerun(
+            self._storage,
+            _optuna.study_id(study),
+            reason_prefix=STALE_REASON,
+            requeued_from=SYSTEM_REQUEUED_FROM,
+        )
+        if not missing:
             return
         with study_lock(self._storage, study.study_name):
             self._queue_missing(study, callback)
@@ -225,7 +245,8 @@ class StaleTrials:
         self, study: optuna.Study, callback: Callable[[optuna.Study, FrozenTrial], None]
     ) -> None:
         trials = study.get_trials(deepcopy=False)
-        rerun = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        # A trial handed back and then found stale already has its copy in the queue.
+        rerun = superseded(trials)
         for t in trials:
             reason = str(t.user_attrs.get("fail_reason", ""))
             if t.state != TrialState.FAIL or not reason.startswith(STALE_REASON):
