@@ -482,11 +482,15 @@ def test_worker_processes_racing_for_the_budget_never_overshoot_it(storage_url: 
     # when they start together and run until the budget is spent
     for p in procs:
         p.start()
-    assert [out.get(timeout=300) for _ in procs] == ["ready"] * processes
-    go.set()
-    results = [out.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
+    try:
+        assert [out.get(timeout=300) for _ in procs] == ["ready"] * processes
+        go.set()
+        results = [out.get(timeout=300) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+    finally:  # a budget that never ends must fail the test, not hang the run
+        for p in procs:
+            p.kill()
     # then no process ever saw more than the budget finished or running, and it is spent exactly
     assert all(p.exitcode == 0 for p in procs)
     assert max(worst for worst, _ in results) <= n_trials
