@@ -239,8 +239,12 @@ def test_a_stale_failure_left_without_its_rerun_is_found_by_one_query_and_rerun(
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
     assert trials[2].system_attrs["retry_history"] == [number]
     assert not_rerun() == 0
+    rerun, _ = reserve_trial(study, storage, n_trials=99)
+    assert rerun is not None and rerun.number == 2
+    study.tell(rerun, 0.5)
     # A stale trial that its worker had handed back already has its copy: no second rerun.
     handed_back = _fail_as_stale(storage, study)
+    assert handed_back == 3
     study.add_trial(
         optuna.create_trial(
             state=TrialState.WAITING, system_attrs={SYSTEM_REQUEUED_FROM: handed_back}
@@ -250,7 +254,7 @@ def test_a_stale_failure_left_without_its_rerun_is_found_by_one_query_and_rerun(
     before = len(study.get_trials())
     StaleTrials(storage, grace_s=60, failed_by="worker 2")._queue_missing(
         study,
-        storage.get_heartbeat_stale_trial_callback(),  # type: ignore[arg-type]
+        storage.get_heartbeat_stale_trial_callback(),
     )
     assert len(study.get_trials()) == before
 
@@ -433,6 +437,52 @@ def test_a_reserved_trial_whose_worker_never_beats_goes_stale(storage_url: str) 
     StaleTrials(storage, grace_s=2, failed_by="worker 1").fail(study)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
     assert budget_state(study, 2) == BudgetState(n_trials=2, finished=0, running=0, waiting=1)
+
+
+def test_a_poll_never_waits_for_a_reservation_in_progress(postgres_url: str) -> None:
+    # given a study whose budget of 1 is spent, and a reservation of another worker that holds
+    # the study's lock (it waits inside, between its count and its decision)
+    storage = _storage(postgres_url)
+    study = optuna.create_study(study_name="busy", storage=storage)
+    study.add_trial(optuna.create_trial(value=0.5))
+    inside, release = threading.Event(), threading.Event()
+
+    def deciding(counts: _optuna.TrialCounts) -> bool:
+        inside.set()
+        release.wait(60)
+        return False
+
+    holder = threading.Thread(
+        target=_optuna.reserve_row,
+        args=(_storage(postgres_url), _optuna.study_id(study)),
+        kwargs={"requeued_from": SYSTEM_REQUEUED_FROM, "has_room": deciding},
+    )
+    holder.start()
+    assert inside.wait(30)
+    results: dict[str, Any] = {}
+
+    def reserve(key: str, n_trials: int) -> None:
+        worker_storage = _storage(postgres_url)
+        worker_study = optuna.load_study(study_name="busy", storage=worker_storage)
+        results[key] = reserve_trial(worker_study, worker_storage, n_trials=n_trials)
+
+    try:
+        # when a worker that would start a trial and an idle worker both call in
+        starting = threading.Thread(target=reserve, args=("starting", 3))
+        polling = threading.Thread(target=reserve, args=("polling", 1))
+        starting.start()
+        polling.start()
+        polling.join(30)
+        # then the poll is answered while the lock is still held; the reservation waits for it
+        assert not polling.is_alive() and results["polling"][0] is None
+        assert results["polling"][1].done
+        assert starting.is_alive() and "starting" not in results
+    finally:
+        release.set()
+        holder.join(30)
+    starting.join(30)
+    trial, state = results["starting"]
+    assert trial is not None and trial.number == 1 and state.finished == 1
 
 
 def _racing_worker(url: str, name: str, n_trials: int, seed: int, go: Any, out: Any) -> None:
