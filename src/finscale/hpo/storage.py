@@ -5,8 +5,9 @@ runs its storage calls through `with_retries`: transient errors (unreachable, re
 connection) are retried until a deadline, permanent refusals (authentication, a missing database,
 a bad URL) are raised at once as `StorageConfigError` (docs/reliability.md). Writers open the
 storage with `open_storage`, which creates Optuna's tables; readers with `open_for_reading`,
-which creates nothing. Everything that must not race between workers runs under a lock of this
-module: a PostgreSQL advisory lock, or a file lock next to an SQLite file.
+which creates nothing. What must not race between workers runs under a lock of this module (a
+PostgreSQL advisory lock, or a file lock next to an SQLite file), except trial reservations,
+which on PostgreSQL hold the study row's lock in their own transaction (`hpo/budget.py`).
 """
 
 from __future__ import annotations
