@@ -70,11 +70,14 @@ def _docs(paths: list[Path]) -> list[dict[str, Any]]:
     return [d for path in paths for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def test_the_runbook_states_the_oldest_kubernetes_the_job_fields_need() -> None:
+def test_the_runbook_and_readme_state_the_oldest_kubernetes_the_job_fields_need() -> None:
     used = {field for doc in _docs(JOB_FILES) if doc["kind"] == "Job" for field in doc["spec"]}
     assert used <= set(JOB_FIELDS_GA), f"add to JOB_FIELDS_GA: {used - set(JOB_FIELDS_GA)}"
     assert max(JOB_FIELDS_GA[f] for f in used) == MINIMUM_KUBERNETES
     assert "**Kubernetes {}.{} or newer.**".format(*MINIMUM_KUBERNETES) in RUNBOOK.read_text()
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert "Kubernetes {}.{} or newer".format(*MINIMUM_KUBERNETES) in readme
+    assert f"1.{MINIMUM_KUBERNETES[1]} to 1.{NEWEST_KUBERNETES[1]}" in readme
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
