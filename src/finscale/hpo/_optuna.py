@@ -181,6 +181,11 @@ def rdb_storage(study: optuna.Study) -> RDBStorage | None:
     return storage if isinstance(storage, RDBStorage) else None
 
 
+def _superseded_args(study_id: int, requeued_from: str) -> dict[str, object]:
+    """The arguments of `_SUPERSEDED_CTE`."""
+    return {"study_id": study_id, "retry_history": RETRY_HISTORY, "requeued_from": requeued_from}
+
+
 def count_trials(storage: RDBStorage, study_id: int, *, requeued_from: str) -> TrialCounts | None:
     """Count a study's trials by state in the database, with the superseded ones apart.
 
@@ -208,10 +213,9 @@ def _count(
     *,
     requeued_from: str,
 ) -> TrialCounts:
-    json_elements = _JSON_ELEMENTS[dialect]
     rows = connection.execute(
-        sqlalchemy.text(_COUNT_SQL.format(json_elements=json_elements)),
-        {"study_id": study_id, "retry_history": RETRY_HISTORY, "requeued_from": requeued_from},
+        sqlalchemy.text(_COUNT_SQL.format(json_elements=_JSON_ELEMENTS[dialect])),
+        _superseded_args(study_id, requeued_from),
     ).all()
     return TrialCounts(
         by_state={TrialState[state]: int(n) for state, n, _ in rows},
@@ -233,9 +237,7 @@ def failures_not_rerun(
             connection.execute(
                 query,
                 {
-                    "study_id": study_id,
-                    "retry_history": RETRY_HISTORY,
-                    "requeued_from": requeued_from,
+                    **_superseded_args(study_id, requeued_from),
                     "reason_key": "fail_reason",
                     "reason_like": pattern,
                 },

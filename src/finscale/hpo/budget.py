@@ -21,7 +21,6 @@ that shows no room only says no sooner.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import re
@@ -45,7 +44,7 @@ from finscale.hpo._optuna import (
     study_id,
     trial_id,
 )
-from finscale.hpo.storage import study_lock
+from finscale.hpo.storage import reservation_lock, study_lock
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +152,7 @@ def reserve_trial(
     state = budget_state(study, n_trials)
     if not state.can_start:
         return None, state
-    # PostgreSQL serializes reservations on the study row's lock; SQLite has none.
-    lock = (
-        study_lock(storage, study.study_name)
-        if storage.engine.dialect.name == "sqlite"
-        else contextlib.nullcontext()
-    )
-    with lock:
+    with reservation_lock(storage, study.study_name):
         reservation = reserve_row(
             storage,
             study_id(study),

@@ -464,3 +464,13 @@ def exclusive(
 def study_lock(storage: RDBStorage, study_name: str) -> contextlib.AbstractContextManager[None]:
     """Hold the study's lock: only one worker at a time runs the block."""
     return exclusive(storage.url, f"study:{study_name}", storage.engine)
+
+
+def reservation_lock(
+    storage: RDBStorage, study_name: str
+) -> contextlib.AbstractContextManager[None]:
+    """What a trial reservation holds besides its own transaction: nothing on PostgreSQL, whose
+    transaction takes the study row's lock; the study's lock on SQLite, which has no row locks."""
+    if storage.engine.dialect.name == "postgresql":
+        return contextlib.nullcontext()
+    return study_lock(storage, study_name)

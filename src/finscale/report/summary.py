@@ -44,7 +44,7 @@ def _describe(answer: ScalingResult) -> str:
     if e is not None:
         text += f" The reducible loss, L = E + A·N^(−α), gives α = {e.alpha:.3f}"
         if e.n_resamples:
-            text += f" (95% interval {alpha_interval(e, 'to')})"
+            text += f" (95% interval {alpha_interval(e)})"
         text += f" {_floor(e)}; it describes the curve, the slope decides."
     return text + skill
 
