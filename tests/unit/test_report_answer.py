@@ -26,6 +26,7 @@ from finscale.hpo.study import (
 from finscale.predictions import ATTR_VAL_LOGITS, encode_labels, encode_logits
 from finscale.report import (
     IncomparableStudiesError,
+    NothingToReportError,
     SeveralExperimentsError,
     write_report,
 )
@@ -184,6 +185,17 @@ def test_the_report_asks_for_an_experiment_when_the_storage_holds_several(
         stored, tmp_path, storage="s", experiment="scaling", plots=False, n_resamples=50
     )
     assert [r.name for r in report.studies] == ["scaling-50k-h1", "scaling-500k-h1"]
+    # and a name in other casing is the same experiment (experiment names are lower-case)
+    again = write_report(
+        stored, tmp_path, storage="s", experiment="Scaling", plots=False, n_resamples=50
+    )
+    assert [r.name for r in again.studies] == ["scaling-50k-h1", "scaling-500k-h1"]
+    # and one the storage does not hold is refused, naming those it does
+    with pytest.raises(
+        NothingToReportError,
+        match=r"no study of experiment 'scalng'.*experiments: scaling \(2 studies\), valid",
+    ):
+        write_report(stored, tmp_path, storage="s", experiment="scalng", plots=False)
 
 
 def test_studies_that_differ_in_more_than_the_budget_are_not_fitted_together(

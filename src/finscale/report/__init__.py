@@ -20,6 +20,7 @@ from finscale.report.checks import (
     SeveralExperimentsError,
     StudyFlags,
     check_comparable,
+    describe_experiments,
     one_experiment,
     study_flags,
 )
@@ -108,13 +109,17 @@ def write_report(
     results = [study_result(s) for s in stored]
     if expected is not None:
         results = [r for r in results if r.name in expected]
-    results = one_experiment(results, experiment)
-    if not results:
+    chosen = one_experiment(results, experiment)
+    if not chosen:
         which = f"study of experiment {experiment!r}" if experiment else "studies"
+        held = describe_experiments(results)
         raise NothingToReportError(
-            f"no {which} in {storage}: nothing to report. Run a search first "
-            "(`finscale run SPEC`, or apply its Jobs) or point FINSCALE_STORAGE_URL at its storage"
+            f"no {which} in {storage}: nothing to report. "
+            + (f"Its experiments: {held}. " if held else "")
+            + "Run a search first (`finscale run SPEC`, or apply its Jobs) or point "
+            "FINSCALE_STORAGE_URL at its storage"
         )
+    results = chosen
     from finscale.report import plots as figures  # matplotlib only when plotting
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache chatter

@@ -36,6 +36,23 @@ class IncomparableStudiesError(FinscaleError):
     exit_code: int = 2
 
 
+def held_experiments(results: list[StudyResult]) -> dict[str, int]:
+    """The experiments the studies belong to, with how many studies each."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.experiment is not None:
+            counts[r.experiment] = counts.get(r.experiment, 0) + 1
+    return counts
+
+
+def describe_experiments(results: list[StudyResult]) -> str:
+    """`name (n studies), …` of the experiments the studies belong to."""
+    return ", ".join(
+        f"{name} ({n} {'study' if n == 1 else 'studies'})"
+        for name, n in sorted(held_experiments(results).items())
+    )
+
+
 def one_experiment(results: list[StudyResult], experiment: str | None) -> list[StudyResult]:
     """The studies of `experiment`, or of the only experiment the storage holds.
 
@@ -45,15 +62,10 @@ def one_experiment(results: list[StudyResult], experiment: str | None) -> list[S
         SeveralExperimentsError: no experiment was named and the studies belong to several.
     """
     if experiment is not None:
-        return [r for r in results if r.experiment == experiment]
-    counts: dict[str, int] = {}
-    for r in results:
-        if r.experiment is not None:
-            counts[r.experiment] = counts.get(r.experiment, 0) + 1
-    if len(counts) > 1:
-        held = ", ".join(
-            f"{name} ({n} {'study' if n == 1 else 'studies'})" for name, n in sorted(counts.items())
-        )
+        # Experiment names are DNS-1123 names, lower-case by the spec's validation.
+        return [r for r in results if r.experiment == experiment.lower()]
+    if len(held_experiments(results)) > 1:
+        held = describe_experiments(results)
         raise SeveralExperimentsError(
             f"the studies to report belong to several experiments: {held}. A scaling fit compares "
             "the budgets of one experiment; choose it with --experiment NAME (or --spec SPEC)"
