@@ -37,8 +37,8 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from finscale.hpo._optuna import trial_id
-from finscale.hpo.budget import StaleTrials, budget_state, reserve_trial
 from finscale.hpo.storage import normalize_url, open_storage
+from finscale.hpo.trial_budget import StaleTrials, budget_state, reserve_trial
 from finscale.spec import SamplerSpec
 
 ARCHS = [f"d{d}-l{n}" for d in (64, 128) for n in (2, 4, 8)]

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from finscale.errors import FinscaleError, SpecError
+from finscale import defaults
+from finscale.errors import ExitCode, FinscaleError, SpecError
 from finscale.settings import RENAMED, Settings, load_settings, unknown_variables
 from finscale.tiers import DATASETS, features_help
 
@@ -206,7 +207,7 @@ def data_verify(
     for problem in problems:
         err.print(_problem(problem), highlight=False)
     if problems:
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=ExitCode.BAD_INPUT)
     out.print(
         _ok(f"every dataset in {data_dir / 'manifest.json'} matches its sha256"),
         highlight=False,
@@ -236,9 +237,13 @@ def data_summary(
     names: Annotated[
         list[str] | None, typer.Argument(help="Datasets (default: every dataset in the manifest).")
     ] = None,
-    context_length: Annotated[int, typer.Option(help="Rows of features per window.")] = 60,
+    context_length: Annotated[
+        int, typer.Option(help="Rows of features per window.")
+    ] = defaults.CONTEXT_LENGTH,
     horizons: Annotated[str, typer.Option(help="Comma-separated horizons in days.")] = "1,3,5",
-    threshold: Annotated[float, typer.Option(help="Rise that makes a positive label.")] = 0.01,
+    threshold: Annotated[
+        float, typer.Option(help="Rise that makes a positive label.")
+    ] = defaults.THRESHOLD,
     target: Annotated[
         str, typer.Option(help="close or high: which future price must rise.")
     ] = "close",
@@ -259,7 +264,7 @@ def data_summary(
     chosen = names or [n for n in manifest.names() if ".dataset." in n]
     if not chosen:
         err.print(f"no datasets in {data_dir}; run `finscale data build` first")
-        raise typer.Exit(code=2)
+        raise typer.Exit(code=ExitCode.BAD_INPUT)
     for name in chosen:
         dataset = load_dataset(data_dir, name)
         e = dataset.entry
@@ -469,7 +474,7 @@ def render_command(
             err.print(_problem(problem), highlight=False)
         if problems:
             err.print(f"re-render with: finscale render {spec} --out {out_dir}", highlight=False)
-            raise typer.Exit(code=1)
+            raise typer.Exit(code=ExitCode.ERROR)
         out.print(_ok(f"{out_dir} matches {spec} ({len(files)} files)"), highlight=False)
         return
     written = write(files, out_dir)

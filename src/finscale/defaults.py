@@ -17,3 +17,14 @@ TEST_BLOCKS = 2
 SPLIT_SEED = 0
 # Fewest windows a split may hold: model selection on a few windows measures noise.
 MIN_WINDOWS = 200
+
+# Labels: a rise of at least 1 % above today's close.
+THRESHOLD = 0.01
+
+# Early stopping on the objective's metric.
+PATIENCE = 10
+MIN_DELTA = 0.001
+
+# How long one storage call is retried before a worker gives up with exit 3: long enough to
+# ride out a PostgreSQL restart or failover.
+STORAGE_DEADLINE_S = 300.0

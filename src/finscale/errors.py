@@ -6,11 +6,24 @@ with a traceback.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every finscale command, and what a Job's pod failure policy does with
+    each (docs/settings.md has the table)."""
+
+    OK = 0  # done: a worker's study has spent its trial budget
+    ERROR = 1  # an unexpected error (with its traceback: a bug), or a failed check (render --check)
+    BAD_INPUT = 2  # a bad spec, data, setting or storage refusal: never retried (FailJob)
+    STORAGE_UNAVAILABLE = 3  # the storage did not answer by its deadline: retried
+    INTERRUPTED = 143  # SIGTERM or SIGINT (128 + 15): the running trial was handed back
+
 
 class FinscaleError(Exception):
     """Base of every error finscale raises on purpose; its message is meant for a person."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class SpecError(FinscaleError):
@@ -19,7 +32,7 @@ class SpecError(FinscaleError):
     Never retried: a Job's pod failure policy fails the Job on this exit code.
     """
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class DataError(FinscaleError):
@@ -30,13 +43,13 @@ class DataError(FinscaleError):
     Never retried.
     """
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class TrainingError(FinscaleError):
     """A training run could not produce a result; the HPO engine records it as a failed trial."""
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.ERROR
 
 
 class DivergenceError(TrainingError):
@@ -52,7 +65,7 @@ class SettingsError(FinscaleError):
     than twice the interval, a storage URL of an unsupported kind): the message names the
     variable and its value. Never retried."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class StorageUnavailableError(FinscaleError):
@@ -60,7 +73,7 @@ class StorageUnavailableError(FinscaleError):
     (`FINSCALE_STORAGE_DEADLINE_S`): unreachable, restarting, failing over. Retried by the Job;
     a worker that raises it mid-trial hands the trial back first when the storage lets it."""
 
-    exit_code: int = 3
+    exit_code: int = ExitCode.STORAGE_UNAVAILABLE
 
 
 class StorageConfigError(FinscaleError):
@@ -68,14 +81,14 @@ class StorageConfigError(FinscaleError):
     database or role does not exist, the URL is unparsable or names an unsupported driver.
     Raised at once, without retries, with the server's own words. Never retried."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class StudyMismatchError(FinscaleError):
     """A study of that name exists with another search definition (spec, grid or dataset);
     the message lists the fields that differ. Never retried."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class StudyFailedError(FinscaleError):
@@ -83,19 +96,19 @@ class StudyFailedError(FinscaleError):
     message quotes the most common failure reason and how many trials it ended. Exit 2: the
     spec or the data is at fault, and a rerun would fail the same way."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class StudyNotFoundError(FinscaleError):
     """A named study, or a trial of it, is not in the storage; the message lists what is."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class Interrupted(FinscaleError):  # noqa: N818 - a signal, not a failure
     """The worker received SIGTERM (preemption, eviction, a user's stop)."""
 
-    exit_code: int = 143
+    exit_code: int = ExitCode.INTERRUPTED
 
 
 class WorkerFailedError(FinscaleError):

@@ -2,7 +2,7 @@
 test skill on the same windows and resample them jointly across budgets.
 
 A trial's validation logits travel as a JSON-safe string (an Optuna user attr): float16,
-little-endian, the two bytes of each value split into two planes (all high bytes, then all low
+little-endian, the two bytes of each value split into two planes (all low bytes, then all high
 bytes), zlib-compressed, base64. The labels travel once as packed bits.
 
 Size (base64 characters, i.e. bytes in the database, of smooth logits such as a model emits on

@@ -50,12 +50,3 @@ def parse_quantity(text: str) -> Decimal:
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
     return number * Decimal(10) ** int(suffix[1:])
-
-
-def is_quantity(text: str) -> bool:
-    """Whether `text` parses as a Kubernetes quantity."""
-    try:
-        parse_quantity(text)
-    except ValueError:
-        return False
-    return True

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finscale import defaults
 from finscale.errors import SettingsError
 
 ENV_PREFIX = "FINSCALE_"
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
         "interval, so that one missed beat never fails a live trial.",
     )
     storage_deadline_s: float = Field(
-        default=300.0,
+        default=defaults.STORAGE_DEADLINE_S,
         gt=0,
         le=86400,
         allow_inf_nan=False,

@@ -35,8 +35,8 @@ from pydantic import (
 )
 
 from finscale import defaults
-from finscale.budgets import parse_budget
 from finscale.errors import SpecError
+from finscale.param_budget import parse_budget
 from finscale.quantity import parse_quantity
 
 # Kubernetes object names (Job, ConfigMap) and label values: DNS-1123, at most 63 characters.
@@ -170,7 +170,10 @@ class DataSpec(_Spec):
         description="Pin a dataset version (digest or a prefix of 8+); the latest if unset.",
     )
     threshold: float = Field(
-        default=0.01, ge=0, lt=1, description="Rise over today's close that makes a positive label."
+        default=defaults.THRESHOLD,
+        ge=0,
+        lt=1,
+        description="Rise over today's close that makes a positive label.",
     )
     target: Literal["close", "high"] = Field(
         default="close", description="Which future price must reach the threshold: close or high."
@@ -304,7 +307,7 @@ class TrainingParam(NamedTuple):
     high: float  # first value not allowed
     default: float | Distribution
     description: str
-    target: Literal["model", "train"]  # where it takes effect: PatchTSTConfig or TrainConfig
+    config: Literal["model", "train"]  # the config it sets: PatchTSTConfig or TrainConfig
 
     def cast(self, value: float) -> float | int:
         """The value as the ML core takes it: an int for whole parameters."""
@@ -428,8 +431,12 @@ def _middle(value: float | Distribution) -> float:
 class EarlyStoppingSpec(_Spec):
     """When a trial's training stops (on the objective's metric)."""
 
-    patience: int = Field(default=10, ge=1, description="Epochs without improvement.")
-    min_delta: float = Field(default=0.001, ge=0, description="Smallest change that counts.")
+    patience: int = Field(
+        default=defaults.PATIENCE, ge=1, description="Epochs without improvement."
+    )
+    min_delta: float = Field(
+        default=defaults.MIN_DELTA, ge=0, description="Smallest change that counts."
+    )
 
 
 class ObjectiveSpec(_Spec):

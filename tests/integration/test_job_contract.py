@@ -33,9 +33,9 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from finscale.data import build_datasets, load_inputs
-from finscale.hpo.budget import BudgetState, budget_state
 from finscale.hpo.inputs import model_config
 from finscale.hpo.storage import open_storage
+from finscale.hpo.trial_budget import TrialBudgetState, budget_state
 from finscale.k8s.render import IMAGE_DATA_DIR, UID, render
 from finscale.model import PatchTST, parse_arch_id
 from finscale.spec import StudySpec
@@ -140,7 +140,7 @@ def test_the_rendered_validation_job_runs_its_study_and_the_report_reads_it(
     )
     study = optuna.load_study(study_name="validation-50k-h1", storage=storage)
     n_trials = yaml.safe_load(config_map["data"]["study.yaml"])["n_trials"]
-    assert budget_state(study, n_trials) == BudgetState(
+    assert budget_state(study, n_trials) == TrialBudgetState(
         n_trials=3, finished=3, running=0, waiting=0
     )
     trials = study.get_trials()

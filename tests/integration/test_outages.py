@@ -18,8 +18,8 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.hpo.budget import STALE_REASON, SYSTEM_REQUEUED_FROM, superseded
 from finscale.hpo.storage import open_storage
+from finscale.hpo.trial_budget import STALE_REASON, SYSTEM_REQUEUED_FROM, superseded
 from tests.integration.conftest import PrivatePostgres, start_worker
 
 STUDY = "it-30k-h1"

@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from finscale.hpo.budget import BudgetState, budget_state
 from finscale.hpo.storage import open_storage
+from finscale.hpo.trial_budget import TrialBudgetState, budget_state
 
 STUDY = "it-30k-h1"
 Env = Callable[..., dict[str, str]]
@@ -62,7 +62,7 @@ def test_an_idle_pod_leaves_while_the_closer_stays_until_the_study_is_done(
     # and the closer exits 0 only when the study is done
     _, err = closer.communicate(timeout=300)
     assert closer.returncode == 0, err[-2000:]
-    assert budget_state(_study(postgres_url), 1) == BudgetState(
+    assert budget_state(_study(postgres_url), 1) == TrialBudgetState(
         n_trials=1, finished=1, running=0, waiting=0
     )
 
@@ -81,7 +81,7 @@ def test_a_pod_of_several_workers_shares_its_device_and_keeps_the_budget_exact(
     # then the study holds exactly its budget, trained by both workers of the pod
     assert pod.returncode == 0, err[-3000:]
     study = _study(postgres_url)
-    assert budget_state(study, 4) == BudgetState(n_trials=4, finished=4, running=0, waiting=0)
+    assert budget_state(study, 4) == TrialBudgetState(n_trials=4, finished=4, running=0, waiting=0)
     trials = study.get_trials()
     assert len(trials) == 4
     assert {t.user_attrs["worker"] for t in trials} == {0, 1}

@@ -24,17 +24,6 @@ from finscale.errors import (
     StudyNotFoundError,
 )
 from finscale.hpo import _optuna
-from finscale.hpo.budget import (
-    STALE_REASON,
-    SYSTEM_REQUEUED_FROM,
-    BudgetState,
-    StaleTrials,
-    budget_state,
-    counted,
-    requeue,
-    reserve_trial,
-    superseded,
-)
 from finscale.hpo.read import summarize_storage
 from finscale.hpo.storage import display_url, normalize_url, open_for_reading, open_storage
 from finscale.hpo.study import (
@@ -43,6 +32,17 @@ from finscale.hpo.study import (
     Fingerprint,
     create_or_load_study,
     study_fingerprint,
+)
+from finscale.hpo.trial_budget import (
+    STALE_REASON,
+    SYSTEM_REQUEUED_FROM,
+    StaleTrials,
+    TrialBudgetState,
+    budget_state,
+    counted,
+    requeue,
+    reserve_trial,
+    superseded,
 )
 from finscale.settings import Settings
 from finscale.spec import StudySpec, load_study
@@ -59,10 +59,10 @@ def _fingerprint(spec: StudySpec = SPEC, sha: str = "ab" * 32) -> Fingerprint:
     return study_fingerprint(spec, grid_ids=["d32-l2-h2-f2", "d64-l1-h4-f2"], dataset_sha256=sha)
 
 
-def _counted_over_loaded_trials(study: optuna.Study, n_trials: int) -> BudgetState:
+def _counted_over_loaded_trials(study: optuna.Study, n_trials: int) -> TrialBudgetState:
     """The budget counted the slow way: every trial loaded, `counted` applied."""
     trials = study.get_trials(deepcopy=False)
-    return BudgetState(
+    return TrialBudgetState(
         n_trials=n_trials,
         finished=len(counted(trials)),
         running=sum(1 for t in trials if t.state == TrialState.RUNNING),
@@ -144,7 +144,7 @@ def test_concurrent_reservations_never_overshoot_the_budget(storage_url: str) ->
     assert not errors
     study = optuna.load_study(study_name=spec.name, storage=_storage(storage_url))
     assert len(started) == 7
-    assert budget_state(study, 7) == BudgetState(n_trials=7, finished=7, running=0, waiting=0)
+    assert budget_state(study, 7) == TrialBudgetState(n_trials=7, finished=7, running=0, waiting=0)
     assert sorted(t.number for t in study.get_trials()) == list(range(7))
 
 
@@ -333,7 +333,7 @@ def test_the_budget_count_in_sql_equals_the_count_over_loaded_trials(storage_url
     # then `superseded` finds the trials the reruns replace
     assert superseded(trials) == replaced
     # and the SQL count agrees with the count over loaded trials, by state and in total
-    expected = BudgetState(n_trials=99, finished=7, running=3, waiting=3)
+    expected = TrialBudgetState(n_trials=99, finished=7, running=3, waiting=3)
     assert _counted_over_loaded_trials(study, 99) == expected
     assert budget_state(study, 99) == expected
     counts = _optuna.count_trials(
@@ -364,7 +364,7 @@ def test_enqueued_parameters_apply_to_reserved_trials(storage_url: str) -> None:
         assert trial is not None
         seen.append((trial.suggest_categorical("arch", archs), trial.user_attrs["forced"]))
     assert seen == [("d32-l2-h2-f2", "narrowest"), ("d64-l1-h4-f2", "widest")]
-    assert budget_state(study, 3) == BudgetState(n_trials=3, finished=0, running=2, waiting=0)
+    assert budget_state(study, 3) == TrialBudgetState(n_trials=3, finished=0, running=2, waiting=0)
 
 
 def test_a_reservation_warns_nothing(storage_url: str) -> None:
@@ -436,7 +436,7 @@ def test_a_reserved_trial_whose_worker_never_beats_goes_stale(storage_url: str) 
     time.sleep(3)  # past the 2 s grace period: the worker died before its heartbeat thread began
     StaleTrials(storage, grace_s=2, failed_by="worker 1").fail(study)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
-    assert budget_state(study, 2) == BudgetState(n_trials=2, finished=0, running=0, waiting=1)
+    assert budget_state(study, 2) == TrialBudgetState(n_trials=2, finished=0, running=0, waiting=1)
 
 
 def test_a_poll_never_waits_for_a_reservation_in_progress(postgres_url: str) -> None:
@@ -544,7 +544,7 @@ def test_worker_processes_racing_for_the_budget_never_overshoot_it(storage_url: 
     # then no process ever saw more than the budget finished or running, and it is spent exactly
     assert all(p.exitcode == 0 for p in procs)
     assert max(worst for worst, _ in results) <= n_trials
-    expected = BudgetState(n_trials=n_trials, finished=n_trials, running=0, waiting=0)
+    expected = TrialBudgetState(n_trials=n_trials, finished=n_trials, running=0, waiting=0)
     assert _counted_over_loaded_trials(study, n_trials) == expected
     assert budget_state(study, n_trials) == expected
     handed_back = sum(ran for _, ran in results) - n_trials

@@ -17,9 +17,9 @@ import pytest
 from optuna.trial import TrialState
 
 from finscale.hpo import inputs
-from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, BudgetState, budget_state
 from finscale.hpo.storage import open_storage
 from finscale.hpo.study import ATTR_EXTREMES, worker_seed
+from finscale.hpo.trial_budget import SYSTEM_REQUEUED_FROM, TrialBudgetState, budget_state
 from finscale.model import parse_arch_id
 from finscale.settings import Settings
 from finscale.spec import load_study
@@ -73,7 +73,7 @@ def test_three_workers_finish_exactly_n_trials(
         assert worker.returncode == 0, err.decode()[-3000:]
         assert secret.encode() not in out + err
     study = _study(postgres_url)
-    assert budget_state(study, 9) == BudgetState(n_trials=9, finished=9, running=0, waiting=0)
+    assert budget_state(study, 9) == TrialBudgetState(n_trials=9, finished=9, running=0, waiting=0)
     trials = study.get_trials()
     assert len(trials) == 9
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
@@ -109,7 +109,7 @@ def test_a_killed_workers_trial_is_rerun_with_the_same_parameters(
     assert len(reruns) == 1
     assert reruns[0].params == doomed.params
     assert reruns[0].state == TrialState.COMPLETE
-    assert budget_state(study, 2) == BudgetState(n_trials=2, finished=2, running=0, waiting=0)
+    assert budget_state(study, 2) == TrialBudgetState(n_trials=2, finished=2, running=0, waiting=0)
 
 
 @pytest.mark.slow

@@ -21,7 +21,6 @@ from finscale.tiers import TIERS
 A20_COLUMNS = TIERS["a20"].columns
 VIX_COLUMNS = TIERS["c"].columns
 A20_LOOKBACK_ROWS = TIERS["a20"].lookback_rows
-VIX_LOOKBACK_ROWS = TIERS["c"].lookback_rows
 
 _WEEK = "W-SUN"  # weeks run Monday..Sunday
 

@@ -2,9 +2,9 @@
 
 Prices, volumes and OBV drift by an order of magnitude over decades; a model fed raw values
 learns the era, not the pattern (the research system's "prior collapse"). Statistics come from
-the rows that training windows read, never from a validation or test row, and travel with the
-model (`to_dict`) so that it can be applied to new data later. Bounded oscillators keep their
-own scale.
+the rows that training windows read, never from a validation or test row. They are not stored:
+they follow from the pinned dataset and the split, so rebuilding a trial recomputes them exactly.
+Bounded oscillators keep their own scale.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -37,23 +36,6 @@ class Normalization:
         mean = np.where(self.scaled, self.mean, 0.0)
         std = np.where(self.scaled, self.std, 1.0)
         return ((features - mean) / std).astype("float32")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form: {column: {"mean", "std", "scaled"}}."""
-        return {
-            c: {"mean": float(m), "std": float(s), "scaled": bool(k)}
-            for c, m, s, k in zip(self.columns, self.mean, self.std, self.scaled, strict=True)
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Normalization:
-        columns = tuple(data)
-        return cls(
-            columns=columns,
-            mean=np.array([data[c]["mean"] for c in columns], dtype="float64"),
-            std=np.array([data[c]["std"] for c in columns], dtype="float64"),
-            scaled=np.array([data[c]["scaled"] for c in columns], dtype=bool),
-        )
 
 
 def training_rows(train_starts: np.ndarray, context_length: int, n_rows: int) -> np.ndarray:

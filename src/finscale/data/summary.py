@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finscale import defaults
 from finscale.data.dataset import Dataset
 from finscale.data.labels import Target
 from finscale.data.prepare import default_split_dates
@@ -45,14 +46,14 @@ def _rates(labels: np.ndarray, splits: Splits) -> dict[str, float]:
 def summarize_splits(
     dataset: Dataset,
     *,
-    context_length: int = 60,
+    context_length: int = defaults.CONTEXT_LENGTH,
     horizons: tuple[int, ...] = (1, 3, 5),
-    threshold: float = 0.01,
+    threshold: float = defaults.THRESHOLD,
     target: Target = "close",
-    n_blocks: int = 10,
-    val_blocks: int = 2,
-    test_blocks: int = 2,
-    seed: int = 0,
+    n_blocks: int = defaults.N_BLOCKS,
+    val_blocks: int = defaults.VAL_BLOCKS,
+    test_blocks: int = defaults.TEST_BLOCKS,
+    seed: int = defaults.SPLIT_SEED,
 ) -> list[SplitSummary]:
     """Window counts and positive rates per split, for each horizon and both split modes.
 

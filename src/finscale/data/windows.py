@@ -23,6 +23,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from finscale import defaults
 from finscale.data.labels import Target, make_labels
 from finscale.defaults import MIN_WINDOWS
 from finscale.errors import DataError
@@ -235,10 +236,10 @@ def split_chronological(
 def split_chunks(
     windows: Windows,
     *,
-    n_blocks: int = 10,
-    val_blocks: int = 2,
-    test_blocks: int = 2,
-    seed: int = 0,
+    n_blocks: int = defaults.N_BLOCKS,
+    val_blocks: int = defaults.VAL_BLOCKS,
+    test_blocks: int = defaults.TEST_BLOCKS,
+    seed: int = defaults.SPLIT_SEED,
     embargo_rows: int = 0,
     min_train_windows: int = MIN_TRAIN_WINDOWS,
     min_val_windows: int = MIN_VAL_WINDOWS,

@@ -23,10 +23,10 @@ _WHERE = {
     "ATTR_SPEC": "study",
     "ATTR_WINDOWS": "study",
     "EvalRun": "evaluate",
-    "SYSTEM_REQUEUED_FROM": "budget",
+    "SYSTEM_REQUEUED_FROM": "trial_budget",
     "StoredStudy": "read",
     "base_rate_bce": "replay",
-    "counted": "budget",
+    "counted": "trial_budget",
     "default_spec": "replay",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -36,7 +36,7 @@ _WHERE = {
     "read_studies": "read",
     "results_table": "local",
     "retrain": "replay",
-    "run_pod": "local",
+    "run_pod": "pod",
     "run_study": "local",
     "run_worker": "worker",
     "summarize_storage": "read",
@@ -70,9 +70,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from finscale.hpo.budget import SYSTEM_REQUEUED_FROM, counted
     from finscale.hpo.evaluate import EvalRun, evaluate_study
-    from finscale.hpo.local import results_table, run_pod, run_study
+    from finscale.hpo.local import results_table, run_study
+    from finscale.hpo.pod import run_pod
     from finscale.hpo.read import StoredStudy, read_studies, summarize_storage
     from finscale.hpo.replay import (
         base_rate_bce,
@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         ATTR_SPEC,
         ATTR_WINDOWS,
     )
+    from finscale.hpo.trial_budget import SYSTEM_REQUEUED_FROM, counted
     from finscale.hpo.worker import run_worker
 
 

@@ -58,7 +58,7 @@ _JSON_ELEMENTS = {
 
 # The numbers of a study's trials that a rerun replaced: every number in a trial's
 # `retry_history`, and the number in its `requeued_from` attribute (a query argument): the set
-# that `finscale.hpo.budget.superseded` computes from loaded trials.
+# that `finscale.hpo.trial_budget.superseded` computes from loaded trials.
 _SUPERSEDED_CTE = """
 WITH study_trials AS (
     SELECT trial_id, number, state FROM trials WHERE study_id = :study_id

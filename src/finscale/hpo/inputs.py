@@ -158,7 +158,7 @@ def model_config(
 ) -> PatchTSTConfig:
     """The model of an architecture, with the spec's fixed settings and the trial's
     model-side training parameters (dropout)."""
-    sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.target == "model"}
+    sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.config == "model"}
     return PatchTSTConfig(
         num_features=num_features,
         context_length=spec.model.context_length,
@@ -182,7 +182,7 @@ def train_config(
     precision: Precision,
 ) -> TrainConfig:
     """How a trial trains: its training-side parameters and the spec's fixed settings."""
-    sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.target == "train"}
+    sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.config == "train"}
     return TrainConfig(
         **sampled,  # type: ignore[arg-type]
         min_lr_ratio=spec.training.min_lr_ratio,

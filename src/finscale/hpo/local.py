@@ -9,13 +9,11 @@ storage outage only pauses its progress display, since the workers ride it out t
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,17 +21,26 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from finscale.errors import Interrupted, SpecError, StorageUnavailableError, WorkerFailedError
-from finscale.hpo.budget import budget_state
+from finscale.errors import (
+    ExitCode,
+    Interrupted,
+    SpecError,
+    StorageUnavailableError,
+    WorkerFailedError,
+)
+from finscale.hpo.processes import (
+    STOP_MARGIN_S,
+    StopRequested,
+    WorkerProcess,
+    stop_workers,
+    worker_environment,
+)
 from finscale.hpo.read import StudySummary, summarize
 from finscale.hpo.storage import with_retries
+from finscale.hpo.trial_budget import budget_state
 from finscale.hpo.worker import join_study
-from finscale.settings import ENV_PREFIX, Settings
+from finscale.settings import Settings
 from finscale.spec import StudySpec
-
-# How long a stopped worker may take to hand its trial back beyond the storage deadline (its
-# hand-back may wait that long for the storage) before it is killed.
-_STOP_MARGIN_S = 60
 
 T = TypeVar("T")
 
@@ -41,29 +48,7 @@ T = TypeVar("T")
 _PROGRESS_DEADLINE_S = 5.0
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """The process environment with `settings` spelled as FINSCALE_* variables, so that a
-    worker process sees exactly the settings of its parent."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    return env
-
-
-@dataclass
-class _Worker:
-    index: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def status(self) -> str:
-        code = self.process.poll()
-        return "running" if code is None else f"exit {code}"
-
-
-def _progress(spec: StudySpec, summary: StudySummary | None, workers: list[_Worker]) -> Table:
+def _progress(spec: StudySpec, summary: StudySummary | None, workers: list[WorkerProcess]) -> Table:
     alive = sum(w.process.poll() is None for w in workers)
     if summary is None:
         title = f"{spec.name}: storage unreachable; the workers retry"
@@ -111,19 +96,8 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-class _StopRequested:
-    """SIGTERM and SIGINT only set a flag that the progress loop checks (raising from a signal
-    handler could land inside a storage call or a finalizer that swallows it)."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.received = signal.Signals(signum).name
-
-
 def _start_workers(
-    procs: list[_Worker],
+    procs: list[WorkerProcess],
     spec_path: Path,
     spec: StudySpec,
     *,
@@ -142,22 +116,7 @@ def _start_workers(
         ]  # fmt: skip
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-        procs.append(_Worker(index, process, log_path))
-
-
-def stop_workers(procs: list[_Worker], *, timeout_s: float) -> None:
-    """SIGTERM every live worker (each hands its running trial back), wait for them, and kill
-    those still alive after `timeout_s`: `finscale run` never leaves a worker behind."""
-    for w in procs:
-        if w.process.poll() is None:
-            w.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    for w in procs:
-        try:
-            w.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            w.process.kill()
-            w.process.wait()
+        procs.append(WorkerProcess(index, process, log_path))
 
 
 def run_study(
@@ -186,9 +145,9 @@ def run_study(
     joined = join_study(spec, settings, index=0)
     log_dir = settings.runs_dir / spec.name
     log_dir.mkdir(parents=True, exist_ok=True)
-    stop = _StopRequested()
+    stop = StopRequested()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    procs: list[_Worker] = []
+    procs: list[WorkerProcess] = []
     try:
         _start_workers(procs, spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
         console.print(
@@ -216,7 +175,7 @@ def run_study(
                     break
                 time.sleep(0.5)
     finally:
-        stop_workers(procs, timeout_s=settings.storage_deadline_s + _STOP_MARGIN_S)
+        stop_workers(procs, timeout_s=settings.storage_deadline_s + STOP_MARGIN_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         console.print()
@@ -237,8 +196,9 @@ def run_study(
             f"worker {w.index} of {spec.name} exited with code {code}; "
             f"the end of {w.log}:\n{_tail(w.log)}"
         )
-        if code == 2 or not done:
-            raise WorkerFailedError(message, exit_code=code if code in (2, 3) else 1)
+        if code == ExitCode.BAD_INPUT or not done:
+            passed_on = code in (ExitCode.BAD_INPUT, ExitCode.STORAGE_UNAVAILABLE)
+            raise WorkerFailedError(message, exit_code=code if passed_on else ExitCode.ERROR)
         console.print(f"warning: {message}\n(the other workers finished the study)", markup=False)
     return read("reading the results", lambda: summarize(joined.study))
 
@@ -275,64 +235,3 @@ def results_table(specs: list[StudySpec], summaries: list[StudySummary]) -> Tabl
             shown or "—",
         )
     return table
-
-
-# Exit codes of a pod's worker processes, most telling first: a bad input ends the pod's Job
-# (never retried), an unreachable storage is retried, a signal hands trials back.
-_POD_CODES = (2, 3, 143)
-
-
-def run_pod(
-    spec_path: Path,
-    study: str,
-    *,
-    index: int,
-    processes: int,
-    until: str,
-    closer: int | None,
-    settings: Settings,
-) -> int:
-    """Run `processes` workers of one study in this process's place: a pod that shares its
-    device among several trials.
-
-    Worker j of pod `index` has worker index `index * processes + j`; each plans its memory
-    within `1 / processes` of the device (`FINSCALE_MEMORY_SHARE`) and gets that share of the
-    pod's math threads. A signal is passed on to every worker (each hands its running trial
-    back); the pod ends when all its workers have.
-
-    Returns:
-        The pod's exit code: 0 when every worker exited 0, else the most telling of theirs
-        (2, then 3, then 143), else 1.
-    """
-    if processes < 1:
-        raise SpecError(f"--processes must be at least 1, got {processes}")
-    env = worker_environment(
-        settings.model_copy(update={"memory_share": settings.memory_share / processes})
-    )
-    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
-    env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
-    stop = _StopRequested()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    procs: list[_Worker] = []
-    try:
-        for j in range(processes):
-            command = [
-                sys.executable, "-m", "finscale", "worker", str(spec_path), "--study", study,
-                "--index", str(index * processes + j), "--until", until,
-            ]  # fmt: skip
-            if closer is not None:
-                command += ["--closer", str(closer * processes)]
-            # Output goes to the pod's own: one JSON event stream for the log collector.
-            procs.append(_Worker(j, subprocess.Popen(command, env=env), Path("-")))
-        while any(w.process.poll() is None for w in procs) and not stop.received:
-            time.sleep(0.2)
-    finally:
-        stop_workers(procs, timeout_s=settings.storage_deadline_s + _STOP_MARGIN_S)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    codes = [w.process.returncode for w in procs]
-    if stop.received:
-        return 143
-    if all(code == 0 for code in codes):
-        return 0
-    return next((c for c in _POD_CODES if c in codes), 1)

@@ -12,10 +12,11 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from finscale import defaults
 from finscale.errors import StudyNotFoundError
-from finscale.hpo.budget import counted
 from finscale.hpo.storage import display_url, with_retries
 from finscale.hpo.study import ATTR_N_TRIALS
+from finscale.hpo.trial_budget import counted
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,10 @@ def _names(storage: RDBStorage, names: list[str] | None) -> list[str]:
 
 
 def summarize_storage(
-    storage: RDBStorage, names: list[str] | None = None, *, deadline_s: float = 300.0
+    storage: RDBStorage,
+    names: list[str] | None = None,
+    *,
+    deadline_s: float = defaults.STORAGE_DEADLINE_S,
 ) -> list[StudySummary]:
     """Summaries of the storage's studies (all, or those named), by name.
 
@@ -94,7 +98,10 @@ class StoredStudy:
 
 
 def read_studies(
-    storage: RDBStorage, names: list[str] | None = None, *, deadline_s: float = 300.0
+    storage: RDBStorage,
+    names: list[str] | None = None,
+    *,
+    deadline_s: float = defaults.STORAGE_DEADLINE_S,
 ) -> list[StoredStudy]:
     """The storage's studies (all, or those named), by name, with every trial.
 
@@ -118,20 +125,3 @@ def read_studies(
         return out
 
     return with_retries(read, what="reading studies", url=storage.url, deadline_s=deadline_s)
-
-
-def read_trial(
-    storage: RDBStorage, study_name: str, number: int, *, deadline_s: float = 300.0
-) -> FrozenTrial:
-    """One trial of a study, by its number.
-
-    Raises:
-        StudyNotFoundError: no such study, or no trial of that number.
-        StorageUnavailableError: the storage did not answer.
-    """
-    (study,) = read_studies(storage, [study_name], deadline_s=deadline_s)
-    if not 0 <= number < len(study.trials):
-        raise StudyNotFoundError(
-            f"study {study_name} has no trial {number} (it has {len(study.trials)})"
-        )
-    return study.trials[number]

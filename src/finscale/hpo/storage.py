@@ -7,7 +7,7 @@ a bad URL) are raised at once as `StorageConfigError` (docs/reliability.md). Wri
 storage with `open_storage`, which creates Optuna's tables; readers with `open_for_reading`,
 which creates nothing. What must not race between workers runs under a lock of this module (a
 PostgreSQL advisory lock, or a file lock next to an SQLite file), except trial reservations,
-which on PostgreSQL hold the study row's lock in their own transaction (`hpo/budget.py`).
+which on PostgreSQL hold the study row's lock in their own transaction (`hpo/trial_budget.py`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
 
+from finscale import defaults
 from finscale.errors import StorageConfigError, StorageUnavailableError
 from finscale.settings import Settings
 
@@ -311,7 +312,7 @@ def open_storage(
     heartbeat_interval_s: int,
     heartbeat_grace_s: int,
     max_retries: int,
-    deadline_s: float = 300.0,
+    deadline_s: float = defaults.STORAGE_DEADLINE_S,
 ) -> RDBStorage:
     """An RDB storage with heartbeats and same-parameter retries of stale trials, for workers:
     creates Optuna's tables (and an SQLite file) when missing.

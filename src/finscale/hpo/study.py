@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 from optuna.storages import RDBStorage
 
+from finscale import defaults
 from finscale.errors import StudyMismatchError
 from finscale.hpo.storage import display_url, study_lock, with_retries
 from finscale.predictions import encode_labels, encode_logits
@@ -117,7 +118,7 @@ def create_or_load_study(
     fingerprint: Fingerprint,
     extremes: dict[str, str],
     seed: int | None,
-    deadline_s: float = 300.0,
+    deadline_s: float = defaults.STORAGE_DEADLINE_S,
 ) -> optuna.Study:
     """Create the study, or load it and check that it searches what the spec says.
 

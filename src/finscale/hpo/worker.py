@@ -44,7 +44,7 @@ from finscale.errors import (
     StorageUnavailableError,
     StudyFailedError,
 )
-from finscale.hpo import budget, storage
+from finscale.hpo import storage, trial_budget
 from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
 from finscale.hpo.inputs import StudyData, load_study_data, study_grid
@@ -252,7 +252,7 @@ class WorkerReport:
 
     study: str
     trials_run: int
-    final: budget.BudgetState
+    final: trial_budget.TrialBudgetState
     outcome: Literal["done", "idle"] = "done"  # the study is done, or nothing was left to start
 
 
@@ -310,7 +310,7 @@ def run_worker(
         index, spec.name, storage.display_url(settings.storage_url), len(joined.grid),
         joined.prepared.splits.counts(), device,
     )  # fmt: skip
-    stale = budget.StaleTrials(
+    stale = trial_budget.StaleTrials(
         store, grace_s=settings.heartbeat_grace_s, failed_by=f"worker {index}"
     )
     trials_run = 0
@@ -323,7 +323,7 @@ def run_worker(
         trial, state = _retry(
             settings,
             "reserving a trial",
-            lambda: budget.reserve_trial(study, store, n_trials=spec.n_trials),
+            lambda: trial_budget.reserve_trial(study, store, n_trials=spec.n_trials),
         )
         if trial is None:
             if state.done:
@@ -344,12 +344,14 @@ def run_worker(
         trials_run += 1
         _run_trial(study, store, trial, objective, stops, log_events, settings)
     trials = _retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
-    final = _retry(settings, "counting trials", lambda: budget.budget_state(study, spec.n_trials))
+    final = _retry(
+        settings, "counting trials", lambda: trial_budget.budget_state(study, spec.n_trials)
+    )
     log.info(
         "study %s: budget spent (%d finished); worker %d ran %d trials",
         spec.name, final.finished, index, trials_run,
     )  # fmt: skip
-    failure = budget.failure_summary(trials)
+    failure = trial_budget.failure_summary(trials)
     if failure is not None:
         reason, count, total = failure
         raise StudyFailedError(
@@ -475,7 +477,7 @@ def _hand_back(
         number = _retry(
             settings,
             "handing the trial back",
-            lambda: budget.requeue(study, store, trial, reason=why),
+            lambda: trial_budget.requeue(study, store, trial, reason=why),
         )
     except optuna.exceptions.UpdateFinishedTrialError as e:
         _left(trial, _TakenOver(f"a peer finished it ({e})"), events)

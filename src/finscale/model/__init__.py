@@ -1,6 +1,5 @@
 """The model and its parameter-budget architecture grid. Knows nothing of Optuna or Kubernetes."""
 
-from finscale.budgets import budget_label, parse_budget
 from finscale.model.grid import (
     Arch,
     ArchSpace,
@@ -11,6 +10,7 @@ from finscale.model.grid import (
     parse_arch_id,
 )
 from finscale.model.patchtst import PatchTST, PatchTSTConfig
+from finscale.param_budget import budget_label, parse_budget
 
 __all__ = [
     "Arch",

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from finscale import defaults
 from finscale.model.patchtst import SPARE_POSITIONS
 
 # The research system's final search space (reference §4.1).
@@ -74,9 +75,9 @@ def param_count(
     n_layers: int,
     d_ff: int,
     num_features: int,
-    context_length: int = 60,
-    patch_length: int = 10,
-    stride: int = 5,
+    context_length: int = defaults.CONTEXT_LENGTH,
+    patch_length: int = defaults.PATCH_LENGTH,
+    stride: int = defaults.STRIDE,
     revin: bool = False,
 ) -> int:
     """Exact number of parameters of `PatchTST` (n_heads does not change it).
@@ -117,9 +118,9 @@ def build_grid(
     num_features: int,
     space: ArchSpace | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
-    context_length: int = 60,
-    patch_length: int = 10,
-    stride: int = 5,
+    context_length: int = defaults.CONTEXT_LENGTH,
+    patch_length: int = defaults.PATCH_LENGTH,
+    stride: int = defaults.STRIDE,
     revin: bool = False,
 ) -> list[Arch]:
     """Every architecture of `space` within `tolerance` of `budget` parameters.

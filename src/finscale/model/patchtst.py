@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from finscale import defaults
 from finscale.model.dropout import Dropout
 
 # The research system's position table had 10 spare rows; kept so that parameter counts match.
@@ -58,9 +59,9 @@ class PatchTSTConfig:
     n_heads: int
     n_layers: int
     d_ff: int
-    context_length: int = 60  # L: the research system's context
-    patch_length: int = 10  # S
-    stride: int = 5  # overlapping patches: P = (L - S) // stride + 1 = 11
+    context_length: int = defaults.CONTEXT_LENGTH  # L: the research system's context
+    patch_length: int = defaults.PATCH_LENGTH  # S
+    stride: int = defaults.STRIDE  # overlapping patches: P = (L - S) // stride + 1 = 11
     dropout: float = 0.1  # after attention, inside and after the feed-forward, on the embedding
     attention_dropout: float = 0.0  # on attention weights; PatchTST's default
     head_dropout: float = 0.0

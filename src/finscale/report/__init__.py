@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finscale.errors import FinscaleError
+from finscale.errors import ExitCode, FinscaleError
 from finscale.hpo import StoredStudy
 from finscale.report import stats
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
@@ -43,7 +43,7 @@ __all__ = [
 class NothingToReportError(FinscaleError):
     """The storage holds no study to report on."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from optuna.trial import TrialState
 
-from finscale.errors import FinscaleError
+from finscale.errors import ExitCode, FinscaleError
 from finscale.report.collect import StudyResult
 
 # Fields of a search definition that differ between the studies of one experiment by design:
@@ -27,13 +27,13 @@ MOSTLY_LOST = 0.5
 class SeveralExperimentsError(FinscaleError):
     """The storage holds studies of several experiments and none was chosen."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class IncomparableStudiesError(FinscaleError):
     """Studies to be fitted together differ in more than their budget."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 def held_experiments(results: list[StudyResult]) -> dict[str, int]:

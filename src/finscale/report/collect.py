@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.budgets import parse_budget
 from finscale.hpo import (
     ATTR_BASELINES,
     ATTR_EVAL_PREFIX,
@@ -24,6 +23,7 @@ from finscale.hpo import (
     counted,
 )
 from finscale.model import Arch, parse_arch_id
+from finscale.param_budget import parse_budget
 from finscale.predictions import decode_labels, decode_logits
 
 

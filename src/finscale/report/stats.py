@@ -208,11 +208,6 @@ class PairedTest:
         half = self.critical_value * self.se
         return self.mean - half, self.mean + half
 
-    @property
-    def significant(self) -> bool:
-        """The two-sided 5 % test rejects a zero difference."""
-        return self.p_value < 0.05
-
 
 def _z_and_p(estimate: float, se: float, df: float = math.inf) -> tuple[float, float, float]:
     """z, two-sided p, and P(T ≤ z) (the one-sided p of "estimate < 0")."""

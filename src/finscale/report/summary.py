@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from optuna.trial import TrialState
 
-from finscale.budgets import parse_budget
+from finscale.param_budget import parse_budget
 from finscale.report.architecture import Importances
 from finscale.report.checks import StudyFlags
 from finscale.report.collect import StudyResult

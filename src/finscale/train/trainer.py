@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from finscale import defaults
 from finscale.errors import DivergenceError, OutOfMemoryError
 from finscale.model.patchtst import PatchTST, PatchTSTConfig
 from finscale.train.device import resolve_device
@@ -49,8 +50,8 @@ class TrainConfig:
     grad_clip: float | None = 1.0  # max global gradient norm
     pos_weight: float | None = None  # weight of positive windows in the training loss
     metric: Metric = "val_bce"  # early stopping and the reported value
-    patience: int = 10  # epochs without improvement before stopping
-    min_delta: float = 0.0  # smallest change that counts as an improvement
+    patience: int = defaults.PATIENCE  # epochs without improvement before stopping
+    min_delta: float = defaults.MIN_DELTA  # smallest change that counts as an improvement
     seed: int = 0
     device: str = "cpu"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA)

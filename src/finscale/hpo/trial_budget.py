@@ -56,7 +56,7 @@ STALE_REASON = "stale heartbeat"
 
 
 @dataclass(frozen=True)
-class BudgetState:
+class TrialBudgetState:
     """Where a study stands against its budget."""
 
     n_trials: int
@@ -93,7 +93,7 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state.is_finished() and t.number not in replaced]
 
 
-def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
+def budget_state(study: optuna.Study, n_trials: int) -> TrialBudgetState:
     """Count the study's trials against its budget.
 
     The one count of the budget: reservations and the worker's final count use it. On
@@ -108,7 +108,7 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
         counts = count_trials(storage, study_id(study), requeued_from=SYSTEM_REQUEUED_FROM)
     if counts is None:
         trials = study.get_trials(deepcopy=False)
-        return BudgetState(
+        return TrialBudgetState(
             n_trials=n_trials,
             finished=len(counted(trials)),
             running=sum(1 for t in trials if t.state == TrialState.RUNNING),
@@ -117,13 +117,13 @@ def budget_state(study: optuna.Study, n_trials: int) -> BudgetState:
     return _state(counts, n_trials)
 
 
-def _state(counts: TrialCounts, n_trials: int) -> BudgetState:
+def _state(counts: TrialCounts, n_trials: int) -> TrialBudgetState:
     finished = sum(
         n - counts.superseded_by_state[state]
         for state, n in counts.by_state.items()
         if state.is_finished()
     )
-    return BudgetState(
+    return TrialBudgetState(
         n_trials=n_trials,
         finished=finished,
         running=counts.by_state.get(TrialState.RUNNING, 0),
@@ -133,7 +133,7 @@ def _state(counts: TrialCounts, n_trials: int) -> BudgetState:
 
 def reserve_trial(
     study: optuna.Study, storage: RDBStorage, *, n_trials: int
-) -> tuple[optuna.Trial | None, BudgetState]:
+) -> tuple[optuna.Trial | None, TrialBudgetState]:
     """Start the next trial if the budget allows it (a queued one first).
 
     A count without any lock comes first: when it shows no room, the call returns at once (an

@@ -1,0 +1,81 @@
+"""A pod of several workers: N worker processes of one study share this process's device (a Job's
+`resources.trials_per_pod`), each planning its memory within its share."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from finscale.errors import ExitCode, SpecError
+from finscale.hpo.processes import (
+    STOP_MARGIN_S,
+    StopRequested,
+    WorkerProcess,
+    stop_workers,
+    worker_environment,
+)
+from finscale.settings import Settings
+
+# Exit codes of a pod's worker processes, most telling first: a bad input ends the pod's Job
+# (never retried), an unreachable storage is retried, a signal hands trials back.
+_POD_CODES = (ExitCode.BAD_INPUT, ExitCode.STORAGE_UNAVAILABLE, ExitCode.INTERRUPTED)
+
+
+def run_pod(
+    spec_path: Path,
+    study: str,
+    *,
+    index: int,
+    processes: int,
+    until: str,
+    closer: int | None,
+    settings: Settings,
+) -> int:
+    """Run `processes` workers of one study in this process's place: a pod that shares its
+    device among several trials.
+
+    Worker j of pod `index` has worker index `index * processes + j`; each plans its memory
+    within `1 / processes` of the device (`FINSCALE_MEMORY_SHARE`) and gets that share of the
+    pod's math threads. A signal is passed on to every worker (each hands its running trial
+    back); the pod ends when all its workers have.
+
+    Returns:
+        The pod's exit code: 0 when every worker exited 0, else the most telling of theirs
+        (2, then 3, then 143), else 1.
+    """
+    if processes < 1:
+        raise SpecError(f"--processes must be at least 1, got {processes}")
+    env = worker_environment(
+        settings.model_copy(update={"memory_share": settings.memory_share / processes})
+    )
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+    env["OMP_NUM_THREADS"] = str(max(1, threads // processes))
+    stop = StopRequested()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    procs: list[WorkerProcess] = []
+    try:
+        for j in range(processes):
+            command = [
+                sys.executable, "-m", "finscale", "worker", str(spec_path), "--study", study,
+                "--index", str(index * processes + j), "--until", until,
+            ]  # fmt: skip
+            if closer is not None:
+                command += ["--closer", str(closer * processes)]
+            # Output goes to the pod's own: one JSON event stream for the log collector.
+            procs.append(WorkerProcess(j, subprocess.Popen(command, env=env), Path("-")))
+        while any(w.process.poll() is None for w in procs) and not stop.received:
+            time.sleep(0.2)
+    finally:
+        stop_workers(procs, timeout_s=settings.storage_deadline_s + STOP_MARGIN_S)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    codes = [w.process.returncode for w in procs]
+    if stop.received:
+        return ExitCode.INTERRUPTED
+    if all(code == ExitCode.OK for code in codes):
+        return ExitCode.OK
+    return next((c for c in _POD_CODES if c in codes), ExitCode.ERROR)
