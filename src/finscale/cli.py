@@ -374,8 +374,8 @@ def train_command(
     sample dataset; --set changes them. Training parameters take the spec's fixed or middle
     values, a stored trial's values with --trial, then those set with --set.
     """
-    from finscale.hpo import default_spec, parse_assignments, plan_training
-    from finscale.spec import load_study
+    from finscale.hpo import default_spec, plan_training
+    from finscale.spec import load_study, parse_assignments
 
     settings = _state(ctx).settings
     if device is not None:

@@ -31,7 +31,6 @@ _WHERE = {
     "display_url": "storage",
     "evaluate_study": "evaluate",
     "open_for_reading": "storage",
-    "parse_assignments": "replay",
     "plan_training": "replay",
     "read_studies": "read",
     "results_table": "local",
@@ -58,7 +57,6 @@ __all__ = [
     "display_url",
     "evaluate_study",
     "open_for_reading",
-    "parse_assignments",
     "plan_training",
     "read_studies",
     "results_table",
@@ -77,7 +75,6 @@ if TYPE_CHECKING:
     from finscale.hpo.replay import (
         base_rate_bce,
         default_spec,
-        parse_assignments,
         plan_training,
         retrain,
     )

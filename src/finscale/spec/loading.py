@@ -1,0 +1,74 @@
+"""Reading a spec file: an experiment, or one study spec (what a Job's ConfigMap holds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from finscale.errors import SpecError
+from finscale.spec.base import describe_errors
+from finscale.spec.experiment import ExperimentSpec
+from finscale.spec.study import StudySpec
+
+
+def load_spec(path: Path) -> ExperimentSpec | StudySpec:
+    """Read an experiment spec, or a single study spec (what a Job's ConfigMap holds).
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or does not validate; the message names the
+            file, the field path and the value.
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, not a spec file") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of spec fields, got {type(data).__name__}")
+    model: type[ExperimentSpec] | type[StudySpec] = (
+        StudySpec if "budget" in data else ExperimentSpec
+    )
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(describe_errors(e, str(path))) from None
+
+
+def load_studies(path: Path) -> list[StudySpec]:
+    """Every study of a spec file: an experiment's cells, or the one study spec.
+
+    Raises:
+        SpecError: see `load_spec`.
+    """
+    spec = load_spec(path)
+    return spec.expand() if isinstance(spec, ExperimentSpec) else [spec]
+
+
+def load_study(path: Path, name: str | None = None) -> StudySpec:
+    """The study `name` of a spec file (an experiment, or one study spec).
+
+    Raises:
+        SpecError: a bad file, no such study, or no name given for an experiment of several.
+    """
+    spec = load_spec(path)
+    if isinstance(spec, StudySpec):
+        if name is not None and name != spec.name:
+            raise SpecError(f"{path}: holds study {spec.name!r}, not {name!r}")
+        return spec
+    if name is None:
+        studies = spec.expand()
+        if len(studies) == 1:
+            return studies[0]
+        raise SpecError(
+            f"{path}: experiment {spec.name} has {len(studies)} studies; name one with --study"
+        )
+    return spec.study(name)
