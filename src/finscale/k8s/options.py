@@ -1,0 +1,51 @@
+"""Where the cluster's pieces are (`ClusterOptions`), and the fixed paths, names and codes the
+rendered manifests share with the worker image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+
+from finscale.errors import SpecError
+from finscale.tiers import SAMPLE_DATASETS
+
+# Datasets built into the worker images at build time (from the shipped sample).
+IMAGE_DATA_DIR = "/opt/finscale/data"
+IMAGE_DATASETS = SAMPLE_DATASETS
+
+SPEC_DIR = "/etc/finscale/study"
+SECRET_DIR = "/etc/finscale/secrets"
+DATA_DIR = "/data"
+UID = 10001  # the worker images' non-root user
+CONTAINER = "worker"
+EXIT_BAD_INPUT = 2  # finscale's exit code for a bad spec or data: never retried
+# The pod whose worker stays until the study is done: the Job's success policy is its success.
+CLOSER_INDEX = 0
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the cluster's pieces are: they match the kustomize base in `k8s/`."""
+
+    namespace: str = "finscale"
+    storage_url: str = "postgresql://finscale@finscale-postgres:5432/finscale"
+    secret_name: str = "finscale-postgres"
+    secret_key: str = "pgpass"
+    data_claim: str = "finscale-data"
+    service_account: str = "finscale-worker"
+    heartbeat_interval_s: int = 30
+    heartbeat_grace_s: int = 120
+    # A study's pods only check that the data is there: waiting for a download would hold a
+    # GPU. The runbook applies the data Jobs first and waits for them (`kubectl wait`); the
+    # margin covers a volume that attaches slowly.
+    data_wait_s: int = 600
+
+    def __post_init__(self) -> None:
+        if make_url(self.storage_url).password is not None:
+            raise SpecError(
+                "the storage URL of rendered Jobs must not carry a password: the workers read "
+                f"it from the Secret {self.secret_name!r} (key {self.secret_key!r}) through "
+                "PGPASSFILE"
+            )
