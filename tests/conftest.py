@@ -14,13 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO / "data" / "sample"
 
 
-_POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_url", "storage_url"})
+# `storage_url` is not here: it marks only its PostgreSQL case (its param's marks), so that the
+# SQLite case runs in the fast tier.
+_POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_url"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers where they belong, so that `-m` selects tiers: `postgres` on every test that
-    takes the PostgreSQL fixture (directly or through another fixture), `integration` on
-    everything under tests/integration."""
+    takes a PostgreSQL fixture (directly or through another fixture; `storage_url` marks its
+    PostgreSQL case itself), `integration` on everything under tests/integration."""
     for item in items:
         if _POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)

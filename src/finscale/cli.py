@@ -374,7 +374,6 @@ def train_command(
     sample dataset; --set changes them. Training parameters take the spec's fixed or middle
     values, a stored trial's values with --trial, then those set with --set.
     """
-    from finscale.hpo import default_spec, plan_training
     from finscale.spec import load_study, parse_assignments
 
     settings = _state(ctx).settings
@@ -382,6 +381,10 @@ def train_command(
         settings = settings.model_copy(
             update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
         )
+    # The spec is read before torch is imported: a typo costs a second, not several.
+    base = load_study(spec, study) if spec is not None else None
+    from finscale.hpo import default_spec, plan_training
+
     changes = parse_assignments(assignments or [])
     if dataset is not None:
         changes.setdefault("data", {})["dataset"] = dataset
@@ -390,7 +393,7 @@ def train_command(
     if epochs is not None:
         changes.setdefault("training", {})["epochs"] = epochs
     plan = plan_training(
-        load_study(spec, study) if spec is not None else default_spec(),
+        base if base is not None else default_spec(),
         settings=settings,
         changes=changes,
         trial=trial,
@@ -518,7 +521,6 @@ def worker_command(
     running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
     import os
 
-    from finscale.hpo import run_worker
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
@@ -528,7 +530,9 @@ def worker_command(
         if not given.isdigit():
             raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
         index = int(given)
-    study_spec = load_study(spec, study)
+    study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
+    from finscale.hpo import run_worker
+
     if processes > 1:
         from finscale.hpo import run_pod
 
@@ -567,12 +571,11 @@ def run_command(
     ] = None,
 ) -> None:
     """Run every study of a spec locally: N worker processes each, live progress, results."""
-    from finscale.hpo import results_table, run_study
     from finscale.spec import load_studies
 
     settings = _state(ctx).settings
-    specs = _select(load_studies(spec), study)
-    from finscale.hpo import display_url
+    specs = _select(load_studies(spec), study)  # before torch is imported
+    from finscale.hpo import display_url, results_table, run_study
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
@@ -604,13 +607,13 @@ def evaluate_command(
 ) -> None:
     """Retrain each study's top-k trials with several seeds and score them on the test split;
     the runs go to the storage, where `finscale report` reads them."""
-    from finscale.hpo import EvalRun, evaluate_study
     from finscale.spec import load_studies
 
     if top_k < 1 or seeds < 1:
         raise typer.BadParameter("must be at least 1", param_hint="--top-k/--seeds")
     settings = _state(ctx).settings
-    specs = _select(load_studies(spec), study)
+    specs = _select(load_studies(spec), study)  # before torch is imported
+    from finscale.hpo import EvalRun, evaluate_study
 
     def on_run(run: EvalRun, now: bool) -> None:
         if now:

@@ -70,9 +70,9 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each storage test runs on SQLite and on PostgreSQL."""
+    """Each storage test runs on SQLite and on PostgreSQL (only that case is marked `postgres`)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'studies.db'}"
     return str(request.getfixturevalue("postgres_url"))

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TextIO, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
@@ -61,9 +61,32 @@ from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+Objective = Callable[[optuna.Trial], float]
+
+
+class ObjectiveFactory(Protocol):
+    """Builds a worker's objective; `ArchitecturalObjective` (training) unless a test swaps in a
+    cheap one to run the engine (budget, reservation, hand-back) without training."""
+
+    def __call__(
+        self,
+        spec: StudySpec,
+        *,
+        grid: list[Arch],
+        prepared: Prepared,
+        dataset_sha256: str,
+        device: torch.device,
+        events: EventLog,
+        check_stop: Callable[[], None] | None = None,
+        memory_share: float = 1.0,
+    ) -> Objective: ...
 
 
 class _TakenOver(FinscaleError):  # noqa: N818 - an outcome, not a failure
@@ -264,6 +287,7 @@ def run_worker(
     events: TextIO | None = None,
     install_signal_handlers: bool = True,
     until: Literal["done", "idle"] = "done",
+    make_objective: ObjectiveFactory = ArchitecturalObjective,
 ) -> WorkerReport:
     """Run trials of `spec`'s study until its global budget is spent.
 
@@ -279,6 +303,7 @@ def run_worker(
         events: where the JSON event lines go (standard output by default).
         install_signal_handlers: hand the running trial back on SIGTERM/SIGINT.
         until: "done" or "idle", see above.
+        make_objective: builds the objective the trials run (training, by default).
 
     Raises:
         Interrupted: a signal arrived; the running trial is back in the queue.
@@ -293,7 +318,7 @@ def run_worker(
     device = resolve_device(settings.device)
     signals = _Signals()
     stops = _Stops(signals)
-    objective = ArchitecturalObjective(
+    objective = make_objective(
         spec,
         grid=joined.grid,
         prepared=joined.prepared,
@@ -387,7 +412,7 @@ def _run_trial(
     study: optuna.Study,
     store: RDBStorage,
     asked: optuna.Trial,
-    objective: ArchitecturalObjective,
+    objective: Objective,
     stops: _Stops,
     events: EventLog,
     settings: Settings,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import roc_auc_score
+
+# scipy.stats and scikit-learn are imported where they are used: together they take about a
+# second to import, which a worker would pay before it reserves its first trial.
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -41,6 +42,8 @@ def binary_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     predicted = p >= 0.5
     positives = y == 1
     tp = int((predicted & positives).sum())
+    from sklearn.metrics import roc_auc_score
+
     auc = float(roc_auc_score(y, p)) if 0 < positives.sum() < len(y) else math.nan
     return {
         "bce": bce,
@@ -65,6 +68,8 @@ def _auc_standard_error(scores: np.ndarray, positives: np.ndarray) -> float:
     m, n = len(pos), len(neg)
     if m < 2 or n < 2:
         return math.nan
+    from scipy.stats import rankdata
+
     ranks = rankdata(np.concatenate([pos, neg]))
     v10 = (ranks[:m] - rankdata(pos)) / n  # per positive: share of negatives it outranks
     v01 = 1.0 - (ranks[m:] - rankdata(neg)) / m  # per negative: share of positives above it

@@ -1,0 +1,235 @@
+"""The search engine on SQLite with a cheap objective (no training): the budget is exact, an
+interrupted trial is handed back and rerun, racing workers never overshoot, a dead worker's
+trial is failed as stale and rerun with its parameters."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from finscale.data import build_datasets, load_inputs
+from finscale.errors import Interrupted
+from finscale.hpo.storage import open_storage
+from finscale.hpo.trial_budget import (
+    STALE_REASON,
+    SYSTEM_REQUEUED_FROM,
+    TrialBudgetState,
+    budget_state,
+    reserve_trial,
+)
+from finscale.hpo.worker import WorkerReport, join_study, run_worker
+from finscale.model import Arch
+from finscale.settings import Settings
+from finscale.spec import StudySpec, load_study
+
+SPEC: dict[str, Any] = {
+    "name": "eng",
+    "budgets": ["30K"],
+    "horizons": [1],
+    "data": {"dataset": "GSPC.dataset.a25"},
+    "split": {"mode": "chronological", "val_start": "2015-01-01", "test_start": "2017-01-01"},
+    "architecture": {
+        "d_model": [16, 24, 32],
+        "n_layers": [1, 2],
+        "n_heads": [2, 4],
+        "d_ff_ratio": [2],
+        "tolerance": 0.6,
+        "forced_extremes": True,
+    },
+    "training": {"epochs": 1, "batch_size": 512, "precision": "fp32"},
+    "sampler": {"type": "tpe", "seed": 1, "n_startup_trials": 3},
+    "pruner": {"type": "none"},
+    "n_trials": 4,
+    "workers": 2,
+    "resources": {"gpus": 0, "memory_request": "2Gi", "memory_limit": "2Gi"},
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("data")
+    build_datasets(load_inputs("sample", with_vix=False), data_dir=directory)
+    return directory
+
+
+def _spec(folder: Path, n_trials: int) -> StudySpec:
+    path = folder / f"spec-{n_trials}.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, "n_trials": n_trials}))
+    return load_study(path)
+
+
+def _settings(folder: Path, data_dir: Path) -> Settings:
+    return Settings(
+        storage_url=f"sqlite:///{folder / 'studies.db'}",
+        data_dir=data_dir,
+        runs_dir=folder / "runs",
+        device="cpu",
+        heartbeat_interval_s=1,
+        heartbeat_grace_s=2,
+        poll_interval_s=0.1,
+        storage_deadline_s=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def created_study(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A storage holding the study set up, with no trial run: its windows and baselines take
+    seconds to store, so that each test starts from a copy (and raises the budget it needs)."""
+    folder = tmp_path_factory.mktemp("created")
+    join_study(_spec(folder, 2), _settings(folder, data_dir)).storage.remove_session()
+    return folder / "studies.db"
+
+
+@pytest.fixture
+def make_study(tmp_path: Path) -> Callable[..., StudySpec]:
+    def make(n_trials: int) -> StudySpec:
+        return _spec(tmp_path, n_trials)
+
+    return make
+
+
+@pytest.fixture
+def settings(tmp_path: Path, data_dir: Path, created_study: Path) -> Settings:
+    shutil.copy(created_study, tmp_path / "studies.db")
+    return _settings(tmp_path, data_dir)
+
+
+class Sleeping:
+    """An objective that picks an architecture as the real one does, sleeps, and scores it;
+    `interrupt_on` trial numbers raise `Interrupted` as a signal would."""
+
+    delay_s = 0.05
+    interrupt_on: frozenset[int] = frozenset()
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        grid: list[Arch],
+        check_stop: Callable[[], None] | None = None,
+        **_: object,
+    ) -> None:
+        self.ids = [a.id for a in grid]
+        self.check_stop = check_stop or (lambda: None)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        arch = str(trial.suggest_categorical("arch", self.ids))
+        time.sleep(self.delay_s)
+        self.check_stop()
+        if trial.number in self.interrupt_on:
+            raise Interrupted("SIGTERM received")
+        return float(len(arch)) / 100
+
+
+def _run(spec: StudySpec, settings: Settings, **kwargs: Any) -> WorkerReport:
+    kwargs.setdefault("make_objective", Sleeping)
+    return run_worker(spec, settings, events=io.StringIO(), install_signal_handlers=False, **kwargs)
+
+
+def _study(spec: StudySpec, settings: Settings) -> optuna.Study:
+    storage = open_storage(
+        settings.storage_url, heartbeat_interval_s=1, heartbeat_grace_s=2, max_retries=2
+    )
+    return optuna.load_study(study_name=spec.name, storage=storage)
+
+
+def _exact(n: int) -> TrialBudgetState:
+    return TrialBudgetState(n_trials=n, finished=n, running=0, waiting=0)
+
+
+def test_one_worker_runs_exactly_the_budget(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    spec = make_study(5)
+    report = _run(spec, settings)
+    assert report.trials_run == 5
+    assert report.final == _exact(5)
+    trials = _study(spec, settings).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    # A second worker on a spent budget runs nothing.
+    assert _run(spec, settings).trials_run == 0
+    assert len(_study(spec, settings).get_trials()) == 5
+
+
+def test_an_interrupted_trial_is_handed_back_and_rerun_with_its_parameters(
+    make_study: Callable[..., StudySpec], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_study(3)
+    monkeypatch.setattr(Sleeping, "interrupt_on", frozenset({1}))
+    with pytest.raises(Interrupted):
+        _run(spec, settings)
+    study = _study(spec, settings)
+    interrupted = study.get_trials()[1]
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["fail_reason"].startswith("interrupted")
+    copies = [t for t in study.get_trials() if SYSTEM_REQUEUED_FROM in t.system_attrs]
+    assert [(c.state, c.system_attrs[SYSTEM_REQUEUED_FROM]) for c in copies] == [
+        (TrialState.WAITING, 1)
+    ]
+    assert copies[0].params == interrupted.params
+    assert budget_state(study, 3).finished == 1  # the failed original is not counted
+    monkeypatch.setattr(Sleeping, "interrupt_on", frozenset())
+    report = _run(spec, settings)
+    assert report.final == _exact(3)
+    assert report.trials_run == 2  # the copy, then one new trial
+    rerun = study.get_trials()[copies[0].number]
+    assert rerun.state == TrialState.COMPLETE
+    assert rerun.params == interrupted.params
+
+
+def test_racing_workers_never_exceed_the_budget(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    spec = make_study(6)
+    join_study(spec, settings)  # created once, so that the race is over trials only
+    reports: list[WorkerReport] = []
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            reports.append(_run(spec, settings, index=index))
+        except BaseException as e:  # surfaced by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sum(r.trials_run for r in reports) == 6
+    assert all(r.final == _exact(6) for r in reports)
+    trials = _study(spec, settings).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert {t.state for t in trials} == {TrialState.COMPLETE}
+
+
+def test_a_dead_workers_trial_goes_stale_and_is_rerun_with_its_parameters(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    spec = make_study(2)
+    joined = join_study(spec, settings)
+    # A worker that reserved a trial, chose its architecture and died: no more heartbeats.
+    abandoned, _ = reserve_trial(joined.study, joined.storage, n_trials=spec.n_trials)
+    assert abandoned is not None
+    abandoned.suggest_categorical("arch", [a.id for a in joined.grid])
+    report = _run(spec, settings)
+    assert report.final == _exact(2)
+    study = _study(spec, settings)
+    dead = study.get_trials()[abandoned.number]
+    assert dead.state == TrialState.FAIL
+    assert STALE_REASON in dead.user_attrs["fail_reason"]
+    reruns = [t for t in study.get_trials() if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(reruns) == 1
+    assert reruns[0].state == TrialState.COMPLETE
+    assert reruns[0].params == dead.params
