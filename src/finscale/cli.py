@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from rich.text import Text
 from finscale import defaults
 from finscale.errors import ExitCode, FinscaleError, SpecError
 from finscale.settings import RENAMED, Settings, load_settings, unknown_variables
-from finscale.tiers import DATASETS, features_help
+from finscale.tiers import DATASETS, features_help, input_names
 
 app = typer.Typer(
     name="finscale",
@@ -89,6 +90,10 @@ def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
     return value
 
 
+# The dataset kinds of the table, as an enum so that `--help` lists them.
+DatasetKindChoice = StrEnum("DatasetKindChoice", {k: k for k in DATASETS})  # type: ignore[misc]
+
+
 @data_app.command("build")
 def data_build(
     ctx: typer.Context,
@@ -102,12 +107,21 @@ def data_build(
     csv: Annotated[
         Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
     ] = None,
-    vix_csv: Annotated[
-        Path | None, typer.Option(help="CSV of VIX closes (Date, Close), csv source only.")
+    kind: Annotated[
+        list[DatasetKindChoice] | None,
+        typer.Option(
+            "--kind",
+            help="Dataset kind to build (repeatable; default: every kind the source can feed).",
+        ),
     ] = None,
-    vix: Annotated[
-        bool, typer.Option(help="Also build the a25c dataset with VIX features.")
-    ] = True,
+    input_csv: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-csv",
+            metavar="NAME=FILE",
+            help=f"CSV (Date, Close) of an input series, csv source only ({input_names()}).",
+        ),
+    ] = None,
     max_jump: Annotated[
         float, typer.Option(help="Most a price may move from the previous close, as a factor.")
     ] = 10.0,
@@ -134,7 +148,7 @@ def data_build(
     than --max-day-range times the Low, a volume above --max-volume, or a feature beyond
     --max-feature after the build. Raise a bound for an instrument that needs it.
     """
-    from finscale.data import Plausibility, build_datasets, load_inputs
+    from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
 
     settings = _state(ctx).settings
     if source not in ("sample", "csv", "yfinance"):
@@ -147,10 +161,12 @@ def data_build(
         max_volume=max_volume,
         max_feature=max_feature,
     )
+    input_files = parse_input_csv(input_csv or [])
+    kinds = None if kind is None else [str(k.value) for k in kind]
     if if_missing:
         from finscale.data import dataset_names, read_manifest, verify_manifest
 
-        wanted = dataset_names(source, ticker, with_vix=vix)
+        wanted = dataset_names(source, ticker, kinds=kinds, input_csv=input_files)
         manifest = read_manifest(settings.data_dir)
         have = [n for n in wanted if manifest.latest(n) is not None]
         if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
@@ -160,9 +176,9 @@ def data_build(
         source,  # type: ignore[arg-type]
         ticker=ticker,
         csv_path=csv,
-        vix_csv_path=vix_csv,
+        kinds=kinds,
+        input_csv=input_files,
         sample_dir=settings.sample_dir,
-        with_vix=vix,
         bounds=bounds,
     )
     built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)

@@ -82,7 +82,7 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample datasets, built once."""
     directory = tmp_path_factory.mktemp("data")
-    build_datasets(load_inputs("sample", with_vix=False), data_dir=directory)
+    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=directory)
     return directory
 
 

@@ -163,7 +163,7 @@ def test_a_study_keeps_its_dataset_version_when_the_data_is_rebuilt(
     original = _study(settings).user_attrs[ATTR_DATASET_SHA256]
     # when the dataset is rebuilt from other bars (a new download)
     build_datasets(
-        load_inputs("csv", ticker="GSPC", csv_path=_rebuilt_sample(tmp_path), with_vix=False),
+        load_inputs("csv", ticker="GSPC", csv_path=_rebuilt_sample(tmp_path), kinds=["a25"]),
         data_dir=own,
     )
     latest = read_manifest(own).latest("GSPC.dataset.a25")

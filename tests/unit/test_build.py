@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from finscale.data import build_datasets, load_dataset, load_inputs, read_manifest, verify_manifest
-from finscale.data.build import ticker_name
-from finscale.data.features import A20_COLUMNS, VIX_COLUMNS
+from finscale.data.inputs import ticker_name
 from finscale.data.manifest import sha256_file
 from finscale.data.sources import OHLCV, Plausibility
 from finscale.errors import DataError
+from finscale.tiers import TIERS
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_sample_builds_both_datasets_with_lineage(built: Path) -> None:
         "GSPC.dataset.a25c",
     ]
     a25 = load_dataset(built, "GSPC.dataset.a25")
-    assert a25.feature_columns == [*OHLCV, *A20_COLUMNS]
+    assert a25.feature_columns == [*OHLCV, *TIERS["a20"].columns]
     assert a25.entry.rows == len(a25.frame) == 5031 - 199
     assert str(a25.entry.start) == "1999-10-18" and str(a25.entry.end) == "2018-12-31"
     assert a25.entry.lookback_rows == 199
@@ -55,7 +55,7 @@ def test_sample_builds_both_datasets_with_lineage(built: Path) -> None:
     assert a25.entry.inputs[0].sha256 == raw.sha256 == sha256_file(built / raw.path)
 
     a25c = load_dataset(built, "GSPC.dataset.a25c")
-    assert a25c.feature_columns == [*OHLCV, *A20_COLUMNS, *VIX_COLUMNS]
+    assert a25c.feature_columns == [*OHLCV, *TIERS["a20"].columns, *TIERS["c"].columns]
     assert str(a25c.entry.start) == "2014-03-31"
     assert {ref.name for ref in a25c.entry.inputs} == {"GSPC.ohlcv.daily", "VIX.close.daily"}
     for dataset in (a25, a25c):
@@ -159,7 +159,7 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(
     message: str,
 ) -> None:
     data_dir = tmp_path / "data"
-    build_datasets(load_inputs("sample", with_vix=False), data_dir=data_dir)
+    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=data_dir)
     before = _files(data_dir)
     csv = _bad_csv(tmp_path, make_bars, breaker)
     with pytest.raises(DataError, match=message):
@@ -205,13 +205,13 @@ def test_vix_without_shared_dates_is_refused(
     equity, vix = tmp_path / "e.csv", tmp_path / "v.csv"
     make_bars(400, seed=1, start="2000-01-03").to_csv(equity, index=False)
     make_bars(100, seed=1, start="2010-01-04")[["Date", "Close"]].to_csv(vix, index=False)
-    inputs = load_inputs("csv", ticker="ACME", csv_path=equity, vix_csv_path=vix)
+    inputs = load_inputs("csv", ticker="ACME", csv_path=equity, input_csv={"vix": vix})
     with pytest.raises(DataError, match=r"ACME\.dataset\.a25c: the ticker .* and VIX .* share"):
         build_datasets(inputs, data_dir=tmp_path / "data")
 
 
 def test_verify_names_a_tampered_or_missing_file(tmp_path: Path) -> None:
-    build_datasets(load_inputs("sample", with_vix=False), data_dir=tmp_path)
+    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=tmp_path)
     assert verify_manifest(tmp_path) == []
     entry = read_manifest(tmp_path).latest("GSPC.dataset.a25")
     assert entry is not None
@@ -267,7 +267,7 @@ def test_built_files_are_readable_by_every_user_whatever_the_umask(tmp_path: Pat
     old = os.umask(0o077)
     try:
         # when a build writes the data directory
-        build_datasets(load_inputs("sample", with_vix=False), data_dir=tmp_path)
+        build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=tmp_path)
     finally:
         os.umask(old)
     # then the images' non-root user, who does not own the files, can read every one of them
@@ -306,7 +306,8 @@ def test_a_feature_that_would_overflow_is_refused_and_nothing_is_written(
 
 def test_the_tier_table_is_what_the_build_makes(tmp_path: Path) -> None:
     # one table names each tier's columns, inputs and lookback; the build follows it
-    from finscale.tiers import DATASETS, TIERS
+    from finscale.data.features import lookback_rows, tier_lookback
+    from finscale.tiers import DATASETS
 
     built = build_datasets(load_inputs("sample"), data_dir=tmp_path)
     for b in built:
@@ -314,4 +315,7 @@ def test_the_tier_table_is_what_the_build_makes(tmp_path: Path) -> None:
             continue
         kind = DATASETS[b.entry.name.split(".dataset.")[1]]
         assert tuple(b.entry.columns[1:]) == kind.columns
-        assert b.entry.lookback_rows == max(TIERS[t].lookback_rows for t in kind.tiers)
+        assert b.entry.lookback_rows == max(tier_lookback(t) for t in kind.tiers)
+    # the lookbacks the table yields are those the build always recorded
+    assert {t: tier_lookback(t) for t in TIERS} == {"a20": 199, "c": 59}
+    assert {k: lookback_rows(k) for k in DATASETS} == {"a25": 199, "a25c": 199}

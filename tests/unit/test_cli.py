@@ -15,10 +15,10 @@ def test_build_then_verify_then_tamper(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    code, out, _ = run(["data", "build", "--no-vix"], capsys)
+    code, out, _ = run(["data", "build", "--kind", "a25"], capsys)
     assert code == 0
     assert "GSPC.dataset.a25" in out and "4832" in out and "new" in out
-    code, out, _ = run(["data", "build", "--no-vix"], capsys)
+    code, out, _ = run(["data", "build", "--kind", "a25"], capsys)
     assert code == 0 and "unchanged" in out
     code, out, _ = run(["data", "verify"], capsys)
     assert code == 0 and "matches its sha256" in out
@@ -34,16 +34,16 @@ def test_a_data_build_applied_twice_builds_once(
 ) -> None:
     # what a data Job re-applied after its TTL runs: nothing when the datasets are there
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    code, out, _ = run(["data", "build", "--kind", "a25", "--if-missing"], capsys)
     assert code == 0 and "new" in out
     manifest = (tmp_path / "manifest.json").read_bytes()
-    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    code, out, _ = run(["data", "build", "--kind", "a25", "--if-missing"], capsys)
     assert code == 0
     assert "GSPC.dataset.a25: already built in" in out and "nothing to do" in out
     assert (tmp_path / "manifest.json").read_bytes() == manifest
     # a damaged dataset is built again
     next((tmp_path / "processed").glob("GSPC.dataset.a25-*.parquet")).write_bytes(b"x")
-    code, out, _ = run(["data", "build", "--no-vix", "--if-missing"], capsys)
+    code, out, _ = run(["data", "build", "--kind", "a25", "--if-missing"], capsys)
     assert code == 0 and "nothing to do" not in out
     code, _, _ = run(["data", "verify"], capsys)
     assert code == 0
@@ -53,7 +53,7 @@ def test_summary_prints_window_counts(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    run(["data", "build", "--no-vix"], capsys)
+    run(["data", "build", "--kind", "a25"], capsys)
     code, out, _ = run(["data", "summary", "--horizons", "1,5"], capsys)
     assert code == 0
     assert "chronological" in out and "chunks" in out
@@ -147,7 +147,7 @@ def test_train_prints_every_epoch_and_the_best(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    run(["data", "build", "--no-vix"], capsys)
+    run(["data", "build", "--kind", "a25"], capsys)
     args = ["train", "--arch", "d16-l1-h2-f2", "--epochs", "3", "--device", "cpu", "--test"]
     code, out, _ = run(args, capsys)
     assert code == 0
@@ -170,7 +170,7 @@ def test_train_takes_its_settings_from_a_spec(
     tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    run(["data", "build", "--no-vix"], capsys)
+    run(["data", "build", "--kind", "a25"], capsys)
     spec = Path(__file__).parents[2] / "configs" / "experiments" / "validation.yaml"
     code, out, _ = run(
         ["train", str(spec), "--arch", "d32-l2-h2-f2", "--epochs", "1", "--device", "cpu"], capsys

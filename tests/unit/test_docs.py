@@ -544,3 +544,15 @@ def test_the_docs_index_links_every_page() -> None:
     for page in (REPO / "docs").glob("*.md"):
         if page.name != "README.md":
             assert f"]({page.name})" in index, f"docs/README.md does not link {page.name}"
+
+
+def test_data_page_shows_the_feature_table_as_tiers_py_defines_it() -> None:
+    # FINSCALE_UPDATE_DOCS=1 rewrites the block from the table instead of comparing
+    from finscale.data.feature_docs import replace_tables
+
+    page = REPO / "docs" / "data.md"
+    text = page.read_text()
+    wanted = replace_tables(text)
+    if os.environ.get("FINSCALE_UPDATE_DOCS") == "1":
+        page.write_text(wanted)
+    assert text == wanted, "docs/data.md: run FINSCALE_UPDATE_DOCS=1 pytest tests/unit/test_docs.py"

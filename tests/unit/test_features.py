@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finscale.data import features
+from finscale.tiers import TIERS
 
 # --- independent reference implementations (plain numpy loops, written from the definitions) ---
 
@@ -114,7 +115,7 @@ def bars() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def a20(bars: pd.DataFrame) -> pd.DataFrame:
-    return features.compute_a20(bars)
+    return features.compute_tier("a20", bars)
 
 
 def _assert_close_after(
@@ -127,8 +128,8 @@ def _assert_close_after(
 
 
 def test_columns_are_the_reference_tier_in_order(a20: pd.DataFrame) -> None:
-    assert list(a20.columns) == ["Date", *features.A20_COLUMNS]
-    assert len(features.A20_COLUMNS) == 20
+    assert list(a20.columns) == ["Date", *TIERS["a20"].columns]
+    assert len(TIERS["a20"].columns) == 20
 
 
 @pytest.mark.parametrize(
@@ -188,8 +189,8 @@ def test_adx_is_bounded_and_tracks_trend(bars: pd.DataFrame) -> None:
     trending["Open"] = ramp * 0.999
     trending["High"] = ramp * 1.002
     trending["Low"] = ramp * 0.997
-    adx_trend = features.compute_a20(trending)["adx_14"].iloc[100:]
-    adx_noise = features.compute_a20(bars)["adx_14"].iloc[100:]
+    adx_trend = features.compute_tier("a20", trending)["adx_14"].iloc[100:]
+    adx_noise = features.compute_tier("a20", bars)["adx_14"].iloc[100:]
     assert adx_trend.between(0, 100).all() and adx_noise.between(0, 100).all()
     assert adx_trend.mean() > 90 > adx_noise.mean()
 
@@ -210,7 +211,7 @@ def test_vwap(a20: pd.DataFrame, bars: pd.DataFrame) -> None:
 def test_zero_volume_gives_no_vwap_instead_of_a_division_by_zero(bars: pd.DataFrame) -> None:
     quiet = bars.copy()
     quiet.loc[300:330, "Volume"] = 0.0
-    out = features.compute_a20(quiet)["vwap_20"]
+    out = features.compute_tier("a20", quiet)["vwap_20"]
     assert out.iloc[320:331].isna().all()
     assert np.isfinite(out.iloc[340])
 
@@ -261,8 +262,8 @@ def test_a_weeks_value_shows_from_the_next_week_on(bars: pd.DataFrame) -> None:
     friday = int(fridays[60])
     bumped = bars.copy()
     bumped.loc[friday, ["Close", "High"]] *= 1.05
-    before = features.compute_a20(bars)
-    after = features.compute_a20(bumped)
+    before = features.compute_tier("a20", bars)
+    after = features.compute_tier("a20", bumped)
     for column in ("rsi_weekly", "stochrsi_weekly"):
         # Monday..Friday of that week: unchanged, the week had not ended.
         assert (
@@ -280,7 +281,7 @@ def test_week_starting_on_a_holiday_gets_last_weeks_value() -> None:
     mondays = bars.index[bars["Date"].dt.day_of_week == 0]
     holiday = mondays[40]  # the Monday of some week after the warm-up
     bars = bars.drop(index=holiday).reset_index(drop=True)
-    out = features.compute_a20(bars)
+    out = features.compute_tier("a20", bars)
     tuesday = int(np.flatnonzero(bars["Date"] == bars["Date"].iloc[holiday])[0])
     assert bars["Date"].iloc[tuesday].day_of_week == 1
     friday = tuesday - 1
@@ -298,8 +299,8 @@ def test_no_indicator_reads_a_later_day(cut: int, seed: int) -> None:
     from tests.conftest import random_walk_bars
 
     full = random_walk_bars(600, seed=seed)
-    whole = features.compute_a20(full).drop(columns="Date").to_numpy()
-    prefix = features.compute_a20(full.iloc[: cut + 1]).drop(columns="Date").to_numpy()
+    whole = features.compute_tier("a20", full).drop(columns="Date").to_numpy()
+    prefix = features.compute_tier("a20", full.iloc[: cut + 1]).drop(columns="Date").to_numpy()
     np.testing.assert_allclose(prefix, whole[: cut + 1], rtol=1e-12, atol=0, equal_nan=True)
 
 
@@ -315,16 +316,16 @@ def _vix(closes: list[float]) -> pd.DataFrame:
 def test_vix_percentile_counts_strictly_lower_previous_values() -> None:
     closes = [float(v) for v in range(1, 61)]  # rising: today beats all 59 previous values
     closes += [30.0]  # 29 of the previous 59 (2..60) are below 30
-    out = features.compute_vix(_vix(closes))
+    out = features.compute_tier("c", _vix(closes))
     assert out["vix_percentile_60d"].iloc[:59].isna().all()
     assert out["vix_percentile_60d"].iloc[59] == pytest.approx(100.0)
     assert out["vix_percentile_60d"].iloc[60] == pytest.approx(100 * 28 / 59)
-    ties = features.compute_vix(_vix([20.0] * 60))
+    ties = features.compute_tier("c", _vix([20.0] * 60))
     assert ties["vix_percentile_60d"].iloc[59] == 0.0
 
 
 def test_vix_regime_codes_and_thresholds() -> None:
-    out = features.compute_vix(_vix([14.99, 15.0, 24.99, 25.0, 80.0]))
+    out = features.compute_tier("c", _vix([14.99, 15.0, 24.99, 25.0, 80.0]))
     assert out["vix_regime"].tolist() == [0.0, 1.0, 1.0, 2.0, 2.0]
     assert out.drop(columns="Date").dtypes.map(pd.api.types.is_float_dtype).all()
 
@@ -332,7 +333,7 @@ def test_vix_regime_codes_and_thresholds() -> None:
 def test_vix_zscore_and_changes() -> None:
     rng = np.random.default_rng(0)
     closes = list(15 + rng.random(80) * 10)
-    out = features.compute_vix(_vix(closes))
+    out = features.compute_tier("c", _vix(closes))
     series = pd.Series(closes)
     expected = ((series - series.rolling(20).mean()) / series.rolling(20).std()).to_numpy()
     np.testing.assert_allclose(out["vix_zscore_20d"].iloc[19:], expected[19:], rtol=1e-10)
@@ -342,5 +343,5 @@ def test_vix_zscore_and_changes() -> None:
 
 
 def test_flat_vix_has_a_zero_zscore_not_nan() -> None:
-    out = features.compute_vix(_vix([20.0] * 30))
+    out = features.compute_tier("c", _vix([20.0] * 30))
     assert (out["vix_zscore_20d"].iloc[19:] == 0.0).all()

@@ -4,8 +4,9 @@ Knows nothing of Optuna or Kubernetes. The names below are what other packages u
 modules' other names are for this package and its tests.
 """
 
-from finscale.data.build import build_datasets, dataset_names, load_inputs
+from finscale.data.build import build_datasets
 from finscale.data.dataset import Dataset, load_dataset, wait_for_dataset
+from finscale.data.inputs import dataset_names, load_inputs, parse_input_csv
 from finscale.data.manifest import read_manifest, verify_manifest
 from finscale.data.prepare import Prepared, SplitSettings, prepare
 from finscale.data.sources import Plausibility
@@ -20,6 +21,7 @@ __all__ = [
     "dataset_names",
     "load_dataset",
     "load_inputs",
+    "parse_input_csv",
     "prepare",
     "read_manifest",
     "summarize_splits",

@@ -5,9 +5,8 @@ bad input leaves the data directory as it was. Files are content-addressed
 (`processed/GSPC.dataset.a25-<sha12>.parquet`): a rebuild that changes a dataset keeps the older
 file for studies pinned to its sha256, and one that reproduces it changes nothing.
 
-Datasets:
-- `<TICKER>.dataset.a25`: Date, Open, High, Low, Close, Volume and the 20 a20 indicators.
-- `<TICKER>.dataset.a25c`: the same plus the 8 VIX features of tier c (33 features).
+A build writes a raw snapshot of every series it read, then one dataset per kind it was asked
+for (`finscale.tiers.DATASETS`: Date, OHLCV and the features of the kind's tiers).
 
 Labels are not columns of any dataset: they are computed from Close and High when windows are
 made (`finscale.data.windows`), so no label can leak into the inputs.
@@ -15,9 +14,7 @@ made (`finscale.data.windows`), so no label can leak into the inputs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ import talib
 
 from finscale import __version__
 from finscale.data import features, sources
+from finscale.data.inputs import Inputs, Series
 from finscale.data.manifest import (
     FILE_MODE,
     InputRef,
@@ -44,63 +42,12 @@ from finscale.data.manifest import (
     write_manifest,
 )
 from finscale.errors import DataError
-from finscale.tiers import DATASETS, dataset_kind
+from finscale.tiers import DATASETS, INPUTS, TIERS, dataset_kind
 
 log = logging.getLogger(__name__)
 
 # Bump when a feature definition changes: it is part of every entry's code_version.
 PIPELINE_VERSION = "1"
-
-SourceKind = Literal["sample", "csv", "yfinance"]
-
-_TICKER = re.compile(r"^\^?[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
-
-
-DEFAULT_TICKERS = {"sample": "GSPC", "yfinance": "SPY"}
-
-
-def dataset_names(source: str, ticker: str | None, *, with_vix: bool) -> list[str]:
-    """The datasets a build of `ticker` from `source` registers (what `--if-missing` looks
-    for before it downloads anything).
-
-    Raises:
-        DataError: no ticker for the csv source, or a bad ticker.
-    """
-    symbol = ticker or DEFAULT_TICKERS.get(source)
-    if symbol is None:
-        raise DataError(f"the {source} source needs --ticker")
-    name = ticker_name(symbol)
-    return [d.name(name) for d in DATASETS.values() if with_vix or "vix" not in d.inputs]
-
-
-def ticker_name(symbol: str) -> str:
-    """The file-safe name of a symbol: `^VIX` → `VIX`, `brk.b` → `BRK-B`.
-
-    Raises:
-        DataError: the symbol is empty or holds characters no exchange symbol uses.
-    """
-    if not _TICKER.match(symbol):
-        raise DataError(
-            f"ticker {symbol!r}: expected letters, digits, '.', '-' and an optional '^'"
-        )
-    return symbol.lstrip("^").upper().replace(".", "-")
-
-
-@dataclass(frozen=True)
-class Series:
-    """Validated bars of one symbol and where they came from."""
-
-    ticker: str
-    bars: pd.DataFrame
-    source: InputRef
-
-
-@dataclass(frozen=True)
-class Inputs:
-    """What one build reads: a ticker's OHLCV and, optionally, VIX closes."""
-
-    equity: Series
-    vix: Series | None
 
 
 @dataclass(frozen=True)
@@ -109,90 +56,6 @@ class Built:
 
     entry: ManifestEntry
     unchanged: bool
-
-
-def _file_ref(name: str, path: Path, origin: str) -> InputRef:
-    return InputRef(name=name, sha256=sha256_file(path), origin=origin)
-
-
-def load_inputs(
-    source: SourceKind,
-    *,
-    ticker: str | None = None,
-    csv_path: Path | None = None,
-    vix_csv_path: Path | None = None,
-    sample_dir: Path | None = None,
-    with_vix: bool = True,
-    history: sources.History | None = None,
-    bounds: sources.Plausibility | None = None,
-) -> Inputs:
-    """Read and validate the bars of one build.
-
-    Args:
-        source: `sample` (shipped S&P 500 and VIX), `csv` (a user file) or `yfinance`.
-        ticker: the symbol; `GSPC` for the sample, required for csv, `SPY` by default for
-            yfinance.
-        csv_path: the CSV of the csv source (Date, Open, High, Low, Close, Volume).
-        vix_csv_path: optional CSV of VIX closes (Date, Close) for the csv source.
-        sample_dir: where the sample files are (default: the shipped copy).
-        with_vix: also read VIX closes where the source has them.
-        history: replaces Yahoo's client (tests).
-        bounds: what counts as a plausible bar (default: `sources.Plausibility()`).
-
-    Raises:
-        DataError: a missing option, an unknown ticker, or invalid or implausible bars.
-    """
-    if source == "sample":
-        directory = sources.sample_dir(sample_dir)
-        name = ticker_name(ticker or "GSPC")
-        equity = Series(
-            name,
-            sources.sample_bars(directory, name, bounds=bounds),
-            _file_ref(f"{name}.sample", directory / sources.SAMPLE_FILES[name], f"sample:{name}"),
-        )
-        vix = None
-        if with_vix:
-            vix = Series(
-                "VIX",
-                sources.sample_bars(directory, "VIX", bounds=bounds),
-                _file_ref("VIX.sample", directory / sources.SAMPLE_FILES["VIX"], "sample:VIX"),
-            )
-        return Inputs(equity, vix)
-    if source == "csv":
-        if csv_path is None or ticker is None:
-            raise DataError("the csv source needs --csv PATH and --ticker NAME")
-        name = ticker_name(ticker)
-        bars = sources.read_csv_bars(csv_path, bounds=bounds)
-        equity = Series(name, bars, _file_ref(csv_path.name, csv_path, str(csv_path)))
-        vix = None
-        if vix_csv_path is not None and with_vix:
-            vix_bars = sources.read_csv_bars(
-                vix_csv_path, columns=sources.CLOSE_ONLY, bounds=bounds
-            )
-            vix = Series(
-                "VIX", vix_bars, _file_ref(vix_csv_path.name, vix_csv_path, str(vix_csv_path))
-            )
-        return Inputs(equity, vix)
-    if source == "yfinance":
-        symbol = ticker or "SPY"
-        name = ticker_name(symbol)
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        bars = sources.download_yfinance(symbol, history=history, bounds=bounds)
-        equity = Series(name, bars, _frame_ref(symbol, bars, f"yfinance:{symbol}@{stamp}"))
-        vix = None
-        if with_vix:
-            vix_bars = sources.download_yfinance(
-                "^VIX", columns=sources.CLOSE_ONLY, history=history, bounds=bounds
-            )
-            vix = Series("VIX", vix_bars, _frame_ref("^VIX", vix_bars, f"yfinance:^VIX@{stamp}"))
-        return Inputs(equity, vix)
-    raise DataError(f"unknown source {source!r}; expected sample, csv or yfinance")
-
-
-def _frame_ref(name: str, frame: pd.DataFrame, origin: str) -> InputRef:
-    """A download has no file: its reference is the sha256 of its canonical CSV text."""
-    text = frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n")
-    return InputRef(name=name, sha256=hashlib.sha256(text.encode()).hexdigest(), origin=origin)
 
 
 def _trim_warmup(
@@ -206,7 +69,7 @@ def _trim_warmup(
     if not complete.any():
         raise DataError(
             f"{what}: no row has every feature; {len(frame)} rows are fewer than the indicators' "
-            f"warm-up ({features.A20_LOOKBACK_ROWS + 1} rows or more)"
+            f"warm-up ({max(map(features.lookback_rows, DATASETS)) + 1} rows or more)"
         )
     first = int(np.argmax(complete))
     holes = ~finite[first:]
@@ -233,43 +96,64 @@ def _trim_warmup(
     return frame.iloc[first:].reset_index(drop=True)
 
 
-def assemble_a25(
-    bars: pd.DataFrame, *, what: str, max_feature: float = sources.Plausibility.max_feature
+def _ticker_features(bars: pd.DataFrame, tiers: tuple[str, ...]) -> pd.DataFrame:
+    """Date + OHLCV + the features of the tiers computed from the ticker's bars."""
+    frame = bars[["Date", *sources.OHLCV]].reset_index(drop=True)
+    computed = [features.compute_tier(t, bars).drop(columns="Date") for t in tiers]
+    return pd.concat([frame, *computed], axis=1)
+
+
+def _join_auxiliary(
+    frame: pd.DataFrame, series: Series, tiers: tuple[str, ...], *, what: str
 ) -> pd.DataFrame:
-    """Date + OHLCV + the 20 a20 indicators, warm-up rows dropped."""
-    indicators = features.compute_a20(bars).drop(columns="Date")
-    frame = pd.concat([bars[["Date", *sources.OHLCV]].reset_index(drop=True), indicators], axis=1)
-    return _trim_warmup(frame, what, max_feature=max_feature)
+    """The ticker's rows where `series` also has data, with the features of its tiers.
 
-
-def assemble_a25c(
-    bars: pd.DataFrame,
-    vix: pd.DataFrame,
-    *,
-    what: str,
-    max_feature: float = sources.Plausibility.max_feature,
-) -> pd.DataFrame:
-    """The a25 columns plus the 8 VIX features, on the ticker's trading days where both exist.
-
-    A ticker day without a VIX close takes the previous VIX day's features (known by then).
+    A ticker day without a value of the series takes the previous day's features (known by
+    then).
     """
-    first = max(bars["Date"].iloc[0], vix["Date"].iloc[0])
-    last = min(bars["Date"].iloc[-1], vix["Date"].iloc[-1])
+    bars, aux = frame, series.bars
+    first = max(bars["Date"].iloc[0], aux["Date"].iloc[0])
+    last = min(bars["Date"].iloc[-1], aux["Date"].iloc[-1])
     if first > last:
         raise DataError(
             f"{what}: the ticker ({bars['Date'].iloc[0].date()}..{bars['Date'].iloc[-1].date()}) "
-            f"and VIX ({vix['Date'].iloc[0].date()}..{vix['Date'].iloc[-1].date()}) share no dates"
+            f"and {series.ticker} ({aux['Date'].iloc[0].date()}..{aux['Date'].iloc[-1].date()}) "
+            "share no dates"
         )
-    indicators = features.compute_a20(bars).drop(columns="Date")
-    equity = pd.concat([bars[["Date", *sources.OHLCV]].reset_index(drop=True), indicators], axis=1)
-    equity = equity[(equity["Date"] >= first) & (equity["Date"] <= last)]
-    vix_features = features.compute_vix(vix)
-    merged = equity.merge(vix_features, on="Date", how="left", validate="one_to_one")
-    filled = int(merged["vix_close"].isna().sum())
+    frame = frame[(frame["Date"] >= first) & (frame["Date"] <= last)]
+    computed = [features.compute_tier(t, aux) for t in tiers]
+    added = [c for t in tiers for c in TIERS[t].columns]
+    merged = frame
+    for part in computed:
+        merged = merged.merge(part, on="Date", how="left", validate="one_to_one")
+    filled = int(merged[added[0]].isna().sum())
     if filled:
-        log.warning("%s: %d trading days without a VIX close take the previous day's", what, filled)
-        merged[list(features.VIX_COLUMNS)] = merged[list(features.VIX_COLUMNS)].ffill()
-    return _trim_warmup(merged.reset_index(drop=True), what, max_feature=max_feature)
+        log.warning(
+            "%s: %d trading days without a %s close take the previous day's",
+            what,
+            filled,
+            series.ticker,
+        )
+        merged[added] = merged[added].ffill()
+    return merged.reset_index(drop=True)
+
+
+def assemble_dataset(
+    kind: str,
+    inputs: Inputs,
+    *,
+    max_feature: float = sources.Plausibility.max_feature,
+) -> pd.DataFrame:
+    """A dataset of `kind` (`finscale.tiers.DATASETS`): Date, OHLCV and its tiers' features, on
+    the ticker's trading days where every series it reads has data, warm-up rows dropped."""
+    dataset = DATASETS[kind]
+    what = dataset.name(inputs.equity.ticker)
+    own = tuple(t for t in dataset.tiers if TIERS[t].input == "ohlcv")
+    frame = _ticker_features(inputs.equity.bars, own)
+    for name in dataset.auxiliary_inputs:
+        tiers = tuple(t for t in dataset.tiers if TIERS[t].input == name)
+        frame = _join_auxiliary(frame, inputs.auxiliary[name], tiers, what=what)
+    return _trim_warmup(frame, what, max_feature=max_feature)
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -295,21 +179,18 @@ class _Planned:
 
 
 def _plan(inputs: Inputs, max_feature: float) -> list[_Planned]:
-    """Every file of a build, computed in memory (raises before anything is written)."""
+    """Every file of a build, computed in memory (raises before anything is written): the raw
+    snapshots, then the datasets in the table's order."""
     eq = inputs.equity
-    raw_name = f"{eq.ticker}.ohlcv.daily"
-    plans = [_Planned(raw_name, "raw", "raw", eq.bars, [eq.source], 0)]
-    a25_name = DATASETS["a25"].name(eq.ticker)
-    a25 = assemble_a25(eq.bars, what=a25_name, max_feature=max_feature)
-    lookback = DATASETS["a25"].lookback_rows
-    plans.append(_Planned(a25_name, "dataset", "processed", a25, [], lookback))
-    if inputs.vix is not None:
-        vix_name = "VIX.close.daily"
-        plans.insert(1, _Planned(vix_name, "raw", "raw", inputs.vix.bars, [inputs.vix.source], 0))
-        a25c_name = DATASETS["a25c"].name(eq.ticker)
-        a25c = assemble_a25c(eq.bars, inputs.vix.bars, what=a25c_name, max_feature=max_feature)
-        lookback = DATASETS["a25c"].lookback_rows
-        plans.append(_Planned(a25c_name, "dataset", "processed", a25c, [], lookback))
+    plans = [_Planned(f"{eq.ticker}.ohlcv.daily", "raw", "raw", eq.bars, [eq.source], 0)]
+    for name, series in inputs.auxiliary.items():
+        raw_name = str(INPUTS[name].raw_name)
+        plans.append(_Planned(raw_name, "raw", "raw", series.bars, [series.source], 0))
+    for kind in (k for k in DATASETS if k in inputs.kinds):
+        frame = assemble_dataset(kind, inputs, max_feature=max_feature)
+        name = DATASETS[kind].name(eq.ticker)
+        lookback = features.lookback_rows(kind)
+        plans.append(_Planned(name, "dataset", "processed", frame, [], lookback))
     return plans
 
 
@@ -381,7 +262,9 @@ def build_datasets(
 
 
 def _raw_inputs(dataset: str, raw_refs: list[InputRef]) -> list[InputRef]:
-    """The raw snapshots a dataset reads: the ticker's bars, and VIX for the c variant."""
-    if "vix" in dataset_kind(dataset).inputs:
-        return list(raw_refs)
-    return [ref for ref in raw_refs if not ref.name.startswith("VIX.")]
+    """The raw snapshots a dataset reads: the ticker's bars and its auxiliary series."""
+    kind = dataset_kind(dataset)
+    skipped = {INPUTS[i].raw_name for i in INPUTS if INPUTS[i].auxiliary} - {
+        INPUTS[i].raw_name for i in kind.auxiliary_inputs
+    }
+    return [ref for ref in raw_refs if ref.name not in skipped]

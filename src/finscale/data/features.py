@@ -1,5 +1,5 @@
-"""Technical indicators: tier `a20` (20 TA-Lib indicators of one ticker) and tier `c` (8 VIX
-features).
+"""The features of the tiers in `finscale.tiers`, computed from its rows: TA-Lib's functions
+through its abstract API, and ours (`OWN_FUNCTIONS`).
 
 Every feature at day t uses prices up to day t only. Weekly indicators are computed on weekly
 bars and become visible on the first trading day after their week's last trading day, so a week
@@ -9,26 +9,17 @@ lost those weeks, and showed each week's own close from its Monday on).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import talib
+from talib import abstract
 
-from finscale.tiers import TIERS
-
-# The tiers' columns, bounded columns and lookbacks are in finscale.tiers, the one table.
-A20_COLUMNS = TIERS["a20"].columns
-VIX_COLUMNS = TIERS["c"].columns
-A20_LOOKBACK_ROWS = TIERS["a20"].lookback_rows
+from finscale.tiers import DATASETS, INPUTS, TIERS, Feature, FeatureTier
 
 _WEEK = "W-SUN"  # weeks run Monday..Sunday
-
-
-def _stochrsi_fastk(close: np.ndarray) -> np.ndarray:
-    # fastd uses TA-Lib's default simple moving average (matype 0), as the reference does.
-    fastk, _fastd = talib.STOCHRSI(close, timeperiod=14, fastk_period=5, fastd_period=3)
-    return np.asarray(fastk)
 
 
 def weekly_to_daily(
@@ -62,58 +53,6 @@ def weekly_to_daily(
     return out
 
 
-def compute_a20(bars: pd.DataFrame) -> pd.DataFrame:
-    """The 20 indicators of tier a20 (reference §1.3) from validated daily OHLCV bars.
-
-    Args:
-        bars: `Date`, `Open`, `High`, `Low`, `Close`, `Volume`, sorted by date.
-
-    Returns:
-        `Date` plus the columns of `A20_COLUMNS`, one row per bar; warm-up rows hold NaN.
-    """
-    close = bars["Close"].to_numpy(dtype="float64")
-    high = bars["High"].to_numpy(dtype="float64")
-    low = bars["Low"].to_numpy(dtype="float64")
-    volume = bars["Volume"].to_numpy(dtype="float64")
-
-    macd_line, _signal, _hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)
-    # Bands around TA-Lib's default simple moving average (matype 0).
-    upper, _middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2)
-    width = upper - lower
-    with np.errstate(divide="ignore", invalid="ignore"):
-        percent_b = np.where(width > 0, (close - lower) / width, np.nan)
-        volume_sum = pd.Series(volume).rolling(20).sum().to_numpy()
-        price_volume = pd.Series(close * volume).rolling(20).sum().to_numpy()
-        vwap = np.where(volume_sum > 0, price_volume / volume_sum, np.nan)
-
-    columns = {
-        "dema_9": talib.DEMA(close, timeperiod=9),
-        "dema_10": talib.DEMA(close, timeperiod=10),
-        "sma_12": talib.SMA(close, timeperiod=12),
-        "dema_20": talib.DEMA(close, timeperiod=20),
-        "dema_25": talib.DEMA(close, timeperiod=25),
-        "sma_50": talib.SMA(close, timeperiod=50),
-        "dema_90": talib.DEMA(close, timeperiod=90),
-        "sma_100": talib.SMA(close, timeperiod=100),
-        "sma_200": talib.SMA(close, timeperiod=200),
-        "rsi_daily": talib.RSI(close, timeperiod=14),
-        "rsi_weekly": weekly_to_daily(bars["Date"], bars["Close"], lambda c: talib.RSI(c, 14)),
-        "stochrsi_daily": _stochrsi_fastk(close),
-        "stochrsi_weekly": weekly_to_daily(bars["Date"], bars["Close"], _stochrsi_fastk),
-        "macd_line": macd_line,
-        "obv": talib.OBV(close, volume),
-        "adosc": talib.ADOSC(high, low, close, volume, fastperiod=3, slowperiod=10),
-        "atr_14": talib.ATR(high, low, close, timeperiod=14),
-        "adx_14": talib.ADX(high, low, close, timeperiod=14),
-        "bb_percent_b": percent_b,
-        "vwap_20": vwap,
-    }
-    out = pd.DataFrame({"Date": bars["Date"].to_numpy()})
-    for name in A20_COLUMNS:
-        out[name] = np.asarray(columns[name], dtype="float64")
-    return out
-
-
 def _percentile_rank(values: np.ndarray, window: int) -> np.ndarray:
     """Share (0..100) of the previous window-1 values strictly below the current one."""
     out = np.full(len(values), np.nan)
@@ -124,30 +63,155 @@ def _percentile_rank(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def compute_vix(vix: pd.DataFrame) -> pd.DataFrame:
-    """The 8 VIX features of tier c (reference §1.4), all numeric.
+def _close(bars: pd.DataFrame) -> np.ndarray:
+    return bars["Close"].to_numpy(dtype="float64")
+
+
+def _percent_b(bars: pd.DataFrame, *, timeperiod: int, nbdev: float) -> np.ndarray:
+    """Where the close sits in its Bollinger Bands (0 at the lower, 1 at the upper); the bands
+    are around TA-Lib's default simple moving average (matype 0)."""
+    close = _close(bars)
+    upper, _middle, lower = talib.BBANDS(close, timeperiod=timeperiod, nbdevup=nbdev, nbdevdn=nbdev)
+    width = upper - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(width > 0, (close - lower) / width, np.nan)
+
+
+def _vwap(bars: pd.DataFrame, *, timeperiod: int) -> np.ndarray:
+    """The volume-weighted average close of the last `timeperiod` days."""
+    close = _close(bars)
+    volume = bars["Volume"].to_numpy(dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        volume_sum = pd.Series(volume).rolling(timeperiod).sum().to_numpy()
+        price_volume = pd.Series(close * volume).rolling(timeperiod).sum().to_numpy()
+        return np.where(volume_sum > 0, price_volume / volume_sum, np.nan)
+
+
+def _rolling_mean(bars: pd.DataFrame, *, window: int) -> np.ndarray:
+    return bars["Close"].rolling(window).mean().to_numpy()
+
+
+def _zscore(bars: pd.DataFrame, *, window: int) -> np.ndarray:
+    """(close - mean) / sample std over `window` days; 0 where the std is 0."""
+    close = bars["Close"]
+    mean = close.rolling(window).mean()
+    std = close.rolling(window).std(ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zscore = np.where(std > 0, (close - mean) / std, 0.0)
+    return np.where(mean.isna(), np.nan, zscore)
+
+
+def _regime(bars: pd.DataFrame, *, low: float, high: float) -> np.ndarray:
+    """0 below `low`, 1 from `low` to `high`, 2 from `high` (a float, like the rest)."""
+    values = _close(bars)
+    return np.select([values < low, values < high], [0.0, 1.0], default=2.0)
+
+
+def _percent_change(bars: pd.DataFrame, *, periods: int) -> np.ndarray:
+    close = bars["Close"]
+    return (close / close.shift(periods) - 1.0).to_numpy() * 100.0
+
+
+def _window_lookback(params: Mapping[str, float]) -> int:
+    return int(params.get("window", params.get("timeperiod", 1))) - 1
+
+
+@dataclass(frozen=True)
+class OwnFunction:
+    """A feature function TA-Lib lacks: `compute(bars, **params)` gives one value per row of
+    `bars` (Date and the input's columns); `lookback(params)` rows come before its first."""
+
+    compute: Callable[..., np.ndarray]
+    lookback: Callable[[Mapping[str, float]], int]
+
+
+OWN_FUNCTIONS: dict[str, OwnFunction] = {
+    "close": OwnFunction(_close, lambda p: 0),
+    "percent_b": OwnFunction(_percent_b, _window_lookback),
+    "vwap": OwnFunction(_vwap, _window_lookback),
+    "rolling_mean": OwnFunction(_rolling_mean, _window_lookback),
+    "percentile_rank": OwnFunction(
+        lambda bars, *, window: _percentile_rank(_close(bars), window), _window_lookback
+    ),
+    "zscore": OwnFunction(_zscore, _window_lookback),
+    "regime": OwnFunction(_regime, lambda p: 0),
+    "percent_change": OwnFunction(_percent_change, lambda p: int(p["periods"])),
+}
+
+# A week has at most this many trading days: a weekly value needs that many rows per week.
+_DAYS_PER_WEEK = 5
+
+
+def talib_functions() -> frozenset[str]:
+    """Every function name TA-Lib offers."""
+    return frozenset(talib.get_functions())  # type: ignore[no-untyped-call]
+
+
+def _talib(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+    function = abstract.Function(feature.function)  # type: ignore[attr-defined]
+    arrays = {c.lower(): bars[c].to_numpy(dtype="float64") for c in bars.columns if c != "Date"}
+    result = function(arrays, **feature.params)
+    if feature.output is None:
+        return np.asarray(result)
+    return np.asarray(result[function.output_names.index(feature.output)])
+
+
+def _daily(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+    own = OWN_FUNCTIONS.get(feature.function)
+    if own is not None:
+        return np.asarray(own.compute(bars, **feature.params))
+    return _talib(feature, bars)
+
+
+def compute_feature(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+    """One feature's values, one per row of `bars` (Date and the input's columns, sorted)."""
+    if feature.weekly:
+        return weekly_to_daily(
+            bars["Date"], bars["Close"], lambda c: _daily(feature, pd.DataFrame({"Close": c}))
+        )
+    return _daily(feature, bars)
+
+
+def compute_tier(tier: str | FeatureTier, bars: pd.DataFrame) -> pd.DataFrame:
+    """The features of a tier from validated bars of its input.
 
     Args:
-        vix: `Date` and `Close` of the VIX index, sorted by date.
+        tier: a name in `finscale.tiers.TIERS`, or a tier.
+        bars: `Date` and the columns of the tier's input (`INPUTS`), sorted by date.
 
     Returns:
-        `Date` plus the columns of `VIX_COLUMNS`; rows before the first 60-day percentile hold
-        NaN. `vix_regime` is 0 below 15, 1 from 15 to 25, 2 from 25 (as a float, like the rest).
+        `Date` plus the tier's columns, one row per bar; warm-up rows hold NaN.
     """
-    close = vix["Close"].astype("float64")
-    values = close.to_numpy()
-    mean20 = close.rolling(20).mean()
-    std20 = close.rolling(20).std(ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        zscore = np.where(std20 > 0, (close - mean20) / std20, 0.0)
-    zscore = np.where(mean20.isna(), np.nan, zscore)
-    out = pd.DataFrame({"Date": vix["Date"].to_numpy()})
-    out["vix_close"] = values
-    out["vix_sma_10"] = close.rolling(10).mean().to_numpy()
-    out["vix_sma_20"] = mean20.to_numpy()
-    out["vix_percentile_60d"] = _percentile_rank(values, 60)
-    out["vix_zscore_20d"] = zscore
-    out["vix_regime"] = np.select([values < 15, values < 25], [0.0, 1.0], default=2.0)
-    out["vix_change_1d"] = (close / close.shift(1) - 1.0).to_numpy() * 100.0
-    out["vix_change_5d"] = (close / close.shift(5) - 1.0).to_numpy() * 100.0
+    row = TIERS[tier] if isinstance(tier, str) else tier
+    out = pd.DataFrame({"Date": bars["Date"].to_numpy()})
+    for feature in row.features:
+        out[feature.name] = np.asarray(compute_feature(feature, bars), dtype="float64")
     return out
+
+
+def feature_lookback(feature: Feature) -> int:
+    """Rows of history the feature reads before its first value."""
+    own = OWN_FUNCTIONS.get(feature.function)
+    if own is not None:
+        rows = own.lookback(feature.params)
+    else:
+        function = abstract.Function(feature.function, **feature.params)  # type: ignore[attr-defined]
+        rows = int(function.lookback)
+    # A weekly value shows after its week: count whole weeks of the longest kind.
+    return (rows + 1) * _DAYS_PER_WEEK if feature.weekly else rows
+
+
+def tier_lookback(tier: str) -> int:
+    """Rows the longest finite window of a tier reads before its first value; training windows
+    keep this far from validation and test days (the default embargo)."""
+    return max(feature_lookback(f) for f in TIERS[tier].features)
+
+
+def lookback_rows(kind: str) -> int:
+    """The lookback of a dataset kind: its longest tier's."""
+    return max(tier_lookback(t) for t in DATASETS[kind].tiers)
+
+
+def input_columns(name: str) -> tuple[str, ...]:
+    """The price columns of an input series."""
+    return INPUTS[name].columns

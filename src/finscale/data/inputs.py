@@ -1,0 +1,221 @@
+"""What one build reads: the ticker's bars and the auxiliary series (`finscale.tiers.INPUTS`)
+its dataset kinds need, from the shipped sample, CSV files or Yahoo Finance.
+
+Which series a build reads follows from the dataset kinds asked for: a kind whose tiers need VIX
+makes the sample and yfinance sources read VIX, and the csv source read `input_csv["vix"]`.
+Without a kind named, a build makes every kind its source can feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from finscale.data import sources
+from finscale.data.manifest import InputRef, sha256_file
+from finscale.errors import DataError
+from finscale.tiers import DATASETS, INPUTS
+
+SourceKind = Literal["sample", "csv", "yfinance"]
+SOURCES: tuple[str, ...] = ("sample", "csv", "yfinance")
+
+DEFAULT_TICKERS = {"sample": "GSPC", "yfinance": "SPY"}
+
+_TICKER = re.compile(r"^\^?[A-Za-z0-9][A-Za-z0-9.\-]{0,19}$")
+
+
+@dataclass(frozen=True)
+class Series:
+    """Validated bars of one symbol and where they came from."""
+
+    ticker: str
+    bars: pd.DataFrame
+    source: InputRef
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one build reads: a ticker's OHLCV, the auxiliary series by input name, and the
+    dataset kinds to make of them."""
+
+    equity: Series
+    auxiliary: dict[str, Series] = field(default_factory=dict)
+    kinds: tuple[str, ...] = tuple(DATASETS)
+
+
+def ticker_name(symbol: str) -> str:
+    """The file-safe name of a symbol: `^VIX` → `VIX`, `brk.b` → `BRK-B`.
+
+    Raises:
+        DataError: the symbol is empty or holds characters no exchange symbol uses.
+    """
+    if not _TICKER.match(symbol):
+        raise DataError(
+            f"ticker {symbol!r}: expected letters, digits, '.', '-' and an optional '^'"
+        )
+    return symbol.lstrip("^").upper().replace(".", "-")
+
+
+def parse_input_csv(values: Iterable[str]) -> dict[str, Path]:
+    """`["vix=vix.csv"]` → `{"vix": Path("vix.csv")}` (the `--input-csv NAME=FILE` options).
+
+    Raises:
+        DataError: not NAME=FILE, a name no tier reads, or a name given twice.
+    """
+    auxiliary = [name for name, inp in INPUTS.items() if inp.auxiliary]
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        name = name.strip().lower()
+        if not sep or not path:
+            raise DataError(f"--input-csv {value!r}: expected NAME=FILE, NAME one of {auxiliary}")
+        if name not in auxiliary:
+            raise DataError(f"--input-csv {value!r}: unknown input {name!r}; one of {auxiliary}")
+        if name in out:
+            raise DataError(f"--input-csv: {name!r} is given twice")
+        out[name] = Path(path)
+    return out
+
+
+def _available(source: str, input_csv: Mapping[str, Path]) -> set[str]:
+    """The auxiliary inputs a source can read."""
+    auxiliary = {name for name, inp in INPUTS.items() if inp.auxiliary}
+    return set(input_csv) if source == "csv" else auxiliary
+
+
+def build_kinds(
+    source: str, kinds: Sequence[str] | None, input_csv: Mapping[str, Path] | None = None
+) -> tuple[str, ...]:
+    """The dataset kinds a build makes: `kinds`, or every kind the source can feed.
+
+    Raises:
+        DataError: an unknown kind, or one whose input the source lacks (the csv source without
+            `input_csv` for it), or an `input_csv` with another source.
+    """
+    given = dict(input_csv or {})
+    if given and source != "csv":
+        raise DataError(f"--input-csv is for the csv source; the {source} source reads its own")
+    available = _available(source, given)
+    if kinds is None:
+        return tuple(k for k, d in DATASETS.items() if set(d.auxiliary_inputs) <= available)
+    for kind in kinds:
+        if kind not in DATASETS:
+            raise DataError(f"unknown dataset kind {kind!r}; expected one of {list(DATASETS)}")
+        for missing in (i for i in DATASETS[kind].auxiliary_inputs if i not in available):
+            raise DataError(
+                f"dataset kind {kind} needs the {INPUTS[missing].label} series: "
+                f"--input-csv {missing}=FILE"
+            )
+    return tuple(dict.fromkeys(kinds))
+
+
+def dataset_names(
+    source: str,
+    ticker: str | None,
+    *,
+    kinds: Sequence[str] | None = None,
+    input_csv: Mapping[str, Path] | None = None,
+) -> list[str]:
+    """The datasets a build of `ticker` from `source` registers (what `--if-missing` looks
+    for before it downloads anything).
+
+    Raises:
+        DataError: no ticker for the csv source, a bad ticker, or kinds the source cannot feed.
+    """
+    symbol = ticker or DEFAULT_TICKERS.get(source)
+    if symbol is None:
+        raise DataError(f"the {source} source needs --ticker")
+    name = ticker_name(symbol)
+    return [DATASETS[k].name(name) for k in build_kinds(source, kinds, input_csv)]
+
+
+def _file_ref(name: str, path: Path, origin: str) -> InputRef:
+    return InputRef(name=name, sha256=sha256_file(path), origin=origin)
+
+
+def _frame_ref(name: str, frame: pd.DataFrame, origin: str) -> InputRef:
+    """A download has no file: its reference is the sha256 of its canonical CSV text."""
+    text = frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    return InputRef(name=name, sha256=hashlib.sha256(text.encode()).hexdigest(), origin=origin)
+
+
+def load_inputs(
+    source: SourceKind,
+    *,
+    ticker: str | None = None,
+    csv_path: Path | None = None,
+    kinds: Sequence[str] | None = None,
+    input_csv: Mapping[str, Path] | None = None,
+    sample_dir: Path | None = None,
+    history: sources.History | None = None,
+    bounds: sources.Plausibility | None = None,
+) -> Inputs:
+    """Read and validate the bars of one build.
+
+    Args:
+        source: `sample` (shipped S&P 500 and VIX), `csv` (a user file) or `yfinance`.
+        ticker: the symbol; `GSPC` for the sample, required for csv, `SPY` by default for
+            yfinance.
+        csv_path: the CSV of the csv source (Date, Open, High, Low, Close, Volume).
+        kinds: the dataset kinds to build (default: every kind the source can feed).
+        input_csv: for the csv source, a CSV per auxiliary input (`{"vix": path}`, Date, Close).
+        sample_dir: where the sample files are (default: the shipped copy).
+        history: replaces Yahoo's client (tests).
+        bounds: what counts as a plausible bar (default: `sources.Plausibility()`).
+
+    Raises:
+        DataError: a missing option, an unknown ticker or kind, or invalid or implausible bars.
+    """
+    if source not in SOURCES:
+        raise DataError(f"unknown source {source!r}; expected sample, csv or yfinance")
+    files = dict(input_csv or {})
+    chosen = build_kinds(source, kinds, files)
+    needed = dict.fromkeys(i for k in chosen for i in DATASETS[k].auxiliary_inputs)
+    if source == "sample":
+        directory = sources.sample_dir(sample_dir)
+
+        def sample(name: str) -> Series:
+            bars = sources.sample_bars(directory, name, bounds=bounds)
+            path = directory / sources.SAMPLE_FILES[name]
+            return Series(name, bars, _file_ref(f"{name}.sample", path, f"sample:{name}"))
+
+        equity = sample(ticker_name(ticker or DEFAULT_TICKERS["sample"]))
+        aux = {i: sample(str(INPUTS[i].sample)) for i in needed}
+        return Inputs(equity, aux, chosen)
+    if source == "csv":
+        if csv_path is None or ticker is None:
+            raise DataError("the csv source needs --csv PATH and --ticker NAME")
+        bars = sources.read_csv_bars(csv_path, bounds=bounds)
+        equity = Series(
+            ticker_name(ticker), bars, _file_ref(csv_path.name, csv_path, str(csv_path))
+        )
+        aux = {}
+        for i in needed:
+            path = files[i]
+            aux_bars = sources.read_csv_bars(path, columns=INPUTS[i].columns, bounds=bounds)
+            aux[i] = Series(INPUTS[i].label, aux_bars, _file_ref(path.name, path, str(path)))
+        return Inputs(equity, aux, chosen)
+    symbol = ticker or DEFAULT_TICKERS["yfinance"]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def download(symbol: str, columns: Sequence[str]) -> pd.DataFrame:
+        return sources.download_yfinance(symbol, columns=columns, history=history, bounds=bounds)
+
+    bars = download(symbol, sources.OHLCV)
+    equity = Series(
+        ticker_name(symbol), bars, _frame_ref(symbol, bars, f"yfinance:{symbol}@{stamp}")
+    )
+    aux = {}
+    for i in needed:
+        aux_symbol = str(INPUTS[i].symbol)
+        aux_bars = download(aux_symbol, INPUTS[i].columns)
+        ref = _frame_ref(aux_symbol, aux_bars, f"yfinance:{aux_symbol}@{stamp}")
+        aux[i] = Series(INPUTS[i].label, aux_bars, ref)
+    return Inputs(equity, aux, chosen)
