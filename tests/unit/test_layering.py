@@ -45,3 +45,26 @@ def test_reading_the_storage_imports_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_each_public_name_of_the_engine_imports_and_is_listed_once() -> None:
+    import ast
+    import importlib
+    from pathlib import Path
+
+    hpo = importlib.import_module("finscale.hpo")
+    table: dict[str, str] = hpo._WHERE
+    assert hpo.__all__ == sorted(table)
+    for name, module in table.items():
+        defined = importlib.import_module(f"finscale.hpo.{module}")
+        assert getattr(hpo, name) is getattr(defined, name), name
+    # What type checkers see (the TYPE_CHECKING imports) is the same table.
+    tree = ast.parse(Path(hpo.__file__).read_text())
+    typed = {
+        (alias.name, node.module.removeprefix("finscale.hpo."))
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__"
+        for alias in node.names
+        if node.module.startswith("finscale.hpo.")
+    }
+    assert typed == set(table.items())

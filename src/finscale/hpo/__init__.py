@@ -3,8 +3,9 @@
 The only package that talks to Optuna storage. By concern: `storage` (URLs, credentials,
 retries, locks, opening), `study` (set-up, fingerprint, sampler and pruner), `budget`
 (counting, reservation, hand-back), `read` (views for people and the report), `inputs` (the one
-adapter from a spec to the ML core), `objective`, `worker`, `local` (`finscale run`, a pod of
-several workers), `replay` (`finscale train`), `evaluate` (`finscale evaluate`).
+adapter from a spec to the ML core), `fit` (training one trial, for the objective,
+`finscale train` and `evaluate`), `objective`, `worker`, `local` (`finscale run`), `pod` (several
+workers), `train_one` (`finscale train`), `evaluate` (`finscale evaluate`).
 
 The names below are what other packages use. They load lazily: `finscale status` reads the
 storage without importing torch.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
     "ATTR_BASELINES": "study",
     "ATTR_EVAL_PREFIX": "study",
@@ -22,73 +24,105 @@ _WHERE = {
     "ATTR_N_TRIALS": "study",
     "ATTR_SPEC": "study",
     "ATTR_WINDOWS": "study",
+    "DoesNotFitError": "fit",
     "EvalRun": "evaluate",
     "SYSTEM_REQUEUED_FROM": "trial_budget",
     "StoredStudy": "read",
-    "base_rate_bce": "replay",
+    "base_rate_bce": "train_one",
     "counted": "trial_budget",
-    "default_spec": "replay",
+    "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
+    "fit_trial": "fit",
     "open_for_reading": "storage",
-    "plan_training": "replay",
+    "plan_training": "train_one",
     "read_studies": "read",
     "results_table": "local",
-    "retrain": "replay",
+    "retrain": "train_one",
     "run_pod": "pod",
     "run_study": "local",
     "run_worker": "worker",
     "summarize_storage": "read",
 }
 
-__all__ = [
-    "ATTR_BASELINES",
-    "ATTR_EVAL_PREFIX",
-    "ATTR_FIELDS",
-    "ATTR_N_TRIALS",
-    "ATTR_SPEC",
-    "ATTR_WINDOWS",
-    "SYSTEM_REQUEUED_FROM",
-    "EvalRun",
-    "StoredStudy",
-    "base_rate_bce",
-    "counted",
-    "default_spec",
-    "display_url",
-    "evaluate_study",
-    "open_for_reading",
-    "plan_training",
-    "read_studies",
-    "results_table",
-    "retrain",
-    "run_pod",
-    "run_study",
-    "run_worker",
-    "summarize_storage",
-]
+__all__ = sorted(_WHERE)
 
-if TYPE_CHECKING:
-    from finscale.hpo.evaluate import EvalRun, evaluate_study
-    from finscale.hpo.local import results_table, run_study
-    from finscale.hpo.pod import run_pod
-    from finscale.hpo.read import StoredStudy, read_studies, summarize_storage
-    from finscale.hpo.replay import (
-        base_rate_bce,
-        default_spec,
-        plan_training,
-        retrain,
+if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.py compares)
+    from finscale.hpo.evaluate import (
+        EvalRun as EvalRun,
     )
-    from finscale.hpo.storage import display_url, open_for_reading
+    from finscale.hpo.evaluate import (
+        evaluate_study as evaluate_study,
+    )
+    from finscale.hpo.fit import (
+        DoesNotFitError as DoesNotFitError,
+    )
+    from finscale.hpo.fit import (
+        fit_trial as fit_trial,
+    )
+    from finscale.hpo.local import (
+        results_table as results_table,
+    )
+    from finscale.hpo.local import (
+        run_study as run_study,
+    )
+    from finscale.hpo.pod import (
+        run_pod as run_pod,
+    )
+    from finscale.hpo.read import (
+        StoredStudy as StoredStudy,
+    )
+    from finscale.hpo.read import (
+        read_studies as read_studies,
+    )
+    from finscale.hpo.read import (
+        summarize_storage as summarize_storage,
+    )
+    from finscale.hpo.storage import (
+        display_url as display_url,
+    )
+    from finscale.hpo.storage import (
+        open_for_reading as open_for_reading,
+    )
     from finscale.hpo.study import (
-        ATTR_BASELINES,
-        ATTR_EVAL_PREFIX,
-        ATTR_FIELDS,
-        ATTR_N_TRIALS,
-        ATTR_SPEC,
-        ATTR_WINDOWS,
+        ATTR_BASELINES as ATTR_BASELINES,
     )
-    from finscale.hpo.trial_budget import SYSTEM_REQUEUED_FROM, counted
-    from finscale.hpo.worker import run_worker
+    from finscale.hpo.study import (
+        ATTR_EVAL_PREFIX as ATTR_EVAL_PREFIX,
+    )
+    from finscale.hpo.study import (
+        ATTR_FIELDS as ATTR_FIELDS,
+    )
+    from finscale.hpo.study import (
+        ATTR_N_TRIALS as ATTR_N_TRIALS,
+    )
+    from finscale.hpo.study import (
+        ATTR_SPEC as ATTR_SPEC,
+    )
+    from finscale.hpo.study import (
+        ATTR_WINDOWS as ATTR_WINDOWS,
+    )
+    from finscale.hpo.train_one import (
+        base_rate_bce as base_rate_bce,
+    )
+    from finscale.hpo.train_one import (
+        default_spec as default_spec,
+    )
+    from finscale.hpo.train_one import (
+        plan_training as plan_training,
+    )
+    from finscale.hpo.train_one import (
+        retrain as retrain,
+    )
+    from finscale.hpo.trial_budget import (
+        SYSTEM_REQUEUED_FROM as SYSTEM_REQUEUED_FROM,
+    )
+    from finscale.hpo.trial_budget import (
+        counted as counted,
+    )
+    from finscale.hpo.worker import (
+        run_worker as run_worker,
+    )
 
 
 def __getattr__(name: str) -> Any:

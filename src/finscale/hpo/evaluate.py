@@ -16,7 +16,6 @@ it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import math
@@ -25,36 +24,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.data import Prepared
 from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
-from finscale.hpo.replay import TrainPlan
+from finscale.hpo.fit import (
+    check_stored_spec,
+    epochs_to_refit,
+    fit_trial,
+    rebuild_trial,
+    require_test_region,
+)
 from finscale.hpo.storage import display_url, open_for_reading, with_retries
 from finscale.hpo.study import (
     ATTR_DATASET_SHA256,
     ATTR_EVAL_PREFIX,
-    check_spec,
     ensure_study_records,
-    study_fingerprint,
 )
 from finscale.model import parse_arch_id
-from finscale.model.memory import plan_batch
 from finscale.predictions import encode_logits
 from finscale.settings import Settings
 from finscale.spec import StudySpec
-from finscale.train import (
-    TrainingData,
-    available_memory_bytes,
-    binary_metrics,
-    predict,
-    resolve_device,
-    train,
-)
+from finscale.train import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -120,70 +112,6 @@ def top_trials(trials: list[FrozenTrial], *, direction: str, k: int) -> list[Fro
     ]
     sign = 1.0 if direction == "minimize" else -1.0
     return sorted(done, key=lambda t: (sign * float(t.value), t.number))[:k]  # type: ignore[arg-type]
-
-
-def _retrain_once(
-    plan: TrainPlan,
-    prepared: Prepared,
-    *,
-    device: torch.device,
-    refit: bool,
-    best_epoch: int | None,
-    memory_share: float = 1.0,
-) -> tuple[dict[str, float], dict[str, float], np.ndarray, int, int, int]:
-    """Train one run; its validation and test metrics, test logits, parameter count, best
-    epoch and epochs run."""
-    spec = plan.spec
-    num_features = len(prepared.windows.columns)
-    model = inputs.model_config(
-        spec, parse_arch_id(plan.arch), plan.params, num_features=num_features
-    )
-    precision = inputs.resolve_precision(spec, device)
-    batch = plan_batch(
-        model,
-        effective_batch=int(plan.params["batch_size"]),
-        memory_limit_bytes=available_memory_bytes(device, share=memory_share),
-        precision=precision,
-        device="cuda" if device.type == "cuda" else "cpu",
-    )
-    params = dict(plan.params)
-    data = inputs.training_data(spec, prepared)
-    if refit:
-        # Training and validation windows together, for as many epochs as the search's best
-        # epoch; early stopping cannot help (the validation windows are in the training set),
-        # so patience outlasts the run.
-        params["epochs"] = max(1, best_epoch or int(params["epochs"]))
-        data = TrainingData(
-            features=data.features,
-            labels=data.labels,
-            context_length=data.context_length,
-            train=np.sort(np.concatenate([data.train, data.val])),
-            val=data.val,
-        )
-    config = inputs.train_config(
-        spec,
-        params,
-        micro_batch=batch.micro_batch,
-        seed=plan.seed,
-        device=device,
-        precision=precision,
-    )
-    if refit:
-        config = dataclasses.replace(config, patience=int(params["epochs"]) + 1)
-    trained, result = train(model, config, data)
-    splits = prepared.splits
-    where = next(trained.parameters()).device
-    logits = predict(
-        trained,
-        torch.as_tensor(prepared.features, device=where),
-        torch.as_tensor(splits.test, device=where),
-        context_length=spec.model.context_length,
-        precision=precision,
-    )
-    test = binary_metrics(logits, prepared.windows.labels[splits.test])
-    val = dict.fromkeys(result.val, math.nan) if refit else dict(result.val)
-    count = sum(p.numel() for p in trained.parameters())
-    return val, test, logits, count, result.best_epoch, result.epochs_run
 
 
 @dataclass(frozen=True)
@@ -252,25 +180,22 @@ def evaluate_study(
     if not chosen:
         raise StudyNotFoundError(f"study {spec.name} has no completed trial to evaluate")
     data = inputs.load_study_data(spec, settings.data_dir, sha256=attrs.get(ATTR_DATASET_SHA256))
-    grid = inputs.study_grid(spec, num_features=data.num_features)
-    fingerprint = study_fingerprint(
-        spec, grid_ids=[a.id for a in grid], dataset_sha256=data.dataset.sha256
+    check_stored_spec(
+        spec,
+        attrs,
+        dataset_sha256=data.dataset.sha256,
+        num_features=data.num_features,
+        url=storage.url,
+        doing="evaluate",
     )
-    check_spec(spec, attrs, fingerprint, url=storage.url, doing="evaluate")
     prepared = data.prepared
-    if len(prepared.splits.test) == 0:
-        from finscale.errors import DataError
-
-        raise DataError(
-            f"{spec.name}: the split has no test region; give one (split.test_start, or "
-            "split.test_blocks for chunks) and run a new study"
-        )
+    require_test_region(spec, prepared, then="and run a new study")
     retry("storing the windows", lambda: ensure_study_records(study, spec, data))
     device = resolve_device(settings.device)
     runs: list[EvalRun] = []
     trained = 0
     for trial in chosen:
-        found = _stored_plan(spec, trial)
+        found = rebuild_trial(spec, trial)
         for index in range(seeds):
             key = eval_key(trial.number, index)
             stored = attrs.get(key)
@@ -281,28 +206,37 @@ def evaluate_study(
                     on_run(run, False)
                 continue
             seed = run_seed(found.seed, index)
-            plan = TrainPlan(spec=spec, arch=found.arch, params=found.params, seed=seed, source=key)
             started = time.perf_counter()
-            val, test, logits, count, best_epoch, epochs_run = _retrain_once(
-                plan,
+            fit = fit_trial(
+                spec,
                 prepared,
+                parse_arch_id(found.arch),
+                found.params,
+                seed=seed,
                 device=device,
-                refit=refit,
-                best_epoch=trial.user_attrs.get("best_epoch"),
                 memory_share=settings.memory_share,
+                refit_epochs=(
+                    epochs_to_refit(trial.user_attrs.get("best_epoch"), found.params)
+                    if refit
+                    else None
+                ),
+                predict_test=True,
             )
+            assert fit.test is not None and fit.test_logits is not None  # predict_test
+            result = fit.result
             run = EvalRun(
                 trial=trial.number,
                 seed_index=index,
                 seed=seed,
                 arch=found.arch,
-                param_count=count,
+                param_count=fit.param_count,
                 refit=refit,
-                best_epoch=best_epoch,
-                epochs_run=epochs_run,
-                val=val,
-                test=test,
-                test_logits=encode_logits(logits),
+                best_epoch=result.best_epoch,
+                epochs_run=result.epochs_run,
+                # After a refit the validation windows were trained on: not measured.
+                val=dict.fromkeys(result.val, math.nan) if refit else dict(result.val),
+                test=fit.test,
+                test_logits=encode_logits(fit.test_logits),
                 wall_time_s=time.perf_counter() - started,
             )
             _store(study, key, run.record(), retry)
@@ -320,22 +254,6 @@ def _store(
     retry: Callable[[str, Callable[[], Any]], Any],
 ) -> None:
     retry("storing an evaluation run", lambda: study.set_user_attr(key, record))
-
-
-@dataclass(frozen=True)
-class _Found:
-    arch: str
-    params: dict[str, float | int]
-    seed: int
-
-
-def _stored_plan(spec: StudySpec, trial: FrozenTrial) -> _Found:
-    params = dict(trial.params)
-    arch = str(params.pop("arch"))
-    checked = inputs.check_params(
-        {**spec.training.fixed(), **params}, where=f"trial {trial.number} of {spec.name}"
-    )
-    return _Found(arch=arch, params=checked, seed=int(trial.user_attrs.get("seed", trial.number)))
 
 
 def _from_record(record: dict[str, Any]) -> EvalRun:

@@ -1,8 +1,9 @@
 """The one adapter from a study spec to the plain arguments the ML core takes.
 
-The worker, the objective, replay (`finscale train`) and the final evaluation all build their
-data, grid, model and training configuration here, so that a trial and its retraining cannot
-drift apart: what a spec means to `data/`, `model/` and `train/` is written once.
+The worker and `fit` (which trains for the objective, `finscale train` and the final
+evaluation) build their data, grid, model and training configuration here, so that a trial and
+its retraining cannot drift apart: what a spec means to `data/`, `model/` and `train/` is written
+once.
 """
 
 from __future__ import annotations

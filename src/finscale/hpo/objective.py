@@ -20,8 +20,9 @@ from finscale.data import Prepared
 from finscale.errors import FinscaleError, TrainingError
 from finscale.hpo import inputs
 from finscale.hpo.events import EventLog
+from finscale.hpo.fit import DoesNotFitError, fit_trial
 from finscale.model import Arch
-from finscale.model.memory import plan_batch
+from finscale.model.memory import BatchPlan
 from finscale.predictions import ATTR_VAL_LOGITS, encode_logits
 from finscale.spec import (
     PARAMS_BY_NAME,
@@ -32,7 +33,6 @@ from finscale.spec import (
     TrainingParam,
     Uniform,
 )
-from finscale.train import available_memory_bytes, train
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,6 @@ class ArchitecturalObjective:
         # signal never interrupts a storage write or a finalizer.
         self.check_stop = check_stop or (lambda: None)
         self.memory_share = memory_share  # of the device, when several workers share it
-        self.data = inputs.training_data(spec, prepared)
-        self.precision = inputs.resolve_precision(spec, device)
 
     def params(self, trial: optuna.Trial) -> tuple[Arch, dict[str, Any]]:
         """The trial's architecture and training parameters (sampled or fixed)."""
@@ -102,28 +100,11 @@ class ArchitecturalObjective:
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
         seed = inputs.trial_seed(spec, trial.number)
         trial.set_user_attr("seed", seed)
-        model = inputs.model_config(spec, arch, p, num_features=len(self.prepared.windows.columns))
-        try:
-            plan = plan_batch(
-                model,
-                effective_batch=int(p["batch_size"]),
-                memory_limit_bytes=available_memory_bytes(self.device, share=self.memory_share),
-                precision=self.precision,
-                device="cuda" if self.device.type == "cuda" else "cpu",
-            )
-        except MemoryError as e:
-            raise TrialFailedError(f"does not fit: {e}") from e
-        trial.set_user_attr("micro_batch", plan.micro_batch)
-        trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
-        trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
-        config = inputs.train_config(
-            spec,
-            p,
-            micro_batch=plan.micro_batch,
-            seed=seed,
-            device=self.device,
-            precision=self.precision,
-        )
+
+        def on_plan(plan: BatchPlan) -> None:
+            trial.set_user_attr("micro_batch", plan.micro_batch)
+            trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
+            trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             value = metrics[spec.objective.metric]
@@ -133,11 +114,23 @@ class ArchitecturalObjective:
                 raise optuna.TrialPruned(f"{spec.objective.metric} {value:.4f} at epoch {epoch}")
 
         try:
-            _model, result = train(
-                model, config, self.data, on_epoch=on_epoch, on_step=lambda _: self.check_stop()
+            fit = fit_trial(
+                spec,
+                self.prepared,
+                arch,
+                p,
+                seed=seed,
+                device=self.device,
+                memory_share=self.memory_share,
+                on_plan=on_plan,
+                on_epoch=on_epoch,
+                on_step=lambda _: self.check_stop(),
             )
+        except DoesNotFitError as e:
+            raise TrialFailedError(f"does not fit: {e.reason}") from e
         except TrainingError as e:
             raise TrialFailedError(str(e)) from e
+        result = fit.result
         counts = self.prepared.splits.counts()
         attrs = {
             "epochs_run": result.epochs_run,
@@ -148,7 +141,7 @@ class ArchitecturalObjective:
             "dataset": spec.data.dataset,
             "dataset_sha256": self.dataset_sha256,
             "device": str(self.device),
-            "precision": self.precision,
+            "precision": fit.precision,
             "windows_train": counts["train"],
             "windows_val": counts["val"],
             "wall_time_s": round(time.perf_counter() - started, 2),

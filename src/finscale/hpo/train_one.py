@@ -2,8 +2,9 @@
 trial's architecture, parameters and seed, or values given on the command line.
 
 A stored trial is rebuilt from what the storage holds alone (its `arch` parameter, its training
-parameters and its `seed` attribute), through the same adapter the objective uses, so that on
-the CPU the retrained value equals the stored one bit for bit.
+parameters and its `seed` attribute, `finscale.hpo.fit.rebuild_trial`) and trained by
+`fit_trial` as the objective trains it, so that on the CPU the retrained value equals the
+stored one bit for bit.
 """
 
 from __future__ import annotations
@@ -14,26 +15,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from finscale.data import load_dataset
-from finscale.errors import DataError, SpecError, StudyNotFoundError
+from finscale.errors import SpecError, StudyNotFoundError
 from finscale.hpo import inputs
+from finscale.hpo.fit import (
+    StoredTrial,
+    check_stored_spec,
+    fit_trial,
+    rebuild_trial,
+    require_test_region,
+)
 from finscale.hpo.read import read_studies
 from finscale.hpo.storage import display_url, open_for_reading
-from finscale.hpo.study import ATTR_DATASET_SHA256, check_spec, study_fingerprint
-from finscale.model import Arch, PatchTST, parse_arch_id
-from finscale.model.memory import plan_batch
+from finscale.hpo.study import ATTR_DATASET_SHA256
+from finscale.model import Arch, parse_arch_id
 from finscale.settings import Settings
 from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
-from finscale.train import (
-    TrainResult,
-    available_memory_bytes,
-    binary_metrics,
-    predict,
-    resolve_device,
-    train,
-)
+from finscale.train import TrainResult, resolve_device
 from finscale.train.trainer import EpochCallback
 
 DEFAULT_DATASET = "GSPC.dataset.a25"
@@ -50,21 +49,10 @@ def default_spec() -> StudySpec:
     )
 
 
-@dataclass(frozen=True)
-class StoredTrial:
-    """What the storage holds to rebuild a trial."""
-
-    number: int
-    arch: str
-    params: dict[str, float | int]
-    seed: int
-    value: float | None
-    dataset_sha256: str | None  # the dataset version its study is pinned to
-
-
-def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTrial:
+def stored_trial(spec: StudySpec, settings: Settings, number: int) -> tuple[StoredTrial, str]:
     """The architecture, training parameters and seed stored for a trial of the spec's study,
-    after checking that the spec is the one the study was created with.
+    and the dataset version (sha256) its study is pinned to, after checking that the spec is
+    the one the study was created with.
 
     Raises:
         StudyNotFoundError: no storage, study or trial of that number.
@@ -82,30 +70,17 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> StoredTria
         raise StudyNotFoundError(
             f"study {spec.name} has no trial {number} (it has {len(study.trials)})"
         )
-    trial = study.trials[number]
     pinned = study.user_attrs.get(ATTR_DATASET_SHA256)
     dataset = load_dataset(settings.data_dir, spec.data.dataset, sha256=pinned or spec.data.sha256)
-    grid = inputs.study_grid(spec, num_features=len(dataset.feature_columns))
-    fingerprint = study_fingerprint(
-        spec, grid_ids=[a.id for a in grid], dataset_sha256=dataset.sha256
-    )
-    check_spec(spec, study.user_attrs, fingerprint, url=storage.url, doing="retrain")
-    params = dict(trial.params)
-    arch = params.pop("arch", None)
-    if not isinstance(arch, str):
-        raise StudyNotFoundError(f"trial {number} of {spec.name} has no architecture parameter")
-    # Trials stored before the seed attribute trained with their number as the seed.
-    seed = int(trial.user_attrs.get("seed", trial.number))
-    return StoredTrial(
-        number=trial.number,
-        arch=arch,
-        params=inputs.check_params(
-            {**spec.training.fixed(), **params}, where=f"trial {number} of {spec.name}"
-        ),
-        seed=seed,
-        value=trial.value,
+    check_stored_spec(
+        spec,
+        study.user_attrs,
         dataset_sha256=dataset.sha256,
+        num_features=len(dataset.feature_columns),
+        url=storage.url,
+        doing="retrain",
     )
+    return rebuild_trial(spec, study.trials[number]), dataset.sha256
 
 
 @dataclass(frozen=True)
@@ -157,12 +132,11 @@ def plan_training(
     stored_value = dataset_sha256 = None
     if trial is not None:
         # The spec as given must be the study's; the changes are this retraining's own.
-        found = stored_trial(spec, settings, trial)
+        found, dataset_sha256 = stored_trial(spec, settings, trial)
         params.update(found.params)
         arch = arch or found.arch
         seed = found.seed if seed is None else seed
         source, stored_value = f"trial {trial} of {changed.name}", found.value
-        dataset_sha256 = found.dataset_sha256
     params.update(explicit)
     if arch is None:
         raise SpecError("give an architecture (--arch ID) or a stored trial (--trial N)")
@@ -213,64 +187,37 @@ def retrain(
     Raises:
         DataError: the study's data is missing, its split too small, or (with `evaluate_test`)
             the split has no test region.
-        SpecError: the architecture does not fit the device.
+        DoesNotFitError: the architecture does not fit the device.
         TrainingError: the run diverged or ran out of memory.
     """
     spec = plan.spec
     data = inputs.load_study_data(spec, settings.data_dir, sha256=plan.dataset_sha256)
     prepared = data.prepared
     splits = prepared.splits
-    if evaluate_test and len(splits.test) == 0:
-        raise DataError(
-            f"{spec.name}: the split has no test region; give one (split.test_start for a "
-            "chronological split, split.test_blocks for chunks) to evaluate on test"
-        )
-    dims = parse_arch_id(plan.arch)
-    device = resolve_device(settings.device)
-    precision = inputs.resolve_precision(spec, device)
-    model = inputs.model_config(spec, dims, plan.params, num_features=data.num_features)
-    arch = Arch(**dims.dims(), param_count=PatchTST(model).num_parameters())
-    try:
-        batch = plan_batch(
-            model,
-            effective_batch=int(plan.params["batch_size"]),
-            memory_limit_bytes=available_memory_bytes(device, share=settings.memory_share),
-            precision=precision,
-            device="cuda" if device.type == "cuda" else "cpu",
-        )
-    except MemoryError as e:
-        raise SpecError(f"{plan.arch} does not fit this device: {e}") from None
-    config = inputs.train_config(
+    if evaluate_test:
+        require_test_region(spec, prepared, then="to evaluate on test")
+    fit = fit_trial(
         spec,
+        prepared,
+        parse_arch_id(plan.arch),
         plan.params,
-        micro_batch=batch.micro_batch,
         seed=plan.seed,
-        device=device,
-        precision=precision,
+        device=resolve_device(settings.device),
+        memory_share=settings.memory_share,
+        predict_test=evaluate_test,
+        on_epoch=on_epoch,
     )
-    trained, result = train(model, config, inputs.training_data(spec, prepared), on_epoch=on_epoch)
     labels = prepared.windows.labels
     rates = {
         name: float(np.mean(labels[starts])) if len(starts) else math.nan
         for name, starts in (("train", splits.train), ("val", splits.val), ("test", splits.test))
     }
-    test = None
-    if evaluate_test:
-        where = next(trained.parameters()).device
-        logits = predict(
-            trained,
-            torch.as_tensor(prepared.features, device=where),
-            torch.as_tensor(splits.test, device=where),
-            context_length=spec.model.context_length,
-            precision=precision,
-        )
-        test = binary_metrics(logits, labels[splits.test])
     return Retrained(
-        arch=arch,
+        arch=fit.arch,
         params=plan.params,
         seed=plan.seed,
-        result=result,
+        result=fit.result,
         windows=splits.counts(),
         base_rate=rates,
-        test=test,
+        test=fit.test,
     )
