@@ -58,7 +58,7 @@ SPEC: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("data")
-    build_datasets(load_inputs("sample", with_vix=False), data_dir=directory)
+    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=directory)
     return directory
 
 
