@@ -35,6 +35,7 @@ from finscale.train import (
     resolve_device,
     train,
 )
+from finscale.train.metrics import binary_entropy
 from finscale.train.trainer import EpochCallback
 
 DEFAULT_DATASET = "GSPC.dataset.a25"
@@ -223,11 +224,8 @@ class Retrained:
     test: dict[str, float] | None
 
 
-def base_rate_bce(rate: float) -> float:
-    """The BCE of predicting a split's own positive rate for every window (its entropy)."""
-    if not 0 < rate < 1:
-        return 0.0
-    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+# The BCE of predicting a split's own positive rate (finscale.hpo exports it from here).
+base_rate_bce = binary_entropy
 
 
 def retrain(
