@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.conftest import run_cli as run
@@ -47,6 +48,27 @@ def test_a_data_build_applied_twice_builds_once(
     assert code == 0 and "nothing to do" not in out
     code, _, _ = run(["data", "verify"], capsys)
     assert code == 0
+
+
+def test_a_build_reads_the_series_its_kinds_need(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --kind a25c makes that dataset only, from the ticker's bars and VIX; a csv build gets its
+    # VIX closes through --input-csv
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "sample"))
+    code, out, _ = run(["data", "build", "--kind", "a25c"], capsys)
+    assert code == 0
+    assert "VIX.close.daily" in out and "GSPC.dataset.a25c" in out
+    assert "GSPC.dataset.a25 " not in out
+    raw = {p.name.split("-")[0] for p in (tmp_path / "sample" / "raw").iterdir()}
+    env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "csv"))
+    bars, vix = tmp_path / "bars.csv", tmp_path / "vix.csv"
+    pd.read_parquet(next((tmp_path / "sample" / "raw").glob("GSPC.*"))).to_csv(bars, index=False)
+    pd.read_parquet(next((tmp_path / "sample" / "raw").glob("VIX.*"))).to_csv(vix, index=False)
+    args = ["data", "build", "--source", "csv", "--csv", str(bars), "--ticker", "ACME"]
+    code, out, _ = run([*args, "--input-csv", f"vix={vix}"], capsys)
+    assert code == 0 and "ACME.dataset.a25c" in out and "ACME.dataset.a25 " in out
+    assert raw == {"GSPC.ohlcv.daily", "VIX.close.daily"}
 
 
 def test_summary_prints_window_counts(

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from finscale.errors import DataError
+from finscale.tiers import INPUTS
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +320,8 @@ def sample_bars(
     """
     if ticker not in SAMPLE_FILES:
         raise DataError(f"sample: unknown ticker {ticker!r}; the sample has {sorted(SAMPLE_FILES)}")
-    columns = CLOSE_ONLY if ticker == "VIX" else OHLCV
+    # An auxiliary series has the columns its input declares; the ticker's own, OHLCV.
+    columns = next((i.columns for i in INPUTS.values() if i.sample == ticker), OHLCV)
     return read_csv_bars(directory / SAMPLE_FILES[ticker], columns=columns, bounds=bounds)
 
 

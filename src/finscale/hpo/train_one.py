@@ -33,6 +33,7 @@ from finscale.model import Arch, parse_arch_id
 from finscale.settings import Settings
 from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
 from finscale.train import TrainResult, resolve_device
+from finscale.train.metrics import binary_entropy
 from finscale.train.trainer import EpochCallback
 
 DEFAULT_DATASET = "GSPC.dataset.a25"
@@ -168,11 +169,8 @@ class Retrained:
     test: dict[str, float] | None
 
 
-def base_rate_bce(rate: float) -> float:
-    """The BCE of predicting a split's own positive rate for every window (its entropy)."""
-    if not 0 < rate < 1:
-        return 0.0
-    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+# The BCE of predicting a split's own positive rate (finscale.hpo exports it from here).
+base_rate_bce = binary_entropy
 
 
 def retrain(

@@ -22,6 +22,7 @@ from finscale.predictions import decode_logits
 from finscale.report import stats
 from finscale.report.collect import EvalRecord, StudyResult
 from finscale.report.scaling import BudgetTrials, ScalingFit, fit_scaling
+from finscale.train.metrics import auc
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,6 @@ def _mean(values: list[float]) -> float:
 def _sd(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.stdev(finite) if len(finite) > 1 else math.nan
-
-
-def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
-    if not 0 < labels.sum() < len(labels):
-        return math.nan
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, logits))
 
 
 def _chosen(result: StudyResult) -> tuple[int, list[EvalRecord], int] | None:
@@ -128,7 +121,7 @@ def final_model(result: StudyResult) -> FinalModel | None:
         vs_baselines={name: versus(b) for name, b in others.items()},
     )
     baselines = {
-        name: (float(stats.bce_per_window(b.test, test.labels).mean()), _auc(b.test, test.labels))
+        name: (float(stats.bce_per_window(b.test, test.labels).mean()), auc(b.test, test.labels))
         for name, b in result.baselines.items()
         if b.test is not None
     }

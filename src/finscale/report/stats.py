@@ -8,7 +8,8 @@ the per-window loss *difference* is often an order of magnitude below that of ei
 
 Everything here is pure numpy/scipy and takes plain arrays in window (time) order:
 
-- `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits.
+- `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits (the first and
+  the last from `finscale.train.metrics`).
 - `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error
   (lag at least the horizon and a tenth of the windows, never below the iid error), fixed-b
   p-values, and the effective sample size; `unpaired_difference` is the wrong test, kept to
@@ -33,6 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+# The losses and DeLong's components live once, in the ML core; named here for the report.
+from finscale.train.metrics import bce_per_window as bce_per_window
+from finscale.train.metrics import binary_entropy as binary_entropy
+from finscale.train.metrics import delong_components, delong_variance
+
 # Andrews (1991), Bartlett kernel, AR(1) plug-in: bandwidth = 1.1447 (alpha(1) n)^(1/3).
 _ANDREWS_BARTLETT = 1.1447
 _MAX_RHO = 0.97  # an AR(1) fit this close to a unit root gives no usable bandwidth
@@ -49,21 +55,6 @@ _KV_BARTLETT = (1.959964, 2.9694, 0.4160, -0.5324)
 # --- losses --------------------------------------------------------------------------------------
 
 
-def bce_per_window(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Binary cross-entropy of each window, computed stably from logits (nats).
-
-    `log(1 + e^x) - y·x`, which equals `-[y log σ(x) + (1-y) log(1-σ(x))]` without overflow.
-
-    Raises:
-        ValueError: shapes differ.
-    """
-    x = np.asarray(logits, dtype="float64")
-    y = np.asarray(labels, dtype="float64")
-    if x.shape != y.shape:
-        raise ValueError(f"logits {x.shape} and labels {y.shape} differ in shape")
-    return np.asarray(np.logaddexp(0.0, x) - y * x)
-
-
 def logit(p: float) -> float:
     """log(p / (1 - p)).
 
@@ -78,14 +69,6 @@ def logit(p: float) -> float:
 def constant_logits(rate: float, n: int) -> np.ndarray:
     """The logits of predicting `rate` for each of `n` windows (the base-rate predictor)."""
     return np.full(n, logit(rate))
-
-
-def binary_entropy(rate: float) -> float:
-    """The BCE of predicting a split's own positive rate for each of its windows (nats): the
-    best any constant can do there, a stricter bar than the training rate."""
-    if not 0.0 < rate < 1.0:
-        return 0.0
-    return -(rate * math.log(rate) + (1.0 - rate) * math.log(1.0 - rate))
 
 
 # --- segments and autocovariance -----------------------------------------------------------------
@@ -334,24 +317,6 @@ class AucTest:
         return self.estimate - half, self.estimate + half
 
 
-def _delong_components(
-    scores: np.ndarray, labels: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """AUC, DeLong's V10 (per positive) and V01 (per negative), and the positive mask."""
-    s = np.asarray(scores, dtype="float64")
-    y = np.asarray(labels)
-    if s.shape != y.shape or s.ndim != 1:
-        raise ValueError(f"scores {s.shape} and labels {y.shape} must be equal 1-D arrays")
-    pos = y == 1
-    n1, n0 = int(pos.sum()), int((~pos).sum())
-    if n1 == 0 or n0 == 0:
-        raise ValueError("an AUC needs both positive and negative windows")
-    ranks = stats.rankdata(s)
-    v10 = (ranks[pos] - stats.rankdata(s[pos])) / n0  # share of negatives below each positive
-    v01 = 1.0 - (ranks[~pos] - stats.rankdata(s[~pos])) / n1  # share of positives above each neg.
-    return float(v10.mean()), v10, v01, pos
-
-
 def _auc_test(
     estimate: float,
     null: float,
@@ -365,7 +330,7 @@ def _auc_test(
     what: str,
 ) -> AucTest:
     n1, n0, n = len(v10), len(v01), len(pos)
-    var_iid = (v10.var(ddof=1) if n1 > 1 else 0.0) / n1 + (v01.var(ddof=1) if n0 > 1 else 0.0) / n0
+    var_iid = delong_variance(v10, v01)
     # AUC - θ ≈ Σ_t ψ_t, ψ = (V10 - mean)/n1 on positives and (V01 - mean)/n0 on negatives.
     psi = np.empty(n)
     psi[pos] = (v10 - v10.mean()) / n1
@@ -412,7 +377,7 @@ def auc_delong(
     Raises:
         ValueError: shapes differ, or the labels hold one class.
     """
-    auc, v10, v01, pos = _delong_components(scores, labels)
+    auc, v10, v01, pos = delong_components(scores, labels)
     return _auc_test(
         auc, 0.5, v10, v01, pos, min_lag=min_lag, lag=lag, starts=starts, what="AUC vs 0.5"
     )
@@ -429,8 +394,8 @@ def paired_auc_delong(
 ) -> AucTest:
     """AUC(a) - AUC(b) on the same windows, with DeLong's paired covariance (inflated for
     autocorrelation as in `auc_delong`). A predictor against itself: difference 0, SE 0."""
-    auc_a, v10_a, v01_a, pos = _delong_components(scores_a, labels)
-    auc_b, v10_b, v01_b, _ = _delong_components(scores_b, labels)
+    auc_a, v10_a, v01_a, pos = delong_components(scores_a, labels)
+    auc_b, v10_b, v01_b, _ = delong_components(scores_b, labels)
     return _auc_test(
         auc_a - auc_b,
         0.0,
