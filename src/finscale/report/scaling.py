@@ -51,15 +51,16 @@ from finscale.report.scaling_fit import (
 )
 from finscale.report.scaling_points import (
     BudgetPoint,
+    Row,
     ScalingResult,
     StudyWindows,
-    _error,
-    _joint,
-    _lost,
-    _point,
-    _stored_rows,
-    _values_only,
-    _with_point,
+    as_error,
+    budget_point,
+    joint_point,
+    lost_trials,
+    stored_rows,
+    values_only_fit,
+    with_fitted_point,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +85,79 @@ __all__ = [
 ]
 
 
+def _joint_points(
+    present: list[StudyResult],
+    stored: Mapping[str, tuple[list[Row], np.ndarray | None, int]],
+    *,
+    horizon: int,
+    windows: Mapping[str, StudyWindows],
+    notes: list[str],
+) -> tuple[list[BudgetPoint], list[BudgetTrials]]:
+    """Every budget scored from its stored predictions on the windows all budgets share."""
+    points: list[BudgetPoint] = []
+    budgets: list[BudgetTrials] = []
+    for r in present:
+        rows, lab, without = stored[r.name]
+        assert lab is not None
+        extra = windows.get(r.name, StudyWindows())
+        point, trials = joint_point(r, rows, lab, horizon=horizon, extra=extra)
+        points.append(point)
+        budgets.append(trials)
+        if without:
+            notes.append(f"{r.name}: {without} completed trials hold no predictions, left out")
+    return points, budgets
+
+
+def _value_points(
+    present: list[StudyResult],
+    sized: Mapping[str, list[Row]],
+    labels: list[np.ndarray | None],
+    *,
+    direction: str,
+    notes: list[str],
+) -> list[BudgetPoint]:
+    """Every budget's points from stored values alone, and why there is no more."""
+    if present:
+        why = (
+            "validation windows differ between budgets"
+            if all(lab is not None for lab in labels)
+            else "trials hold no window-level predictions"
+        )
+        notes.append(f"{why}: no interval, no paired test, no verdict")
+    points = []
+    for r in present:
+        rows = sized[r.name]
+        points.append(budget_point(r, rows, [as_error(row[2], direction) for row in rows],
+                             lost=lost_trials(r)))  # fmt: skip
+    return points
+
+
+def _sized_rows(group: list[StudyResult]) -> dict[str, list[Row]]:
+    """Each study's completed trials of known size, without predictions."""
+    from finscale.report.collect import trial_arch
+
+    return {
+        r.name: [
+            (t.number, a.param_count, float(t.value), np.zeros(0))  # type: ignore[arg-type]
+            for t in r.complete
+            if (a := trial_arch(t)) and a.param_count
+        ]
+        for r in group
+    }
+
+
+def _baseline_losses(
+    present: list[StudyResult], labels: np.ndarray, windows: Mapping[str, StudyWindows]
+) -> dict[str, float]:
+    """Each baseline's val BCE on the shared windows."""
+    extra = windows.get(present[0].name, StudyWindows())
+    return {
+        name: float(stats.bce_per_window(logits, labels).mean())
+        for name, logits in extra.baselines.items()
+        if len(logits) == len(labels)
+    }
+
+
 def _horizon(
     horizon: int,
     group: list[StudyResult],
@@ -93,18 +167,9 @@ def _horizon(
     seed: int,
     windows: Mapping[str, StudyWindows],
 ) -> ScalingResult:
-    from finscale.report.collect import trial_arch
-
     metric, direction = group[0].metric, group[0].direction
-    stored = {r.name: _stored_rows(r) for r in group}
-    sized = {
-        r.name: [
-            (t.number, a.param_count, float(t.value), np.zeros(0))  # type: ignore[arg-type]
-            for t in r.complete
-            if (a := trial_arch(t)) and a.param_count
-        ]
-        for r in group
-    }
+    stored = {r.name: stored_rows(r) for r in group}
+    sized = _sized_rows(group)
     present = [r for r in group if sized[r.name]]
     notes = []
     if missing := [r.name for r in group if not sized[r.name]]:
@@ -117,31 +182,14 @@ def _horizon(
         lab is not None and stored[r.name][0] and np.array_equal(lab, first)
         for r, lab in zip(present, labels, strict=True)
     )
-    points: list[BudgetPoint] = []
     budgets: list[BudgetTrials] = []
     if joint:
-        for r in present:
-            rows, lab, without = stored[r.name]
-            assert lab is not None
-            extra = windows.get(r.name, StudyWindows())
-            point, trials = _joint(r, rows, lab, horizon=horizon, extra=extra)
-            points.append(point)
-            budgets.append(trials)
-            if without:
-                notes.append(f"{r.name}: {without} completed trials hold no predictions, left out")
+        points, budgets = _joint_points(
+            present, stored, horizon=horizon, windows=windows, notes=notes
+        )
         loss_name = "val_bce (from stored predictions)"
     else:
-        if present:
-            why = (
-                "validation windows differ between budgets"
-                if all(lab is not None for lab in labels)
-                else "trials hold no window-level predictions"
-            )
-            notes.append(f"{why}: no interval, no paired test, no verdict")
-        for r in present:
-            rows = sized[r.name]
-            points.append(_point(r, rows, [_error(row[2], direction) for row in rows],
-                                 lost=_lost(r)))  # fmt: skip
+        points = _value_points(present, sized, labels, direction=direction, notes=notes)
         loss_name = f"{metric if direction == 'minimize' else '1 − ' + metric} (stored value)"
     fit = None
     if len({p.budget_params for p in points}) < 2:
@@ -158,18 +206,13 @@ def _horizon(
             starts=starts,
         )
     else:
-        fit = _values_only(points, top_k=top_k)
+        fit = values_only_fit(points, top_k=top_k)
     if fit is not None:
         notes += list(fit.notes)
-        points = [_with_point(p, fit, i) for i, p in enumerate(points)]
+        points = [with_fitted_point(p, fit, i) for i, p in enumerate(points)]
     baselines: dict[str, float] = {}
     if joint and present and first is not None:
-        extra = windows.get(present[0].name, StudyWindows())
-        baselines = {
-            name: float(stats.bce_per_window(logits, first).mean())
-            for name, logits in extra.baselines.items()
-            if len(logits) == len(first)
-        }
+        baselines = _baseline_losses(present, first, windows)
     return ScalingResult(
         horizon=horizon,
         metric=metric,

@@ -94,11 +94,11 @@ class ScalingResult:
         return self.verdict
 
 
-def _error(value: float, direction: str) -> float:
+def as_error(value: float, direction: str) -> float:
     return value if direction == "minimize" else 1.0 - value
 
 
-def _lost(result: StudyResult) -> int:
+def lost_trials(result: StudyResult) -> int:
     from optuna.trial import TrialState
 
     diverged = sum(
@@ -109,17 +109,17 @@ def _lost(result: StudyResult) -> int:
     return result.count(TrialState.PRUNED) + diverged
 
 
-_Row = tuple[int, int, float, np.ndarray]  # trial number, parameter count, value, val logits
+Row = tuple[int, int, float, np.ndarray]  # trial number, parameter count, value, val logits
 
 
-def _stored_rows(result: StudyResult) -> tuple[list[_Row], np.ndarray | None, int]:
+def stored_rows(result: StudyResult) -> tuple[list[Row], np.ndarray | None, int]:
     """The completed trials holding predictions, best first, the labels, and how many completed
     trials of known size hold none (written before predictions were stored, or by hand)."""
     from finscale.report.collect import trial_arch
 
     # The study stores its validation labels once; older trials carried them themselves.
     labels = result.val_windows.labels if result.val_windows is not None else None
-    rows: list[_Row] = []
+    rows: list[Row] = []
     without = 0
     for t in result.complete:
         arch = trial_arch(t)
@@ -138,9 +138,9 @@ def _stored_rows(result: StudyResult) -> tuple[list[_Row], np.ndarray | None, in
     return kept, labels, without + len(rows) - len(kept)
 
 
-def _point(
+def budget_point(
     r: StudyResult,
-    rows: list[_Row],
+    rows: list[Row],
     losses: list[float],
     *,
     lost: int,
@@ -172,11 +172,11 @@ def _point(
     )
 
 
-def _joint(
-    r: StudyResult, rows: list[_Row], labels: np.ndarray, *, horizon: int, extra: StudyWindows
+def joint_point(
+    r: StudyResult, rows: list[Row], labels: np.ndarray, *, horizon: int, extra: StudyWindows
 ) -> tuple[BudgetPoint, BudgetTrials]:
     """A budget scored from its stored predictions: per-window losses and the paired tests."""
-    lost = _lost(r)
+    lost = lost_trials(r)
     losses = np.stack([stats.bce_per_window(row[3], labels) for row in rows])
     base = extra.baselines.get("base_rate")
     if base is None:  # the split's own rate: the best constant in hindsight, a stricter bar
@@ -191,7 +191,7 @@ def _joint(
             min_lag=horizon,
             starts=extra.starts,
         )
-    point = _point(
+    point = budget_point(
         r,
         rows,
         losses.mean(axis=1).tolist(),
@@ -203,7 +203,7 @@ def _joint(
     return point, BudgetTrials(point.budget, losses, sizes, n_lost=lost)
 
 
-def _with_point(p: BudgetPoint, fit: ScalingFit, i: int) -> BudgetPoint:
+def with_fitted_point(p: BudgetPoint, fit: ScalingFit, i: int) -> BudgetPoint:
     return BudgetPoint(
         **{
             **p.__dict__,
@@ -215,7 +215,7 @@ def _with_point(p: BudgetPoint, fit: ScalingFit, i: int) -> BudgetPoint:
     )
 
 
-def _values_only(points: list[BudgetPoint], *, top_k: int | None) -> ScalingFit:
+def values_only_fit(points: list[BudgetPoint], *, top_k: int | None) -> ScalingFit:
     """Point estimates from stored values alone (trials written before predictions were
     stored): the same expected best-of-m, no interval, no verdict."""
     m = min(p.completed + p.lost for p in points)
