@@ -174,22 +174,10 @@ def _styles_by_horizon(styles: pd.DataFrame, results: list[StudyResult]) -> str:
     return f"Best architecture per budget — {'; '.join(parts)}: {same}."
 
 
-def markdown(
-    *,
-    storage: str,
-    generated: str,
-    results: list[StudyResult],
-    answers: list[ScalingResult],
-    finals: list[FinalAnswer],
-    flags: list[StudyFlags],
-    styles: pd.DataFrame,
-    heads: pd.DataFrame,
-    importances: list[Importances],
-    figures: dict[str, str],
-    files: list[str],
-    missing: list[str] | None = None,
-) -> str:
-    """The whole summary; `figures` maps a figure's key to its file name beside the summary."""
+def _header(
+    *, storage: str, generated: str, results: list[StudyResult], missing: list[str] | None
+) -> list[str]:
+    """The title, what was read, and whether the experiment is partial."""
     complete = sum(len(r.complete) for r in results)
     partial = [r.name for r in results if not r.done]
     lines = [
@@ -214,6 +202,18 @@ def markdown(
             "finish.",
             "",
         ]
+    return lines
+
+
+def _answer_section(
+    answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
+    styles: pd.DataFrame,
+    results: list[StudyResult],
+) -> list[str]:
+    """One paragraph per horizon, then what the verdict means."""
+    lines: list[str] = []
     lines += ["## The answer", ""]
     final_by_horizon = {f.horizon: f for f in finals}
     for a in answers:
@@ -242,7 +242,12 @@ def markdown(
             "final evaluation on test."
         )
     lines += [" ".join(p for p in closing if p), ""]
+    return lines
 
+
+def _final_section(finals: list[FinalAnswer]) -> list[str]:
+    """The final evaluation on test, when there is one."""
+    lines: list[str] = []
     if finals:
         lines += ["## Final evaluation on test", ""]
         for fa in finals:
@@ -271,7 +276,12 @@ def markdown(
             if fa.fit is not None:
                 lines += ["", f"Across budgets: {fa.fit.sentence}."]
             lines.append("")
+    return lines
 
+
+def _studies_section(results: list[StudyResult]) -> list[str]:
+    """One row per study: its trials by state and its best."""
+    lines: list[str] = []
     lines += ["## Studies", ""]
     rows = []
     for r in results:
@@ -297,7 +307,12 @@ def markdown(
         rows,
     )  # fmt: skip
     lines.append("")
+    return lines
 
+
+def _scaling_section(answers: list[ScalingResult], figures: dict[str, str]) -> list[str]:
+    """Per horizon: the points, the slope, the exponent and the note."""
+    lines: list[str] = []
     lines += ["## Scaling", ""]
     for a in answers:
         lines += [f"### Horizon {a.horizon}", ""]
@@ -351,7 +366,17 @@ def markdown(
         if f"scaling-h{a.horizon}" in figures:
             lines += ["", f"![scaling at horizon {a.horizon}]({figures[f'scaling-h{a.horizon}']})"]
         lines.append("")
+    return lines
 
+
+def _architectures_section(
+    styles: pd.DataFrame,
+    heads: pd.DataFrame,
+    importances: list[Importances],
+    figures: dict[str, str],
+) -> list[str]:
+    """Depth versus width, head count, parameter importances."""
+    lines: list[str] = []
     lines += ["## Architectures", ""]
     if "width-depth" in figures:
         lines += [f"![best value by width and depth]({figures['width-depth']})", ""]
@@ -392,13 +417,23 @@ def markdown(
         else:
             lines.append(f"- {imp.study}: {imp.note}")
     lines.append("")
+    return lines
 
+
+def _history_section(results: list[StudyResult], figures: dict[str, str]) -> list[str]:
+    """One optimization-history figure per study."""
+    lines: list[str] = []
     lines += ["## Optimization history", ""]
     for r in results:
         key = f"history-{r.name}"
         if key in figures:
             lines += [f"![{r.name}]({figures[key]})", ""]
+    return lines
 
+
+def _method_section(files: list[str]) -> list[str]:
+    """How every number was made, and the files written."""
+    lines: list[str] = []
     lines += [
         "## Method",
         "",
@@ -450,4 +485,32 @@ def markdown(
         "Files: " + ", ".join(f"`{f}`" for f in files) + ".",
         "",
     ]
-    return "\n".join(lines)
+    return lines
+
+
+def markdown(
+    *,
+    storage: str,
+    generated: str,
+    results: list[StudyResult],
+    answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
+    styles: pd.DataFrame,
+    heads: pd.DataFrame,
+    importances: list[Importances],
+    figures: dict[str, str],
+    files: list[str],
+    missing: list[str] | None = None,
+) -> str:
+    """The whole summary; `figures` maps a figure's key to its file name beside the summary."""
+    return "\n".join(
+        _header(storage=storage, generated=generated, results=results, missing=missing)
+        + _answer_section(answers, finals, flags, styles, results)
+        + _final_section(finals)
+        + _studies_section(results)
+        + _scaling_section(answers, figures)
+        + _architectures_section(styles, heads, importances, figures)
+        + _history_section(results, figures)
+        + _method_section(files)
+    )
