@@ -13,6 +13,7 @@ from finscale.param_budget import parse_budget
 from finscale.report.architecture import Importances
 from finscale.report.checks import StudyFlags
 from finscale.report.collect import StudyResult
+from finscale.report.method import method_section
 from finscale.report.scaling import ALPHA_MAX, ALPHA_MIN, ExponentFit, ScalingResult
 from finscale.report.stats import AucTest, PairedTest
 
@@ -174,22 +175,10 @@ def _styles_by_horizon(styles: pd.DataFrame, results: list[StudyResult]) -> str:
     return f"Best architecture per budget — {'; '.join(parts)}: {same}."
 
 
-def markdown(
-    *,
-    storage: str,
-    generated: str,
-    results: list[StudyResult],
-    answers: list[ScalingResult],
-    finals: list[FinalAnswer],
-    flags: list[StudyFlags],
-    styles: pd.DataFrame,
-    heads: pd.DataFrame,
-    importances: list[Importances],
-    figures: dict[str, str],
-    files: list[str],
-    missing: list[str] | None = None,
-) -> str:
-    """The whole summary; `figures` maps a figure's key to its file name beside the summary."""
+def _header(
+    *, storage: str, generated: str, results: list[StudyResult], missing: list[str] | None
+) -> list[str]:
+    """The title, what was read, and whether the experiment is partial."""
     complete = sum(len(r.complete) for r in results)
     partial = [r.name for r in results if not r.done]
     lines = [
@@ -214,6 +203,18 @@ def markdown(
             "finish.",
             "",
         ]
+    return lines
+
+
+def _answer_section(
+    answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
+    styles: pd.DataFrame,
+    results: list[StudyResult],
+) -> list[str]:
+    """One paragraph per horizon, then what the verdict means."""
+    lines: list[str] = []
     lines += ["## The answer", ""]
     final_by_horizon = {f.horizon: f for f in finals}
     for a in answers:
@@ -242,7 +243,12 @@ def markdown(
             "final evaluation on test."
         )
     lines += [" ".join(p for p in closing if p), ""]
+    return lines
 
+
+def _final_section(finals: list[FinalAnswer]) -> list[str]:
+    """The final evaluation on test, when there is one."""
+    lines: list[str] = []
     if finals:
         lines += ["## Final evaluation on test", ""]
         for fa in finals:
@@ -271,7 +277,12 @@ def markdown(
             if fa.fit is not None:
                 lines += ["", f"Across budgets: {fa.fit.sentence}."]
             lines.append("")
+    return lines
 
+
+def _studies_section(results: list[StudyResult]) -> list[str]:
+    """One row per study: its trials by state and its best."""
+    lines: list[str] = []
     lines += ["## Studies", ""]
     rows = []
     for r in results:
@@ -297,7 +308,12 @@ def markdown(
         rows,
     )  # fmt: skip
     lines.append("")
+    return lines
 
+
+def _scaling_section(answers: list[ScalingResult], figures: dict[str, str]) -> list[str]:
+    """Per horizon: the points, the slope, the exponent and the note."""
+    lines: list[str] = []
     lines += ["## Scaling", ""]
     for a in answers:
         lines += [f"### Horizon {a.horizon}", ""]
@@ -351,7 +367,17 @@ def markdown(
         if f"scaling-h{a.horizon}" in figures:
             lines += ["", f"![scaling at horizon {a.horizon}]({figures[f'scaling-h{a.horizon}']})"]
         lines.append("")
+    return lines
 
+
+def _architectures_section(
+    styles: pd.DataFrame,
+    heads: pd.DataFrame,
+    importances: list[Importances],
+    figures: dict[str, str],
+) -> list[str]:
+    """Depth versus width, head count, parameter importances."""
+    lines: list[str] = []
     lines += ["## Architectures", ""]
     if "width-depth" in figures:
         lines += [f"![best value by width and depth]({figures['width-depth']})", ""]
@@ -392,62 +418,43 @@ def markdown(
         else:
             lines.append(f"- {imp.study}: {imp.note}")
     lines.append("")
+    return lines
 
+
+def _history_section(results: list[StudyResult], figures: dict[str, str]) -> list[str]:
+    """One optimization-history figure per study."""
+    lines: list[str] = []
     lines += ["## Optimization history", ""]
     for r in results:
         key = f"history-{r.name}"
         if key in figures:
             lines += [f"![{r.name}]({figures[key]})", ""]
+    return lines
 
-    lines += [
-        "## Method",
-        "",
-        "Trials store their best epoch's validation logits (trials without them get point "
-        "estimates only, and the note says so), so every comparison is made on the same "
-        "windows. Skill is the per-window BCE difference between a trial and a "
-        "predictor (the base rate, a logistic regression, a gradient-boosted tree) on those "
-        "windows, with a Newey–West standard error whose lag is at least the horizon and a tenth "
-        "of the windows (overlapping windows are not independent; the effective sample says "
-        "how many independent windows they are worth), and fixed-b p-values. AUC is tested "
-        "against 0.5 with DeLong's standard error, inflated the same way. The base rate is "
-        "the training positive rate when its predictor is given, else the validation split's "
-        "own rate (the best constant in hindsight, a stricter bar).",
-        "",
-        "Each budget's point is the expected best validation BCE of m trials drawn at random "
-        "from its finished trials, with the same m for every budget, so that a budget searched "
-        "longer is not favoured; pruned and diverged trials count as losers, failures of the "
-        "infrastructure are left out. The verdict is the slope of those points per decade of "
-        "parameters: bigger is better only if its 95% interval lies below zero. The interval "
-        "comes from a circular block bootstrap over validation windows, the same resampled "
-        "windows for every budget and trial (the noise the budgets share cancels as it does in "
-        "the data), with each budget's best redone on every resample. With three budgets or "
-        "more, L = E + A·N^(−α) with E between 0 and the lowest point describes what scale "
-        "buys above a floor; BCE has an entropy floor, so a log-log slope of raw BCE would not.",
-        "",
-        "The final evaluation (`finscale evaluate`) retrains each study's top trials by "
-        "validation value with several seeds (the first is the trial's own seed, which "
-        "reproduces its search run) on the training windows with validation early stopping, and "
-        "scores the test windows, which took no part in any choice. A budget's final model is "
-        "the evaluated trial with the best mean validation BCE; its test BCE and AUC are the "
-        "mean and standard deviation over seeds, and its seed-averaged prediction is paired "
-        "against the base rate (the training positive rate) and the baselines on the test "
-        "windows, with the same Newey–West test.",
-        "",
-        "Cautions: a trial whose best epoch was its last of all its epochs was still improving "
-        "(more epochs would change it); a trial whose predicted probabilities spread less than "
-        "0.005 across windows answers the same for every window; a budget that lost more than "
-        "half its finished trials to pruning or failure was searched by the few that survived. "
-        "The answer names each.",
-        "",
-        "Baselines, fitted on the study's own training windows (`finscale.train.baselines`): "
-        "the base rate (the training positive rate, a constant), an L2 logistic regression and "
-        "a histogram gradient-boosted tree on the last day's features and a few window "
-        "aggregates (means of the last 5 and 20 days, last minus first).",
-        "",
-        "In the tables, a comparison reads: difference ± standard error (p₂: the two-sided "
-        "p-value); the answer's sentences use one-sided p-values for better or worse.",
-        "",
-        "Files: " + ", ".join(f"`{f}`" for f in files) + ".",
-        "",
-    ]
-    return "\n".join(lines)
+
+def markdown(
+    *,
+    storage: str,
+    generated: str,
+    results: list[StudyResult],
+    answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
+    styles: pd.DataFrame,
+    heads: pd.DataFrame,
+    importances: list[Importances],
+    figures: dict[str, str],
+    files: list[str],
+    missing: list[str] | None = None,
+) -> str:
+    """The whole summary; `figures` maps a figure's key to its file name beside the summary."""
+    return "\n".join(
+        _header(storage=storage, generated=generated, results=results, missing=missing)
+        + _answer_section(answers, finals, flags, styles, results)
+        + _final_section(finals)
+        + _studies_section(results)
+        + _scaling_section(answers, figures)
+        + _architectures_section(styles, heads, importances, figures)
+        + _history_section(results, figures)
+        + method_section(files)
+    )

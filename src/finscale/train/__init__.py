@@ -1,16 +1,11 @@
 """Training one model on windows. Knows nothing of Optuna or Kubernetes."""
 
+from finscale.train.config import TrainConfig, TrainingData, TrainResult
 from finscale.train.device import available_memory_bytes, resolve_device
 from finscale.train.metrics import binary_metrics
 from finscale.train.optim import configure_optimizer
 from finscale.train.schedule import lr_at
-from finscale.train.trainer import (
-    TrainConfig,
-    TrainingData,
-    TrainResult,
-    predict,
-    train,
-)
+from finscale.train.trainer import predict, train
 
 __all__ = [
     "TrainConfig",

@@ -13,17 +13,24 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finscale import defaults
 from finscale.errors import DivergenceError, OutOfMemoryError
 from finscale.model.patchtst import PatchTST, PatchTSTConfig
+from finscale.train.config import (
+    EpochCallback,
+    Metric,
+    StepCallback,
+    TrainConfig,
+    TrainingData,
+    TrainResult,
+)
 from finscale.train.device import resolve_device
 from finscale.train.metrics import binary_metrics
 from finscale.train.optim import configure_optimizer
@@ -31,83 +38,19 @@ from finscale.train.schedule import lr_at
 
 log = logging.getLogger(__name__)
 
-Metric = Literal["val_bce", "val_auc"]
-EpochCallback = Callable[[int, dict[str, float]], None]
-StepCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train: optimization, stopping, device and precision."""
-
-    learning_rate: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100  # optimizer steps
-    min_lr_ratio: float = 0.1  # cosine floor, as a fraction of learning_rate
-    epochs: int = 50  # at most; early stopping usually ends sooner
-    batch_size: int = 256  # windows per optimizer step
-    micro_batch: int | None = None  # windows per forward pass; batch_size when None
-    grad_clip: float | None = 1.0  # max global gradient norm
-    pos_weight: float | None = None  # weight of positive windows in the training loss
-    metric: Metric = "val_bce"  # early stopping and the reported value
-    patience: int = defaults.PATIENCE  # epochs without improvement before stopping
-    min_delta: float = defaults.MIN_DELTA  # smallest change that counts as an improvement
-    seed: int = 0
-    device: str = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (CUDA)
-    compile: bool = False  # torch.compile the model
-    eval_batch_size: int | None = None  # windows per evaluation pass; micro_batch when None
-
-    def __post_init__(self) -> None:
-        micro = self.micro_batch or self.batch_size
-        if self.batch_size < 1 or micro < 1 or micro > self.batch_size:
-            raise ValueError(
-                f"need 1 <= micro_batch <= batch_size, got {micro} and {self.batch_size}"
-            )
-        for name in ("learning_rate", "epochs", "patience"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.weight_decay < 0 or self.warmup_steps < 0 or self.min_delta < 0:
-            raise ValueError("weight_decay, warmup_steps and min_delta must not be negative")
-
-    @property
-    def accumulation_steps(self) -> int:
-        return math.ceil(self.batch_size / (self.micro_batch or self.batch_size))
-
-
-@dataclass(frozen=True, eq=False)
-class TrainingData:
-    """Normalized features of every row, labels of every window, and the window starts of each
-    split. Built with `finscale.data` (`make_windows`, a split, `fit_normalization`)."""
-
-    features: np.ndarray  # (T, C) float32, normalized
-    labels: np.ndarray  # (N,) float32, labels[s] belongs to the window starting at row s
-    context_length: int
-    train: np.ndarray  # window starts
-    val: np.ndarray
-
-    def __post_init__(self) -> None:
-        if len(self.train) == 0 or len(self.val) == 0:
-            raise ValueError("training needs training and validation windows")
-
-
-@dataclass
-class TrainResult:
-    """The best epoch's metrics and how training went."""
-
-    metric: Metric
-    value: float  # the best epoch's metric (val_bce or val_auc)
-    best_epoch: int
-    epochs_run: int
-    stop_reason: str  # "early_stopping" or "max_epochs"
-    val: dict[str, float]  # every validation metric of the best epoch
-    train_loss: float  # mean training loss of the best epoch
-    history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
-    # The best epoch's validation logits, one per window in the order of `TrainingData.val`.
-    val_logits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="float32"))
-    optimizer_steps: int = 0
-    wall_time_s: float = 0.0
-    windows_per_s: float = 0.0
+# Re-exported: callers import the config types from here too.
+__all__ = [
+    "EpochCallback",
+    "Metric",
+    "StepCallback",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingData",
+    "gather_windows",
+    "predict",
+    "train",
+    "train_step",
+]
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[None]:
@@ -213,6 +156,155 @@ def _improved(value: float, best: float, metric: Metric, min_delta: float) -> bo
     return value < best - min_delta if metric == "val_bce" else value > best + min_delta
 
 
+@dataclass(eq=False)
+class _Setup:
+    """Everything one training run holds on the device, built in a fixed order (the seed is
+    set first, so the model's initial weights and the shuffle are the same on every run)."""
+
+    device: torch.device
+    model: PatchTST
+    forward: torch.nn.Module  # the model, or its compiled form
+    optimizer: torch.optim.Optimizer
+    features: torch.Tensor  # (T, C)
+    labels: torch.Tensor  # (N,)
+    train_starts: torch.Tensor
+    val_starts: torch.Tensor
+    pos_weight: torch.Tensor | None
+    micro_batch: int
+    total_steps: int
+    shuffle: torch.Generator
+
+
+def _set_up(model_config: PatchTSTConfig, config: TrainConfig, data: TrainingData) -> _Setup:
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    model = PatchTST(model_config).to(device)
+    features = torch.as_tensor(data.features, dtype=torch.float32, device=device)
+    labels = torch.as_tensor(data.labels, dtype=torch.float32, device=device)
+    train_starts = torch.as_tensor(data.train, dtype=torch.long, device=device)
+    val_starts = torch.as_tensor(data.val, dtype=torch.long, device=device)
+    forward = cast(torch.nn.Module, torch.compile(model)) if config.compile else model
+    optimizer = configure_optimizer(
+        model,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=device.type in ("cpu", "cuda"),
+    )
+    pos_weight = (
+        torch.tensor(config.pos_weight, device=device) if config.pos_weight is not None else None
+    )
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    return _Setup(
+        device=device,
+        model=model,
+        forward=forward,
+        optimizer=optimizer,
+        features=features,
+        labels=labels,
+        train_starts=train_starts,
+        val_starts=val_starts,
+        pos_weight=pos_weight,
+        micro_batch=config.micro_batch or config.batch_size,
+        total_steps=steps_per_epoch * config.epochs,
+        shuffle=torch.Generator().manual_seed(config.seed),
+    )
+
+
+def _train_epoch(
+    run: _Setup,
+    config: TrainConfig,
+    context_length: int,
+    step: int,
+    on_step: StepCallback | None,
+) -> tuple[torch.Tensor, int, float]:
+    """One pass over the training windows in a fresh shuffled order.
+
+    Returns:
+        The summed training loss (on the device, unread), the optimizer steps taken so far and
+        the last learning rate.
+    """
+    run.model.train()
+    order = run.train_starts[
+        torch.randperm(len(run.train_starts), generator=run.shuffle).to(run.device)
+    ]
+    loss_sum = torch.zeros((), device=run.device)
+    lr = config.learning_rate
+    for batch in order.split(config.batch_size):
+        lr = lr_at(
+            step,
+            base_lr=config.learning_rate,
+            warmup_steps=config.warmup_steps,
+            total_steps=run.total_steps,
+            min_lr_ratio=config.min_lr_ratio,
+        )
+        loss_sum += train_step(
+            run.forward,
+            run.optimizer,
+            run.features,
+            run.labels,
+            batch,
+            context_length=context_length,
+            micro_batch=run.micro_batch,
+            lr=lr,
+            grad_clip=config.grad_clip,
+            pos_weight=run.pos_weight,
+            precision=config.precision,
+        )
+        step += 1
+        if on_step is not None:
+            on_step(step)
+    return loss_sum, step, lr
+
+
+def _validate(
+    run: _Setup, config: TrainConfig, data: TrainingData
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The validation windows' logits and their metrics."""
+    logits = predict(
+        run.forward,
+        run.features,
+        run.val_starts,
+        context_length=data.context_length,
+        batch_size=config.eval_batch_size or run.micro_batch,
+        precision=config.precision,
+    )
+    return logits, binary_metrics(logits, data.labels[data.val])
+
+
+@dataclass(eq=False)
+class _Best:
+    """The best epoch so far: its metric, record, validation logits and weights (on the host)."""
+
+    metric: Metric
+    min_delta: float
+    value: float = math.nan
+    epoch: int = 0
+    record: dict[str, float] = field(default_factory=dict)
+    logits: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="float32"))
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.value = math.inf if self.metric == "val_bce" else -math.inf
+
+    def offer(self, record: dict[str, float], logits: np.ndarray, model: torch.nn.Module) -> bool:
+        """Keep the epoch if it improves on the best; returns whether it did."""
+        value = record[self.metric]
+        if not _improved(value, self.value, self.metric, self.min_delta):
+            return False
+        self.value, self.epoch, self.record, self.logits = (
+            value,
+            int(record["epoch"]),
+            record,
+            logits,
+        )
+        # Copied to the host: the device keeps only the live weights.
+        self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return True
+
+
 def train(
     model_config: PatchTSTConfig,
     config: TrainConfig,
@@ -237,90 +329,25 @@ def train(
         OutOfMemoryError: the device or host ran out of memory.
     """
     started = time.perf_counter()
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     what = f"training {model_config.d_model}x{model_config.n_layers}"
+    history: list[dict[str, float]] = []
+    step = 0
+    stop_reason = "max_epochs"
+    best = _Best(config.metric, config.min_delta)
     with _out_of_memory_as_error(what):
-        model = PatchTST(model_config).to(device)
-        features = torch.as_tensor(data.features, dtype=torch.float32, device=device)
-        labels = torch.as_tensor(data.labels, dtype=torch.float32, device=device)
-        train_starts = torch.as_tensor(data.train, dtype=torch.long, device=device)
-        val_starts = torch.as_tensor(data.val, dtype=torch.long, device=device)
-        forward = cast(torch.nn.Module, torch.compile(model)) if config.compile else model
-        optimizer = configure_optimizer(
-            model,
-            learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay,
-            fused=device.type in ("cpu", "cuda"),
-        )
-        pos_weight = (
-            torch.tensor(config.pos_weight, device=device)
-            if config.pos_weight is not None
-            else None
-        )
-        micro = config.micro_batch or config.batch_size
-        steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-        total_steps = steps_per_epoch * config.epochs
-        shuffle = torch.Generator().manual_seed(config.seed)
-        val_labels = data.labels[data.val]
-
-        best_value = math.inf if config.metric == "val_bce" else -math.inf
-        best_epoch = 0
-        best_record: dict[str, float] = {}
-        best_state: dict[str, torch.Tensor] = {}
-        best_logits = np.zeros(0, dtype="float32")
-        history: list[dict[str, float]] = []
+        run = _set_up(model_config, config, data)
         stale = 0
-        step = 0
-        stop_reason = "max_epochs"
         for epoch in range(1, config.epochs + 1):
-            model.train()
-            order = train_starts[torch.randperm(len(train_starts), generator=shuffle).to(device)]
-            loss_sum = torch.zeros((), device=device)
-            for batch in order.split(config.batch_size):
-                lr = lr_at(
-                    step,
-                    base_lr=config.learning_rate,
-                    warmup_steps=config.warmup_steps,
-                    total_steps=total_steps,
-                    min_lr_ratio=config.min_lr_ratio,
-                )
-                loss_sum += train_step(
-                    forward,
-                    optimizer,
-                    features,
-                    labels,
-                    batch,
-                    context_length=data.context_length,
-                    micro_batch=micro,
-                    lr=lr,
-                    grad_clip=config.grad_clip,
-                    pos_weight=pos_weight,
-                    precision=config.precision,
-                )
-                step += 1
-                if on_step is not None:
-                    on_step(step)
+            loss_sum, step, lr = _train_epoch(run, config, data.context_length, step, on_step)
             # One host sync per epoch: checking every step would stall the device every step,
             # and a NaN stays NaN until the epoch ends.
-            train_loss = loss_sum.item() / len(train_starts)
+            train_loss = loss_sum.item() / len(run.train_starts)
             if not math.isfinite(train_loss):
                 raise DivergenceError(
                     f"{what}: training loss became {train_loss} in epoch {epoch} "
                     f"(learning rate {lr:.3g})"
                 )
-            logits_val = predict(
-                forward,
-                features,
-                val_starts,
-                context_length=data.context_length,
-                batch_size=config.eval_batch_size or micro,
-                precision=config.precision,
-            )
-            val = binary_metrics(logits_val, val_labels)
+            logits, val = _validate(run, config, data)
             record = {"epoch": float(epoch), "train_loss": train_loss, "lr": lr}
             record.update({f"val_{k}": v for k, v in val.items()})
             history.append(record)
@@ -328,38 +355,29 @@ def train(
                 "epoch %d: train_loss %.4f val_bce %.4f val_auc %.4f lr %.2e",
                 epoch, train_loss, val["bce"], val["auc"], lr,
             )  # fmt: skip
-            value = record[config.metric]
-            if _improved(value, best_value, config.metric, config.min_delta):
-                best_value, stale, best_epoch, best_record = value, 0, epoch, record
-                best_logits = logits_val
-                # Copied to the host: the device keeps only the live weights.
-                best_state = {
-                    k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
-                }
-            else:
-                stale += 1
+            stale = 0 if best.offer(record, logits, run.model) else stale + 1
             if on_epoch is not None:
                 on_epoch(epoch, dict(record))
             if stale >= config.patience:
                 stop_reason = "early_stopping"
                 break
 
-    if not best_state:
+    if not best.state:
         raise DivergenceError(f"{what}: {config.metric} was never defined (NaN in every epoch)")
-    model.load_state_dict(best_state)
+    run.model.load_state_dict(best.state)
     elapsed = time.perf_counter() - started
     result = TrainResult(
         metric=config.metric,
-        value=float(best_value),
-        best_epoch=best_epoch,
+        value=float(best.value),
+        best_epoch=best.epoch,
         epochs_run=len(history),
         stop_reason=stop_reason,
-        val={k.removeprefix("val_"): v for k, v in best_record.items() if k.startswith("val_")},
-        train_loss=best_record["train_loss"],
+        val={k.removeprefix("val_"): v for k, v in best.record.items() if k.startswith("val_")},
+        train_loss=best.record["train_loss"],
         history=history,
-        val_logits=best_logits,
+        val_logits=best.logits,
         optimizer_steps=step,
         wall_time_s=elapsed,
         windows_per_s=len(history) * len(data.train) / elapsed,
     )
-    return model, result
+    return run.model, result
