@@ -5,8 +5,9 @@ Docker engine answers, from a testcontainers `PostgresContainer` (image: $FINSCA
 default postgres:16-alpine); otherwise the tests that need it are skipped, saying why. Every test
 gets a database of its own, dropped afterwards.
 
-Outage tests get a PostgreSQL server of their own (`private_postgres`: initdb and pg_ctl on a
-free port), which they stop and restart without touching the shared one.
+Outage tests share a PostgreSQL server private to the pytest run (initdb and pg_ctl on a free
+port, started once), which they stop and restart without touching the shared one; each gets a
+fresh database on it (`private_postgres`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,17 +201,18 @@ def _free_port() -> int:
 
 @dataclass
 class PrivatePostgres:
-    """A PostgreSQL server of the test's own, on a free port: the test stops, starts and
+    """A PostgreSQL server private to the test run, on a free port: a test stops, starts and
     restarts it (`pg_ctl`, fast shutdown: open connections are cut, as in a pod restart).
 
     Role `postgres` connects without a password (trust); role `secured` needs the password
-    `right` (scram-sha-256), for authentication failures.
+    `right` (scram-sha-256), for authentication failures. `url` names the test's database.
     """
 
     bin_dir: Path
     root: Path
     port: int
     run_as: list[str]
+    database: str = "postgres"
 
     @property
     def data(self) -> Path:
@@ -218,7 +220,34 @@ class PrivatePostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/finscale"
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _admin(self) -> sqlalchemy.Engine:
+        return sqlalchemy.create_engine(
+            f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres",
+            isolation_level="AUTOCOMMIT",
+        )
+
+    def is_running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def create_database(self, name: str) -> None:
+        admin = self._admin()
+        try:
+            with admin.connect() as connection:
+                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+
+    def drop_database(self, name: str) -> None:
+        admin = self._admin()
+        try:
+            with admin.connect() as connection:
+                connection.execute(
+                    sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                )
+        finally:
+            admin.dispose()
 
     def _run(self, *args: str, timeout: float = 60) -> None:
         # Output to a file: the server started by pg_ctl inherits these descriptors, and a pipe
@@ -261,12 +290,9 @@ class PrivatePostgres:
             "local all all trust\n"
         )
         self.start()
-        admin = sqlalchemy.create_engine(
-            self.url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
-        )
+        admin = self._admin()
         try:
             with admin.connect() as connection:
-                connection.execute(sqlalchemy.text("CREATE DATABASE finscale"))
                 connection.execute(
                     sqlalchemy.text("CREATE ROLE secured LOGIN PASSWORD 'right' SUPERUSER")
                 )
@@ -274,9 +300,10 @@ class PrivatePostgres:
             admin.dispose()
 
 
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A fresh PostgreSQL server of this test's own (initdb, pg_ctl), removed afterwards.
+@pytest.fixture(scope="session")
+def private_postgres_server() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server private to this pytest run (initdb, pg_ctl), removed afterwards:
+    initdb once, not once per outage test.
 
     As root, the server runs as the `postgres` user (PostgreSQL refuses root). Skipped, saying
     why, where initdb is not installed (FINSCALE_REQUIRE_ALL_TESTS turns that into a failure).
@@ -304,3 +331,21 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         with contextlib.suppress(Exception):
             server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres(private_postgres_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
+    """The run's private server, started, with a fresh database of this test's own (`url`),
+    dropped afterwards. The test may stop and restart the server; it is started again after."""
+    server = private_postgres_server
+    if not server.is_running():  # a test before this one failed with the server stopped
+        server.start()
+    name = f"finscale_{uuid.uuid4().hex[:12]}"
+    server.create_database(name)
+    try:
+        yield replace(server, database=name)
+    finally:
+        if not server.is_running():
+            server.start()
+        with contextlib.suppress(Exception):
+            server.drop_database(name)

@@ -104,8 +104,10 @@ def _outage(server: PrivatePostgres, kind: str) -> None:
     server.start()
 
 
+# One outage of each kind: a restart, a stop shorter than the grace period, one longer (a 30 s
+# stop rode out the same way as the 8 s one and took as long again).
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["restart", "2s", "8s", "30s"])
+@pytest.mark.parametrize("kind", ["restart", "2s", "8s"])
 def test_an_outage_within_the_deadline_loses_no_trial(
     kind: str,
     private_postgres: PrivatePostgres,

@@ -1,0 +1,63 @@
+"""The `finscale` command: parse, build settings, call one function, map the outcome to an exit
+code. No logic lives here. One module per command group; this one lists the commands (in the
+order `--help` shows them) and holds the entry point."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.text import Text
+
+from finscale.cli.common import _State, app, err
+from finscale.cli.data import data_app
+from finscale.cli.render import grid_command, render_command
+from finscale.cli.report import report_command, status_command
+from finscale.cli.run import evaluate_command, run_command, train_command, worker_command
+from finscale.errors import FinscaleError
+from finscale.settings import load_settings
+
+app.add_typer(data_app, name="data")
+app.command("grid")(grid_command)
+app.command("train")(train_command)
+app.command("render")(render_command)
+app.command("worker")(worker_command)
+app.command("run")(run_command)
+app.command("evaluate")(evaluate_command)
+app.command("status")(status_command)
+app.command("report")(report_command)
+
+__all__ = ["app", "main"]
+
+
+def _print_error(message: str) -> None:
+    """`error: MESSAGE`, the message exactly as it is (no markup, no highlighting)."""
+    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `finscale` console script: builds the settings, runs the app, and
+    turns a `FinscaleError` into its message and exit code (a traceback only with `--debug`).
+
+    A file that cannot be read or written (an output folder without permission, a spec path
+    that is a folder) is bad input too: one line and exit 2.
+    """
+    state: _State | None = None
+    try:
+        state = _State(settings=load_settings())
+        app(args=argv, prog_name="finscale", obj=state)
+    except FinscaleError as e:
+        if state is not None and state.debug:
+            err.print_exception()
+        _print_error(str(e))
+        sys.exit(e.exit_code)
+    except OSError as e:
+        if e.filename is None:  # not about a file: a bug, with its traceback
+            raise
+        if state is not None and state.debug:
+            err.print_exception()
+        _print_error(f"{e.filename}: {e.strerror or e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,100 @@
+"""The app, its consoles and what every command group shares: the global options' state, the
+marks of a passed or failed check, plain printing, and the choice of studies."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from finscale.settings import RENAMED, Settings, unknown_variables
+
+app = typer.Typer(
+    name="finscale",
+    help="Architectural hyper-parameter search for transformers on daily market data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# Piped output (CI logs, files) is not wrapped at 80 columns. No markup: paths, values and
+# messages print as they are (`[bold]` in a file name stays `[bold]`); styles are explicit.
+_WIDE = 200
+out = Console(width=None if sys.stdout.isatty() else _WIDE, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE, markup=False)
+log = logging.getLogger("finscale")
+
+
+@dataclass
+class _State:
+    """What the global options set, for the command and for `main`'s error handler."""
+
+    settings: Settings
+    debug: bool = False
+
+
+def _ok(text: str) -> Text:
+    return Text.assemble(("✓", "green"), " ", text)
+
+
+def _problem(text: str) -> Text:
+    return Text.assemble(("✗", "red"), " ", text)
+
+
+def _state(ctx: typer.Context) -> _State:
+    state = ctx.find_root().obj
+    assert isinstance(state, _State)
+    return state
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+) -> None:
+    state = _state(ctx)
+    state.debug = debug
+    settings = state.settings
+    level = logging.DEBUG if debug else getattr(logging, settings.log_level)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    for name in unknown_variables():
+        if name.upper() in RENAMED:
+            log.warning("%s is no longer read; use %s", name, RENAMED[name.upper()])
+        else:
+            log.warning("%s is set but no finscale setting reads it (a typo?)", name)
+
+
+def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
+    """`value` if it is one of `allowed` (typed as the Literal the callee expects)."""
+    if value not in allowed:
+        raise typer.BadParameter(f"{value!r}; expected {' or '.join(allowed)}", param_hint=hint)
+    return value
+
+
+def _say(text: str) -> None:
+    """Print text as it is: no markup, no highlighting."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _select(specs: list[Any], names: list[str] | None) -> list[Any]:
+    """The studies named (all when none), or a usage error listing the studies."""
+    if not names:
+        return specs
+    unknown = sorted(set(names) - {s.name for s in specs})
+    if unknown:
+        raise typer.BadParameter(
+            f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
+        )
+    return [s for s in specs if s.name in names]

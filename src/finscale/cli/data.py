@@ -1,0 +1,249 @@
+"""`finscale data`: build, verify, list and summarize the market datasets."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from finscale import defaults
+from finscale.cli.common import (
+    _ok,
+    _problem,
+    _say,
+    _state,
+    err,
+    out,
+)
+from finscale.errors import ExitCode
+from finscale.tiers import DATASETS, input_names
+
+data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
+
+
+# The dataset kinds of the table, as an enum so that `--help` lists them.
+DatasetKindChoice = StrEnum("DatasetKindChoice", {k: k for k in DATASETS})  # type: ignore[misc]
+
+
+@data_app.command("build")
+def data_build(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
+    ] = "sample",
+    ticker: Annotated[
+        str | None,
+        typer.Option(help="Symbol (sample: GSPC; yfinance: SPY by default; csv: required)."),
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
+    ] = None,
+    kind: Annotated[
+        list[DatasetKindChoice] | None,
+        typer.Option(
+            "--kind",
+            help="Dataset kind to build (repeatable; default: every kind the source can feed).",
+        ),
+    ] = None,
+    input_csv: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--input-csv",
+            metavar="NAME=FILE",
+            help=f"CSV (Date, Close) of an input series, csv source only ({input_names()}).",
+        ),
+    ] = None,
+    max_jump: Annotated[
+        float, typer.Option(help="Most a price may move from the previous close, as a factor.")
+    ] = 10.0,
+    max_day_range: Annotated[
+        float, typer.Option(help="Most a day's High may be above its Low, as a factor.")
+    ] = 10.0,
+    max_volume: Annotated[float, typer.Option(help="Most shares a day may trade.")] = 1e13,
+    max_feature: Annotated[
+        float, typer.Option(help="Largest magnitude of a feature after the build.")
+    ] = 1e18,
+    if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--if-missing",
+            help="Do nothing when the datasets this build makes are already built and intact "
+            "(a data Job applied twice downloads once).",
+        ),
+    ] = False,
+) -> None:
+    """Raw daily bars → indicators → datasets, registered in the data manifest.
+
+    Bars are refused, naming file, row, column and value, when they are implausible: a price
+    more than --max-jump times (or less than 1/--max-jump of) the previous close, a High more
+    than --max-day-range times the Low, a volume above --max-volume, or a feature beyond
+    --max-feature after the build. Raise a bound for an instrument that needs it.
+    """
+    from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
+
+    settings = _state(ctx).settings
+    if source not in ("sample", "csv", "yfinance"):
+        raise typer.BadParameter(
+            f"{source!r}; expected sample, csv or yfinance", param_hint="--source"
+        )
+    bounds = Plausibility(
+        max_jump=max_jump,
+        max_day_range=max_day_range,
+        max_volume=max_volume,
+        max_feature=max_feature,
+    )
+    input_files = parse_input_csv(input_csv or [])
+    kinds = None if kind is None else [str(k.value) for k in kind]
+    if if_missing:
+        from finscale.data import dataset_names, read_manifest, verify_manifest
+
+        wanted = dataset_names(source, ticker, kinds=kinds, input_csv=input_files)
+        manifest = read_manifest(settings.data_dir)
+        have = [n for n in wanted if manifest.latest(n) is not None]
+        if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
+            _say(f"{', '.join(wanted)}: already built in {settings.data_dir}; nothing to do")
+            return
+    inputs = load_inputs(
+        source,  # type: ignore[arg-type]
+        ticker=ticker,
+        csv_path=csv,
+        kinds=kinds,
+        input_csv=input_files,
+        sample_dir=settings.sample_dir,
+        bounds=bounds,
+    )
+    built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
+    table = Table(title=f"Built in {settings.data_dir}", title_justify="left")
+    for column in ("name", "rows", "first", "last", "columns", "sha256", ""):
+        table.add_column(column)
+    for b in built:
+        e = b.entry
+        status = "unchanged" if b.unchanged else "new"
+        table.add_row(
+            e.name,
+            str(e.rows),
+            str(e.start),
+            str(e.end),
+            str(len(e.columns)),
+            e.sha256[:12],
+            status,
+        )
+    out.print(table)
+
+
+@data_app.command("verify")
+def data_verify(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Option(help="Check only this dataset.")] = None,
+    sha256: Annotated[
+        str | None, typer.Option(help="With --dataset: the version it must be.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --dataset: seconds to wait for it to appear.")
+    ] = 0.0,
+) -> None:
+    """Check that the latest manifest entry of every dataset exists and matches its sha256."""
+    from finscale.data import verify_manifest, wait_for_dataset
+
+    data_dir = _state(ctx).settings.data_dir
+    if dataset is not None:
+        found = wait_for_dataset(data_dir, dataset, sha256=sha256, timeout_s=wait)
+        out.print(_ok(f"{found.name} {found.sha256} matches"), highlight=False)
+        return
+    problems = verify_manifest(data_dir)
+    for problem in problems:
+        err.print(_problem(problem), highlight=False)
+    if problems:
+        raise typer.Exit(code=ExitCode.BAD_INPUT)
+    out.print(
+        _ok(f"every dataset in {data_dir / 'manifest.json'} matches its sha256"),
+        highlight=False,
+    )
+
+
+@data_app.command("list")
+def data_list(ctx: typer.Context) -> None:
+    """List the latest version of every dataset in the manifest."""
+    from finscale.data import read_manifest
+
+    data_dir = _state(ctx).settings.data_dir
+    manifest = read_manifest(data_dir)
+    table = Table(title=f"{data_dir / 'manifest.json'}", title_justify="left")
+    for column in ("name", "kind", "rows", "first", "last", "sha256", "path"):
+        table.add_column(column)
+    for name in manifest.names():
+        e = manifest.latest(name)
+        assert e is not None
+        table.add_row(e.name, e.kind, str(e.rows), str(e.start), str(e.end), e.sha256[:12], e.path)
+    out.print(table)
+
+
+@data_app.command("summary")
+def data_summary(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Datasets (default: every dataset in the manifest).")
+    ] = None,
+    context_length: Annotated[
+        int, typer.Option(help="Rows of features per window.")
+    ] = defaults.CONTEXT_LENGTH,
+    horizons: Annotated[str, typer.Option(help="Comma-separated horizons in days.")] = "1,3,5",
+    threshold: Annotated[
+        float, typer.Option(help="Rise that makes a positive label.")
+    ] = defaults.THRESHOLD,
+    target: Annotated[
+        str, typer.Option(help="close or high: which future price must rise.")
+    ] = "close",
+) -> None:
+    """Windows per split (chronological and chunks) and positive rates of each dataset."""
+    from finscale.data import load_dataset, read_manifest, summarize_splits
+
+    data_dir = _state(ctx).settings.data_dir
+    if target not in ("close", "high"):
+        raise typer.BadParameter(f"{target!r}; expected close or high", param_hint="--target")
+    try:
+        hs = tuple(int(h) for h in horizons.split(","))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons"
+        ) from None
+    manifest = read_manifest(data_dir)
+    chosen = names or [n for n in manifest.names() if ".dataset." in n]
+    if not chosen:
+        err.print(f"no datasets in {data_dir}; run `finscale data build` first")
+        raise typer.Exit(code=ExitCode.BAD_INPUT)
+    for name in chosen:
+        dataset = load_dataset(data_dir, name)
+        e = dataset.entry
+        out.print(
+            Text.assemble(
+                "\n",
+                (name, "bold"),
+                f"  {e.rows} rows, {e.start} .. {e.end}, "
+                f"{len(dataset.feature_columns)} features, sha256 {e.sha256}",
+            ),
+            highlight=False,
+        )
+        rows = summarize_splits(
+            dataset,
+            context_length=context_length,
+            horizons=hs,
+            threshold=threshold,
+            target=target,  # type: ignore[arg-type]
+        )
+        table = Table(title_justify="left")
+        for column in ("split mode", "h", "train", "val", "test", "positive rate t/v/t", "note"):
+            table.add_column(column)
+        for r in rows:
+            rate = "/".join(f"{r.positive_rate[k]:.2f}" for k in ("train", "val", "test"))
+            table.add_row(
+                r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or ""
+            )
+        out.print(table)
+        for mode in ("chronological", "chunks"):
+            settings = next(r.settings for r in rows if r.mode == mode)
+            out.print(f"  {mode}: {settings}; context {context_length}", highlight=False)

@@ -1,0 +1,282 @@
+"""`finscale train`, `worker`, `run` and `evaluate`: the commands that train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from finscale.cli.common import (
+    _choice,
+    _say,
+    _select,
+    _state,
+    err,
+    out,
+)
+from finscale.errors import SpecError
+from finscale.settings import Settings
+
+
+def train_command(
+    ctx: typer.Context,
+    spec: Annotated[
+        Path | None, typer.Argument(help="Experiment or study spec whose data and settings to use.")
+    ] = None,
+    study: Annotated[str | None, typer.Option(help="Study of the spec.")] = None,
+    trial: Annotated[
+        int | None,
+        typer.Option(help="Rebuild this stored trial: its architecture, parameters and seed."),
+    ] = None,
+    arch: Annotated[str | None, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name (default GSPC.dataset.a25).")
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="Days ahead that decide the label.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
+    assignments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Change a spec field: FIELD=VALUE, e.g. training.learning_rate=3e-4, "
+            "split.val_start=2015-01-01, model.revin=true (repeatable).",
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of initialization, shuffling and dropout (default: the trial's)."),
+    ] = None,
+    test: Annotated[bool, typer.Option("--test", help="Also report the test split.")] = False,
+) -> None:
+    """Train one architecture and print the metrics of every epoch, beside the base rate.
+
+    Settings come from SPEC (and --study) when given, else from finscale's defaults on the
+    sample dataset; --set changes them. Training parameters take the spec's fixed or middle
+    values, a stored trial's values with --trial, then those set with --set.
+    """
+    from finscale.spec import load_study, parse_assignments
+
+    settings = _state(ctx).settings
+    if device is not None:
+        settings = settings.model_copy(
+            update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
+        )
+    # The spec is read before torch is imported: a typo costs a second, not several.
+    base = load_study(spec, study) if spec is not None else None
+    from finscale.hpo import default_spec, plan_training
+
+    changes = parse_assignments(assignments or [])
+    if dataset is not None:
+        changes.setdefault("data", {})["dataset"] = dataset
+    if horizon is not None:
+        changes["horizon"] = horizon
+    if epochs is not None:
+        changes.setdefault("training", {})["epochs"] = epochs
+    plan = plan_training(
+        base if base is not None else default_spec(),
+        settings=settings,
+        changes=changes,
+        trial=trial,
+        arch=arch,
+        seed=seed,
+        source=str(spec) if spec is not None else "defaults",
+    )
+    _print_training(plan, settings, test=test)
+
+
+def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from finscale.hpo import base_rate_bce, retrain
+
+    spec = plan.spec
+    shown = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in plan.params.items()
+    )
+    _say(f"{plan.arch} on {spec.data.dataset}, horizon {spec.horizon} ({plan.source})")
+    _say(f"  {shown}; seed {plan.seed}")
+    columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
+    table = Table(*columns, title_justify="left")
+    bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*bar, console=err, transient=True) as progress:
+        task = progress.add_task("epochs", total=int(plan.params["epochs"]))
+
+        def on_epoch(number: int, values: dict[str, float]) -> None:
+            table.add_row(str(number), *(f"{values[c]:.4g}" for c in columns[1:]))
+            progress.update(task, advance=1)
+
+        run = retrain(plan, settings=settings, on_epoch=on_epoch, evaluate_test=test)
+    out.print(table)
+    r, counts, rates = run.result, run.windows, run.base_rate
+    _say(
+        f"{run.arch.id}: {run.arch.param_count:,} parameters; windows: train {counts['train']}, "
+        f"val {counts['val']}, test {counts['test']}; best epoch {r.best_epoch} of {r.epochs_run} "
+        f"({r.stop_reason}); {r.windows_per_s:.0f} windows/s"
+    )
+    _say(
+        f"val: bce {r.val['bce']:.4f} (base rate {rates['val']:.3f}: bce "
+        f"{base_rate_bce(rates['val']):.4f}), auc {r.val['auc']:.4f} (base rate 0.5), "
+        f"accuracy {r.val['accuracy']:.3f} (all negative {1 - rates['val']:.3f})"
+    )
+    if plan.stored_value is not None:
+        same = "the same" if r.value == plan.stored_value else "NOT the same"
+        _say(f"stored value {plan.stored_value!r}, retrained {r.value!r}: {same}")
+    if run.test is not None:
+        t = run.test
+        _say(
+            f"test: bce {t['bce']:.4f} (base rate {rates['test']:.3f}: bce "
+            f"{base_rate_bce(rates['test']):.4f}), auc {t['auc']:.4f} (base rate 0.5), "
+            f"accuracy {t['accuracy']:.3f} (all negative {1 - rates['test']:.3f})"
+        )
+
+
+def worker_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec, or a single study spec.")],
+    study: Annotated[
+        str | None, typer.Option(help="Study name (needed for experiments of several).")
+    ] = None,
+    index: Annotated[
+        int | None,
+        typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
+    ] = None,
+    until: Annotated[
+        str,
+        typer.Option(
+            help="done: stay until no trial of the study runs; idle: leave as soon as nothing "
+            "is left to start."
+        ),
+    ] = "done",
+    closer: Annotated[
+        int | None,
+        typer.Option(min=0, help="The worker index that stays until the study is done."),
+    ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(min=1, help="Worker processes sharing this process's device (a pod)."),
+    ] = 1,
+) -> None:
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
+    bad data, a storage that refuses (authentication, no such database) or a study whose every
+    trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
+    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
+    import os
+
+    from finscale.spec import load_study
+
+    settings = _state(ctx).settings
+    mode = _choice(until, ("done", "idle"), "--until")
+    if index is None:
+        given = os.environ.get("JOB_COMPLETION_INDEX", "0")
+        if not given.isdigit():
+            raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
+        index = int(given)
+    study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
+    from finscale.hpo import run_worker
+
+    if processes > 1:
+        from finscale.hpo import run_pod
+
+        code = run_pod(
+            spec,
+            study_spec.name,
+            index=index,
+            processes=processes,
+            until=mode,
+            closer=closer,
+            settings=settings,
+        )
+        raise typer.Exit(code=code)
+    if closer is not None and index == closer:
+        mode = "done"
+    report = run_worker(study_spec, settings, index=index, until=mode)
+    left = "; nothing left for it to start" if report.outcome == "idle" else ""
+    err.print(
+        f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
+        f"this worker ran {report.trials_run}{left}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def run_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes per study (default: the spec's)."),
+    ] = None,
+    study: Annotated[
+        list[str] | None, typer.Option(help="Run only these studies (repeatable).")
+    ] = None,
+) -> None:
+    """Run every study of a spec locally: N worker processes each, live progress, results."""
+    from finscale.spec import load_studies
+
+    settings = _state(ctx).settings
+    specs = _select(load_studies(spec), study)  # before torch is imported
+    from finscale.hpo import display_url, results_table, run_study
+
+    _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
+    summaries = [
+        run_study(
+            spec,
+            s,
+            workers=s.workers if workers is None else workers,
+            settings=settings,
+            console=out,
+        )
+        for s in specs
+    ]
+    out.print(results_table(specs, summaries))
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML), or a study spec.")],
+    study: Annotated[
+        list[str] | None, typer.Option(help="Evaluate only these studies (repeatable).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="Best trials of each study to retrain.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Seeds per trial (the first is the trial's).")] = 3,
+    refit: Annotated[
+        bool, typer.Option(help="Train on training + validation windows for the best epoch count.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Retrain runs already stored.")] = False,
+) -> None:
+    """Retrain each study's top-k trials with several seeds and score them on the test split;
+    the runs go to the storage, where `finscale report` reads them."""
+    from finscale.spec import load_studies
+
+    if top_k < 1 or seeds < 1:
+        raise typer.BadParameter("must be at least 1", param_hint="--top-k/--seeds")
+    settings = _state(ctx).settings
+    specs = _select(load_studies(spec), study)  # before torch is imported
+    from finscale.hpo import EvalRun, evaluate_study
+
+    def on_run(run: EvalRun, now: bool) -> None:
+        if now:
+            _say(
+                f"  trial {run.trial} seed {run.seed_index}: test bce {run.test['bce']:.4f} "
+                f"({run.wall_time_s:.0f} s)"
+            )
+
+    for s in specs:
+        result = evaluate_study(
+            s, settings, top_k=top_k, seeds=seeds, refit=refit, force=force, on_run=on_run
+        )
+        table = Table(title=f"{s.name}: test evaluation", title_justify="left")
+        for column in ("trial", "arch", "seed", "best epoch", "val bce", "test bce", "test auc"):
+            table.add_column(column)
+        for run in result.runs:
+            table.add_row(
+                str(run.trial), run.arch, str(run.seed_index), f"{run.best_epoch}/{run.epochs_run}",
+                f"{run.val['bce']:.4f}", f"{run.test['bce']:.4f}", f"{run.test['auc']:.4f}",
+            )  # fmt: skip
+        out.print(table)
+        _say(f"{s.name}: {len(result.runs)} runs ({result.trained} trained now)")
