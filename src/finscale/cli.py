@@ -604,7 +604,8 @@ def evaluate_command(
 ) -> None:
     """Retrain each study's top-k trials with several seeds and score them on the test split;
     the runs go to the storage, where `finscale report` reads them."""
-    from finscale.hpo import EvalRun, evaluate_study
+    from finscale.hpo import evaluate_study
+    from finscale.records import EvalRun
     from finscale.spec import load_studies
 
     if top_k < 1 or seeds < 1:

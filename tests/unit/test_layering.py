@@ -68,3 +68,26 @@ def test_each_public_name_of_the_engine_imports_and_is_listed_once() -> None:
         if node.module.startswith("finscale.hpo.")
     }
     assert typed == set(table.items())
+
+
+def test_the_report_reads_the_storage_contract_not_the_engine() -> None:
+    # report/ reads what hpo/ stored through finscale.records alone: no import of finscale.hpo
+    import ast
+    from pathlib import Path
+
+    import finscale.report
+
+    found = []
+    for path in sorted(Path(finscale.report.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [
+                f"{path.name}:{node.lineno} {n}" for n in names if n.startswith("finscale.hpo")
+            ]
+    assert found == []

@@ -37,23 +37,15 @@ from finscale.hpo.fit import (
     require_test_region,
 )
 from finscale.hpo.storage import display_url, open_for_reading, with_retries
-from finscale.hpo.study import (
-    ATTR_DATASET_SHA256,
-    ATTR_EVAL_PREFIX,
-    ensure_study_records,
-)
+from finscale.hpo.study import ensure_study_records
 from finscale.model import parse_arch_id
 from finscale.predictions import encode_logits
+from finscale.records import ATTR_DATASET_SHA256, TRIAL_BEST_EPOCH, EvalRun, eval_key
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def eval_key(trial: int, seed_index: int) -> str:
-    """The study user attribute of one evaluation run."""
-    return f"{ATTR_EVAL_PREFIX}{trial}.{seed_index}"
 
 
 def run_seed(trial_seed: int, seed_index: int) -> int:
@@ -62,45 +54,6 @@ def run_seed(trial_seed: int, seed_index: int) -> int:
         return trial_seed
     key = f"eval:{trial_seed}:{seed_index}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class EvalRun:
-    """One retraining of a trial with one seed, scored on validation and test."""
-
-    trial: int
-    seed_index: int
-    seed: int
-    arch: str
-    param_count: int
-    refit: bool  # trained on training + validation windows for the trial's best epoch count
-    best_epoch: int
-    epochs_run: int
-    val: dict[str, float]  # of the model trained on the training windows (NaN after a refit)
-    test: dict[str, float]
-    test_logits: str  # `finscale.predictions.encode_logits`, one per test window
-    wall_time_s: float
-
-    def record(self) -> dict[str, Any]:
-        """The JSON stored in the study (NaN becomes null)."""
-        return {
-            "trial": self.trial,
-            "seed_index": self.seed_index,
-            "seed": self.seed,
-            "arch": self.arch,
-            "param_count": self.param_count,
-            "refit": self.refit,
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "val": {k: _finite(v) for k, v in self.val.items()},
-            "test": {k: _finite(v) for k, v in self.test.items()},
-            "test_logits": self.test_logits,
-            "wall_time_s": round(self.wall_time_s, 2),
-        }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def top_trials(trials: list[FrozenTrial], *, direction: str, k: int) -> list[FrozenTrial]:
@@ -200,7 +153,7 @@ def evaluate_study(
             key = eval_key(trial.number, index)
             stored = attrs.get(key)
             if stored is not None and not force and bool(stored.get("refit")) == refit:
-                run = _from_record(stored)
+                run = EvalRun.from_json(stored, key=key)
                 runs.append(run)
                 if on_run:
                     on_run(run, False)
@@ -216,7 +169,7 @@ def evaluate_study(
                 device=device,
                 memory_share=settings.memory_share,
                 refit_epochs=(
-                    epochs_to_refit(trial.user_attrs.get("best_epoch"), found.params)
+                    epochs_to_refit(trial.user_attrs.get(TRIAL_BEST_EPOCH), found.params)
                     if refit
                     else None
                 ),
@@ -239,7 +192,7 @@ def evaluate_study(
                 test_logits=encode_logits(fit.test_logits),
                 wall_time_s=time.perf_counter() - started,
             )
-            _store(study, key, run.record(), retry)
+            _store(study, key, run.to_json(), retry)
             runs.append(run)
             trained += 1
             if on_run:
@@ -254,23 +207,3 @@ def _store(
     retry: Callable[[str, Callable[[], Any]], Any],
 ) -> None:
     retry("storing an evaluation run", lambda: study.set_user_attr(key, record))
-
-
-def _from_record(record: dict[str, Any]) -> EvalRun:
-    def metrics(values: dict[str, Any]) -> dict[str, float]:
-        return {k: math.nan if v is None else float(v) for k, v in values.items()}
-
-    return EvalRun(
-        trial=int(record["trial"]),
-        seed_index=int(record["seed_index"]),
-        seed=int(record["seed"]),
-        arch=str(record["arch"]),
-        param_count=int(record["param_count"]),
-        refit=bool(record["refit"]),
-        best_epoch=int(record["best_epoch"]),
-        epochs_run=int(record["epochs_run"]),
-        val=metrics(record["val"]),
-        test=metrics(record["test"]),
-        test_logits=str(record["test_logits"]),
-        wall_time_s=float(record["wall_time_s"]),
-    )

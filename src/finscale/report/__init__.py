@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from finscale.errors import ExitCode, FinscaleError
-from finscale.hpo import StoredStudy
+from finscale.records import StoredStudy
 from finscale.report import stats
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.checks import (
@@ -89,7 +89,7 @@ def write_report(
     """Write the report of `stored` studies into `out`.
 
     Args:
-        stored: the studies, as `finscale.hpo.read.read_studies` returns them.
+        stored: the studies, as the storage's reader (`read_studies`) returns them.
         out: the directory (created); files of an earlier report there are replaced.
         storage: where the studies came from, as shown to a person (no password).
         experiment: report only the studies of this experiment.

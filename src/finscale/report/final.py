@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from finscale.predictions import decode_logits
+from finscale.records import EvalRun
 from finscale.report import stats
-from finscale.report.collect import EvalRecord, StudyResult
+from finscale.report.collect import StudyResult
 from finscale.report.scaling import BudgetTrials, ScalingFit, fit_scaling
 
 
@@ -71,10 +72,10 @@ def _auc(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, logits))
 
 
-def _chosen(result: StudyResult) -> tuple[int, list[EvalRecord], int] | None:
+def _chosen(result: StudyResult) -> tuple[int, list[EvalRun], int] | None:
     """The evaluated trial with the best mean validation BCE over its seeds (the search's
     value breaks ties and decides after a refit, when validation was trained on)."""
-    by_trial: dict[int, list[EvalRecord]] = {}
+    by_trial: dict[int, list[EvalRun]] = {}
     for run in result.evaluation:
         if run.test_logits:
             by_trial.setdefault(run.trial, []).append(run)

@@ -41,7 +41,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy import optimize, special
 
-from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, decode_labels, decode_logits
+from finscale.predictions import decode_labels, decode_logits
+from finscale.records import TRIAL_VAL_LABELS as ATTR_VAL_LABELS
+from finscale.records import TRIAL_VAL_LOGITS as ATTR_VAL_LOGITS
+from finscale.records import fail_reason
 from finscale.report import stats
 
 if TYPE_CHECKING:  # the fit itself needs no Optuna; only reading studies does
@@ -571,9 +574,7 @@ def _lost(result: StudyResult) -> int:
     from optuna.trial import TrialState
 
     diverged = sum(
-        1
-        for t in result.trials
-        if t.state == TrialState.FAIL and "diverg" in str(t.user_attrs.get("fail_reason", ""))
+        1 for t in result.trials if t.state == TrialState.FAIL and "diverg" in fail_reason(t)
     )
     return result.count(TrialState.PRUNED) + diverged
 
