@@ -54,6 +54,15 @@ class FinalModel:
         return names + [n for n, t in self.skill.vs_baselines.items() if t.p_lower < 0.025]
 
 
+@dataclass(frozen=True)
+class FinalAnswer:
+    """One horizon's final models on test, and their comparison across budgets."""
+
+    horizon: int
+    models: list[FinalModel]
+    fit: ScalingFit | None  # None with fewer than two evaluated budgets
+
+
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.fmean(finite) if finite else math.nan
