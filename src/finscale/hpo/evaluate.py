@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from finscale.data import Prepared
 from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.fit import (
+    StoredTrial,
     check_stored_spec,
     epochs_to_refit,
     fit_trial,
@@ -158,39 +161,15 @@ def evaluate_study(
                 if on_run:
                     on_run(run, False)
                 continue
-            seed = run_seed(found.seed, index)
-            started = time.perf_counter()
-            fit = fit_trial(
+            run = _train_run(
                 spec,
                 prepared,
-                parse_arch_id(found.arch),
-                found.params,
-                seed=seed,
+                trial,
+                found,
+                index=index,
+                refit=refit,
                 device=device,
                 memory_share=settings.memory_share,
-                refit_epochs=(
-                    epochs_to_refit(trial.user_attrs.get(TRIAL_BEST_EPOCH), found.params)
-                    if refit
-                    else None
-                ),
-                predict_test=True,
-            )
-            assert fit.test is not None and fit.test_logits is not None  # predict_test
-            result = fit.result
-            run = EvalRun(
-                trial=trial.number,
-                seed_index=index,
-                seed=seed,
-                arch=found.arch,
-                param_count=fit.param_count,
-                refit=refit,
-                best_epoch=result.best_epoch,
-                epochs_run=result.epochs_run,
-                # After a refit the validation windows were trained on: not measured.
-                val=dict.fromkeys(result.val, math.nan) if refit else dict(result.val),
-                test=fit.test,
-                test_logits=encode_logits(fit.test_logits),
-                wall_time_s=time.perf_counter() - started,
             )
             _store(study, key, run.to_json(), retry)
             runs.append(run)
@@ -198,6 +177,52 @@ def evaluate_study(
             if on_run:
                 on_run(run, True)
     return StudyEvaluation(study=spec.name, runs=runs, trained=trained)
+
+
+def _train_run(
+    spec: StudySpec,
+    prepared: Prepared,
+    trial: FrozenTrial,
+    found: StoredTrial,
+    *,
+    index: int,
+    refit: bool,
+    device: torch.device,
+    memory_share: float,
+) -> EvalRun:
+    """Retrain a stored trial with its `index`-th seed and score it on test."""
+    seed = run_seed(found.seed, index)
+    started = time.perf_counter()
+    fit = fit_trial(
+        spec,
+        prepared,
+        parse_arch_id(found.arch),
+        found.params,
+        seed=seed,
+        device=device,
+        memory_share=memory_share,
+        refit_epochs=(
+            epochs_to_refit(trial.user_attrs.get(TRIAL_BEST_EPOCH), found.params) if refit else None
+        ),
+        predict_test=True,
+    )
+    assert fit.test is not None and fit.test_logits is not None  # predict_test
+    result = fit.result
+    return EvalRun(
+        trial=trial.number,
+        seed_index=index,
+        seed=seed,
+        arch=found.arch,
+        param_count=fit.param_count,
+        refit=refit,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        # After a refit the validation windows were trained on: not measured.
+        val=dict.fromkeys(result.val, math.nan) if refit else dict(result.val),
+        test=fit.test,
+        test_logits=encode_logits(fit.test_logits),
+        wall_time_s=time.perf_counter() - started,
+    )
 
 
 def _store(
