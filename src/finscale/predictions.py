@@ -31,9 +31,6 @@ import zlib
 
 import numpy as np
 
-ATTR_VAL_LOGITS = "val_logits"  # trial user attr: `encode_logits` of the best epoch's val logits
-ATTR_VAL_LABELS = "val_labels"  # trial or study user attr: `encode_labels` of the val labels
-
 _F16 = "f16"
 _F16Z = "f16z"
 _BITS = "bits"

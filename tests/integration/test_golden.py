@@ -117,4 +117,4 @@ def test_a_stored_evaluation_run_retrains_to_its_stored_test_predictions(
     # then: the same trial, the same seed, the same test predictions and metrics
     assert (run.trial, run.seed_index, run.seed) == (before["trial"], 0, before["seed"])
     assert run.test_logits == before["test_logits"]
-    assert run.record()["test"] == before["test"]
+    assert run.to_json()["test"] == before["test"]

@@ -19,7 +19,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from finscale.hpo.storage import open_storage
-from finscale.hpo.trial_budget import STALE_REASON, SYSTEM_REQUEUED_FROM, superseded
+from finscale.hpo.trial_budget import STALE_REASON
+from finscale.records import SYSTEM_REQUEUED_FROM, superseded
 from tests.integration.conftest import PrivatePostgres, start_worker
 
 STUDY = "it-30k-h1"

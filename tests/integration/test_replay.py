@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 from finscale.data import build_datasets, load_inputs, read_manifest
 from finscale.errors import DataError, StudyMismatchError
 from finscale.hpo import run_worker
-from finscale.hpo.evaluate import eval_key, evaluate_study
+from finscale.hpo.evaluate import evaluate_study
 from finscale.hpo.storage import open_storage
-from finscale.hpo.study import ATTR_DATASET_SHA256, ATTR_WINDOWS
 from finscale.hpo.train_one import plan_training, retrain
 from finscale.predictions import decode_labels, decode_logits
+from finscale.records import ATTR_DATASET_SHA256, ATTR_WINDOWS, eval_key
 from finscale.settings import Settings
 from finscale.spec import load_study
 from tests.conftest import SAMPLE_DIR, run_cli

@@ -18,9 +18,10 @@ from optuna.trial import TrialState
 
 from finscale.hpo import inputs
 from finscale.hpo.storage import open_storage
-from finscale.hpo.study import ATTR_EXTREMES, worker_seed
-from finscale.hpo.trial_budget import SYSTEM_REQUEUED_FROM, TrialBudgetState, budget_state
+from finscale.hpo.study import worker_seed
+from finscale.hpo.trial_budget import TrialBudgetState, budget_state
 from finscale.model import parse_arch_id
+from finscale.records import ATTR_EXTREMES, SYSTEM_REQUEUED_FROM
 from finscale.settings import Settings
 from finscale.spec import load_study
 from tests.conftest import REPO

@@ -1,4 +1,5 @@
-"""Light modules stay light: settings and the CLI's start-up import no heavy library."""
+"""Light modules stay light: settings and the CLI's start-up import no heavy library. The layers'
+imports as a whole are checked by test_import_contract.py."""
 
 from __future__ import annotations
 
@@ -68,3 +69,4 @@ def test_each_public_name_of_the_engine_imports_and_is_listed_once() -> None:
         if node.module.startswith("finscale.hpo.")
     }
     assert typed == set(table.items())
+

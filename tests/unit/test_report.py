@@ -20,8 +20,10 @@ from scipy import optimize
 
 from finscale.hpo.read import read_studies
 from finscale.hpo.storage import open_storage
-from finscale.hpo.study import ATTR_N_TRIALS, ATTR_SPEC
-from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, encode_labels, encode_logits
+from finscale.predictions import encode_labels, encode_logits
+from finscale.records import ATTR_N_TRIALS, ATTR_SPEC
+from finscale.records import TRIAL_VAL_LABELS as ATTR_VAL_LABELS
+from finscale.records import TRIAL_VAL_LOGITS as ATTR_VAL_LOGITS
 from finscale.report import NothingToReportError, write_report
 from finscale.report.collect import study_result
 from finscale.report.scaling import ScalingFit, SlopeFit, fit_exponent, scaling

@@ -14,16 +14,17 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from finscale.hpo.read import StoredStudy
-from finscale.hpo.study import (
+from finscale.predictions import encode_labels, encode_logits
+from finscale.records import (
     ATTR_BASELINES,
     ATTR_EVAL_PREFIX,
     ATTR_FIELDS,
     ATTR_N_TRIALS,
     ATTR_SPEC,
     ATTR_WINDOWS,
+    StoredStudy,
 )
-from finscale.predictions import ATTR_VAL_LOGITS, encode_labels, encode_logits
+from finscale.records import TRIAL_VAL_LOGITS as ATTR_VAL_LOGITS
 from finscale.report import (
     IncomparableStudiesError,
     NothingToReportError,

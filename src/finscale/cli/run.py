@@ -257,7 +257,8 @@ def evaluate_command(
         raise typer.BadParameter("must be at least 1", param_hint="--top-k/--seeds")
     settings = _state(ctx).settings
     specs = _select(load_studies(spec), study)  # before torch is imported
-    from finscale.hpo import EvalRun, evaluate_study
+    from finscale.hpo import evaluate_study
+    from finscale.records import EvalRun
 
     def on_run(run: EvalRun, now: bool) -> None:
         if now:

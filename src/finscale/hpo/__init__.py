@@ -18,18 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
-    "ATTR_BASELINES": "study",
-    "ATTR_EVAL_PREFIX": "study",
-    "ATTR_FIELDS": "study",
-    "ATTR_N_TRIALS": "study",
-    "ATTR_SPEC": "study",
-    "ATTR_WINDOWS": "study",
     "DoesNotFitError": "fit",
-    "EvalRun": "evaluate",
-    "SYSTEM_REQUEUED_FROM": "trial_budget",
-    "StoredStudy": "read",
     "base_rate_bce": "train_one",
-    "counted": "trial_budget",
     "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -49,9 +39,6 @@ __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.py compares)
     from finscale.hpo.evaluate import (
-        EvalRun as EvalRun,
-    )
-    from finscale.hpo.evaluate import (
         evaluate_study as evaluate_study,
     )
     from finscale.hpo.fit import (
@@ -70,9 +57,6 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
         run_pod as run_pod,
     )
     from finscale.hpo.read import (
-        StoredStudy as StoredStudy,
-    )
-    from finscale.hpo.read import (
         read_studies as read_studies,
     )
     from finscale.hpo.read import (
@@ -83,24 +67,6 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.storage import (
         open_for_reading as open_for_reading,
-    )
-    from finscale.hpo.study import (
-        ATTR_BASELINES as ATTR_BASELINES,
-    )
-    from finscale.hpo.study import (
-        ATTR_EVAL_PREFIX as ATTR_EVAL_PREFIX,
-    )
-    from finscale.hpo.study import (
-        ATTR_FIELDS as ATTR_FIELDS,
-    )
-    from finscale.hpo.study import (
-        ATTR_N_TRIALS as ATTR_N_TRIALS,
-    )
-    from finscale.hpo.study import (
-        ATTR_SPEC as ATTR_SPEC,
-    )
-    from finscale.hpo.study import (
-        ATTR_WINDOWS as ATTR_WINDOWS,
     )
     from finscale.hpo.train_one import (
         base_rate_bce as base_rate_bce,
@@ -113,12 +79,6 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.train_one import (
         retrain as retrain,
-    )
-    from finscale.hpo.trial_budget import (
-        SYSTEM_REQUEUED_FROM as SYSTEM_REQUEUED_FROM,
-    )
-    from finscale.hpo.trial_budget import (
-        counted as counted,
     )
     from finscale.hpo.worker import (
         run_worker as run_worker,

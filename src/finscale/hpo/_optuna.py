@@ -41,6 +41,8 @@ from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial, TrialState
 
+from finscale.records import SYSTEM_RETRY_HISTORY, TRIAL_FAIL_REASON
+
 T = TypeVar("T")
 
 # The Optuna release this module was read against, and the Alembic revision of its RDB schema.
@@ -48,7 +50,7 @@ CHECKED_OPTUNA = "5.0.0"
 CHECKED_SCHEMA = "v3.2.0.a"
 
 # Optuna's system attribute on a stale trial's rerun: the numbers of the trials it reruns.
-RETRY_HISTORY = "retry_history"
+RETRY_HISTORY = SYSTEM_RETRY_HISTORY
 
 # The rows of a JSON array, as a table `e` with one column `value`, per SQL dialect.
 _JSON_ELEMENTS = {
@@ -238,7 +240,7 @@ def failures_not_rerun(
                 query,
                 {
                     **_superseded_args(study_id, requeued_from),
-                    "reason_key": "fail_reason",
+                    "reason_key": TRIAL_FAIL_REASON,
                     "reason_like": pattern,
                 },
             ).scalar_one()

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from finscale.data import Prepared
 from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.fit import (
+    StoredTrial,
     check_stored_spec,
     epochs_to_refit,
     fit_trial,
@@ -37,23 +40,15 @@ from finscale.hpo.fit import (
     require_test_region,
 )
 from finscale.hpo.storage import display_url, open_for_reading, with_retries
-from finscale.hpo.study import (
-    ATTR_DATASET_SHA256,
-    ATTR_EVAL_PREFIX,
-    ensure_study_records,
-)
+from finscale.hpo.study import ensure_study_records
 from finscale.model import parse_arch_id
 from finscale.predictions import encode_logits
+from finscale.records import ATTR_DATASET_SHA256, TRIAL_BEST_EPOCH, EvalRun, eval_key
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def eval_key(trial: int, seed_index: int) -> str:
-    """The study user attribute of one evaluation run."""
-    return f"{ATTR_EVAL_PREFIX}{trial}.{seed_index}"
 
 
 def run_seed(trial_seed: int, seed_index: int) -> int:
@@ -62,45 +57,6 @@ def run_seed(trial_seed: int, seed_index: int) -> int:
         return trial_seed
     key = f"eval:{trial_seed}:{seed_index}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class EvalRun:
-    """One retraining of a trial with one seed, scored on validation and test."""
-
-    trial: int
-    seed_index: int
-    seed: int
-    arch: str
-    param_count: int
-    refit: bool  # trained on training + validation windows for the trial's best epoch count
-    best_epoch: int
-    epochs_run: int
-    val: dict[str, float]  # of the model trained on the training windows (NaN after a refit)
-    test: dict[str, float]
-    test_logits: str  # `finscale.predictions.encode_logits`, one per test window
-    wall_time_s: float
-
-    def record(self) -> dict[str, Any]:
-        """The JSON stored in the study (NaN becomes null)."""
-        return {
-            "trial": self.trial,
-            "seed_index": self.seed_index,
-            "seed": self.seed,
-            "arch": self.arch,
-            "param_count": self.param_count,
-            "refit": self.refit,
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "val": {k: _finite(v) for k, v in self.val.items()},
-            "test": {k: _finite(v) for k, v in self.test.items()},
-            "test_logits": self.test_logits,
-            "wall_time_s": round(self.wall_time_s, 2),
-        }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def top_trials(trials: list[FrozenTrial], *, direction: str, k: int) -> list[FrozenTrial]:
@@ -200,51 +156,73 @@ def evaluate_study(
             key = eval_key(trial.number, index)
             stored = attrs.get(key)
             if stored is not None and not force and bool(stored.get("refit")) == refit:
-                run = _from_record(stored)
+                run = EvalRun.from_json(stored, key=key)
                 runs.append(run)
                 if on_run:
                     on_run(run, False)
                 continue
-            seed = run_seed(found.seed, index)
-            started = time.perf_counter()
-            fit = fit_trial(
+            run = _train_run(
                 spec,
                 prepared,
-                parse_arch_id(found.arch),
-                found.params,
-                seed=seed,
+                trial,
+                found,
+                index=index,
+                refit=refit,
                 device=device,
                 memory_share=settings.memory_share,
-                refit_epochs=(
-                    epochs_to_refit(trial.user_attrs.get("best_epoch"), found.params)
-                    if refit
-                    else None
-                ),
-                predict_test=True,
             )
-            assert fit.test is not None and fit.test_logits is not None  # predict_test
-            result = fit.result
-            run = EvalRun(
-                trial=trial.number,
-                seed_index=index,
-                seed=seed,
-                arch=found.arch,
-                param_count=fit.param_count,
-                refit=refit,
-                best_epoch=result.best_epoch,
-                epochs_run=result.epochs_run,
-                # After a refit the validation windows were trained on: not measured.
-                val=dict.fromkeys(result.val, math.nan) if refit else dict(result.val),
-                test=fit.test,
-                test_logits=encode_logits(fit.test_logits),
-                wall_time_s=time.perf_counter() - started,
-            )
-            _store(study, key, run.record(), retry)
+            _store(study, key, run.to_json(), retry)
             runs.append(run)
             trained += 1
             if on_run:
                 on_run(run, True)
     return StudyEvaluation(study=spec.name, runs=runs, trained=trained)
+
+
+def _train_run(
+    spec: StudySpec,
+    prepared: Prepared,
+    trial: FrozenTrial,
+    found: StoredTrial,
+    *,
+    index: int,
+    refit: bool,
+    device: torch.device,
+    memory_share: float,
+) -> EvalRun:
+    """Retrain a stored trial with its `index`-th seed and score it on test."""
+    seed = run_seed(found.seed, index)
+    started = time.perf_counter()
+    fit = fit_trial(
+        spec,
+        prepared,
+        parse_arch_id(found.arch),
+        found.params,
+        seed=seed,
+        device=device,
+        memory_share=memory_share,
+        refit_epochs=(
+            epochs_to_refit(trial.user_attrs.get(TRIAL_BEST_EPOCH), found.params) if refit else None
+        ),
+        predict_test=True,
+    )
+    assert fit.test is not None and fit.test_logits is not None  # predict_test
+    result = fit.result
+    return EvalRun(
+        trial=trial.number,
+        seed_index=index,
+        seed=seed,
+        arch=found.arch,
+        param_count=fit.param_count,
+        refit=refit,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        # After a refit the validation windows were trained on: not measured.
+        val=dict.fromkeys(result.val, math.nan) if refit else dict(result.val),
+        test=fit.test,
+        test_logits=encode_logits(fit.test_logits),
+        wall_time_s=time.perf_counter() - started,
+    )
 
 
 def _store(
@@ -254,23 +232,3 @@ def _store(
     retry: Callable[[str, Callable[[], Any]], Any],
 ) -> None:
     retry("storing an evaluation run", lambda: study.set_user_attr(key, record))
-
-
-def _from_record(record: dict[str, Any]) -> EvalRun:
-    def metrics(values: dict[str, Any]) -> dict[str, float]:
-        return {k: math.nan if v is None else float(v) for k, v in values.items()}
-
-    return EvalRun(
-        trial=int(record["trial"]),
-        seed_index=int(record["seed_index"]),
-        seed=int(record["seed"]),
-        arch=str(record["arch"]),
-        param_count=int(record["param_count"]),
-        refit=bool(record["refit"]),
-        best_epoch=int(record["best_epoch"]),
-        epochs_run=int(record["epochs_run"]),
-        val=metrics(record["val"]),
-        test=metrics(record["test"]),
-        test_logits=str(record["test_logits"]),
-        wall_time_s=float(record["wall_time_s"]),
-    )

@@ -19,6 +19,7 @@ from finscale.hpo import inputs
 from finscale.hpo.study import check_spec, study_fingerprint
 from finscale.model import Arch, PatchTST
 from finscale.model.memory import BatchPlan, plan_batch
+from finscale.records import TRIAL_SEED
 from finscale.spec import StudySpec
 from finscale.train import (
     TrainResult,
@@ -208,7 +209,7 @@ def rebuild_trial(spec: StudySpec, trial: FrozenTrial) -> StoredTrial:
         arch=arch,
         params=inputs.check_params({**spec.training.fixed(), **params}, where=where),
         # Trials stored before the seed attribute trained with their number as the seed.
-        seed=int(trial.user_attrs.get("seed", trial.number)),
+        seed=int(trial.user_attrs.get(TRIAL_SEED, trial.number)),
         value=trial.value,
     )
 

@@ -23,7 +23,16 @@ from finscale.hpo.events import EventLog
 from finscale.hpo.fit import DoesNotFitError, fit_trial
 from finscale.model import Arch
 from finscale.model.memory import BatchPlan
-from finscale.predictions import ATTR_VAL_LOGITS, encode_logits
+from finscale.predictions import encode_logits
+from finscale.records import (
+    TRIAL_ACCUMULATION_STEPS,
+    TRIAL_ESTIMATED_MEMORY_MIB,
+    TRIAL_MICRO_BATCH,
+    TRIAL_PARAM_COUNT,
+    TRIAL_SEED,
+    TRIAL_WORKER,
+    TrialRecord,
+)
 from finscale.spec import (
     PARAMS_BY_NAME,
     Distribution,
@@ -39,7 +48,7 @@ log = logging.getLogger(__name__)
 
 class TrialFailedError(FinscaleError):
     """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
-    on. The message is stored as the trial's `fail_reason`."""
+    on. The message is stored as the trial's `TRIAL_FAIL_REASON`."""
 
 
 def suggest(trial: optuna.Trial, param: TrainingParam, value: Distribution) -> float | int:
@@ -94,17 +103,17 @@ class ArchitecturalObjective:
         started = time.perf_counter()
         arch, p = self.params(trial)
         spec = self.spec
-        for key, dim in {**arch.dims(), "param_count": arch.param_count}.items():
+        for key, dim in {**arch.dims(), TRIAL_PARAM_COUNT: arch.param_count}.items():
             trial.set_user_attr(key, dim)
-        trial.set_user_attr("worker", self.events.worker)
+        trial.set_user_attr(TRIAL_WORKER, self.events.worker)
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
         seed = inputs.trial_seed(spec, trial.number)
-        trial.set_user_attr("seed", seed)
+        trial.set_user_attr(TRIAL_SEED, seed)
 
         def on_plan(plan: BatchPlan) -> None:
-            trial.set_user_attr("micro_batch", plan.micro_batch)
-            trial.set_user_attr("accumulation_steps", plan.accumulation_steps)
-            trial.set_user_attr("estimated_memory_mib", round(plan.estimate.total / 2**20, 1))
+            trial.set_user_attr(TRIAL_MICRO_BATCH, plan.micro_batch)
+            trial.set_user_attr(TRIAL_ACCUMULATION_STEPS, plan.accumulation_steps)
+            trial.set_user_attr(TRIAL_ESTIMATED_MEMORY_MIB, round(plan.estimate.total / 2**20, 1))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             value = metrics[spec.objective.metric]
@@ -132,23 +141,23 @@ class ArchitecturalObjective:
             raise TrialFailedError(str(e)) from e
         result = fit.result
         counts = self.prepared.splits.counts()
-        attrs = {
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "stop_reason": result.stop_reason,
-            "train_loss": result.train_loss,
-            **{f"val_{k}": v for k, v in result.val.items()},
-            "dataset": spec.data.dataset,
-            "dataset_sha256": self.dataset_sha256,
-            "device": str(self.device),
-            "precision": fit.precision,
-            "windows_train": counts["train"],
-            "windows_val": counts["val"],
-            "wall_time_s": round(time.perf_counter() - started, 2),
-            "windows_per_s": round(result.windows_per_s, 1),
+        record = TrialRecord(
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            stop_reason=result.stop_reason,
+            train_loss=result.train_loss,
+            val=dict(result.val),
+            dataset=spec.data.dataset,
+            dataset_sha256=self.dataset_sha256,
+            device=str(self.device),
+            precision=fit.precision,
+            windows_train=counts["train"],
+            windows_val=counts["val"],
+            wall_time_s=time.perf_counter() - started,
+            windows_per_s=result.windows_per_s,
             # The best epoch's validation predictions, for the report's paired tests.
-            ATTR_VAL_LOGITS: encode_logits(result.val_logits),
-        }
-        for key, attr in attrs.items():
+            val_logits=encode_logits(result.val_logits),
+        )
+        for key, attr in record.to_json().items():
             trial.set_user_attr(key, attr)
         return result.value

@@ -10,13 +10,12 @@ from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from finscale import defaults
 from finscale.errors import StudyNotFoundError
 from finscale.hpo.storage import display_url, with_retries
-from finscale.hpo.study import ATTR_N_TRIALS
-from finscale.hpo.trial_budget import counted
+from finscale.records import ATTR_N_TRIALS, StoredStudy, counted
 
 
 @dataclass(frozen=True)
@@ -85,16 +84,6 @@ def summarize_storage(
         return [summarize(optuna.load_study(study_name=n, storage=storage)) for n in wanted]
 
     return with_retries(read, what="reading studies", url=storage.url, deadline_s=deadline_s)
-
-
-@dataclass(frozen=True)
-class StoredStudy:
-    """A study as the storage holds it, for readers such as the report."""
-
-    name: str
-    direction: str  # "minimize" or "maximize"
-    user_attrs: dict[str, Any]  # the spec, budget and fingerprint when set up by finscale
-    trials: list[FrozenTrial]
 
 
 def read_studies(

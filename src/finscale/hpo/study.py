@@ -21,24 +21,28 @@ from optuna.storages import RDBStorage
 from finscale import defaults
 from finscale.errors import StudyMismatchError
 from finscale.hpo.storage import display_url, study_lock, with_retries
-from finscale.predictions import encode_labels, encode_logits
+from finscale.records import (
+    ATTR_BASELINES,
+    ATTR_DATASET_SHA256,
+    ATTR_EXTREMES,
+    ATTR_FIELDS,
+    ATTR_FINGERPRINT,
+    ATTR_N_TRIALS,
+    ATTR_SPEC,
+    ATTR_WINDOWS,
+    TRIAL_FORCED,
+    Baseline,
+    SplitWindows,
+    WindowsRecord,
+    baselines_to_json,
+    dataset_pin,
+)
 from finscale.spec import StudySpec, fingerprint, fingerprint_fields
 
 if TYPE_CHECKING:
     from finscale.hpo.inputs import StudyData
 
 log = logging.getLogger(__name__)
-
-# Study user attributes set by finscale.
-ATTR_FINGERPRINT = "finscale.fingerprint"
-ATTR_FIELDS = "finscale.fingerprint_fields"
-ATTR_SPEC = "finscale.spec"
-ATTR_N_TRIALS = "finscale.n_trials"
-ATTR_EXTREMES = "finscale.forced_extremes"
-ATTR_DATASET_SHA256 = "finscale.dataset_sha256"  # the dataset version the study is pinned to
-ATTR_WINDOWS = "finscale.windows"  # labels and window starts of validation and test
-ATTR_BASELINES = "finscale.baselines"  # simple models' predictions on the same windows
-ATTR_EVAL_PREFIX = "finscale.eval."  # + "<trial>.<seed index>": one final-evaluation run
 
 
 def make_sampler(spec: StudySpec, *, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -156,7 +160,7 @@ def create_or_load_study(
                 study.set_user_attr(ATTR_SPEC, json.loads(spec.model_dump_json()))
                 forced = list(extremes.items())[: spec.n_trials]
                 for name, arch_id in forced:
-                    study.enqueue_trial({"arch": arch_id}, user_attrs={"forced": name})
+                    study.enqueue_trial({"arch": arch_id}, user_attrs={TRIAL_FORCED: name})
                 study.set_user_attr(ATTR_EXTREMES, dict(forced))
                 log.info("study %s created; %d forced trials enqueued", spec.name, len(forced))
             elif stored != fingerprint.digest:
@@ -186,46 +190,37 @@ def pinned_dataset(storage: RDBStorage, name: str) -> str | None:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return None
-    attrs = storage.get_study_user_attrs(study_id)
-    pinned = attrs.get(ATTR_DATASET_SHA256)
-    if pinned is None:
-        stored = attrs.get(ATTR_FIELDS, {}).get("dataset_sha256")
-        pinned = json.loads(stored) if stored else None
-    return str(pinned) if pinned else None
+    return dataset_pin(storage.get_study_user_attrs(study_id))
 
 
-def windows_record(data: StudyData) -> dict[str, Any]:
+def windows_record(data: StudyData) -> WindowsRecord:
     """What the report needs of the study's windows, stored once: per split the labels and the
-    window start rows (as runs of consecutive starts), and the training positive rate."""
+    window start rows, and the training positive rate."""
     prepared = data.prepared
     labels = prepared.windows.labels
     dates = prepared.windows.dates
 
-    def split(starts: np.ndarray) -> dict[str, Any]:
+    def split(starts: np.ndarray) -> SplitWindows | None:
         if len(starts) == 0:
-            return {"n": 0}
-        breaks = np.flatnonzero(np.diff(starts) != 1)
-        firsts = np.concatenate([[starts[0]], starts[breaks + 1]])
-        lasts = np.concatenate([starts[breaks], [starts[-1]]])
-        return {
-            "n": len(starts),
-            "labels": encode_labels(labels[starts]),
-            "runs": [[int(a), int(b)] for a, b in zip(firsts, lasts, strict=True)],
-            "first_date": str(dates[starts[0]]),
-            "last_date": str(dates[starts[-1]]),
-            "positive_rate": float(labels[starts].mean()),
-        }
+            return None
+        return SplitWindows(
+            labels=labels[starts],
+            starts=starts,
+            first_date=str(dates[starts[0]]),
+            last_date=str(dates[starts[-1]]),
+        )
 
     splits = prepared.splits
-    return {
-        "horizon": int(prepared.windows.horizon),
-        "train": {"n": len(splits.train), "positive_rate": float(labels[splits.train].mean())},
-        "val": split(splits.val),
-        "test": split(splits.test),
-    }
+    return WindowsRecord(
+        horizon=int(prepared.windows.horizon),
+        train_n=len(splits.train),
+        train_positive_rate=float(labels[splits.train].mean()),
+        val=split(splits.val),
+        test=split(splits.test),
+    )
 
 
-def baselines_record(spec: StudySpec, data: StudyData) -> dict[str, Any]:
+def baselines_record(spec: StudySpec, data: StudyData) -> dict[str, Baseline]:
     """The baselines' logits on the study's own validation and test windows, fitted on its
     training windows (`finscale.train.baselines`), with what each fit chose."""
     from finscale.train.baselines import fit_baselines  # scikit-learn only where needed
@@ -243,11 +238,7 @@ def baselines_record(spec: StudySpec, data: StudyData) -> dict[str, Any]:
         seed=0,
     )
     return {
-        name: {
-            "val": encode_logits(b.val),
-            "test": encode_logits(b.test) if len(b.test) else None,
-            "details": b.details,
-        }
+        name: Baseline(name=name, val=b.val, test=b.test, details=b.details)
         for name, b in fitted.items()
     }
 
@@ -260,8 +251,9 @@ def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) 
     if ATTR_DATASET_SHA256 not in attrs:
         study.set_user_attr(ATTR_DATASET_SHA256, data.dataset.sha256)
     if ATTR_WINDOWS not in attrs:
-        study.set_user_attr(ATTR_WINDOWS, windows_record(data))
+        study.set_user_attr(ATTR_WINDOWS, windows_record(data).to_json())
     if ATTR_BASELINES not in attrs:
+        baselines: dict[str, Baseline]
         try:
             baselines = baselines_record(spec, data)
         except (ValueError, ArithmeticError) as e:
@@ -269,7 +261,7 @@ def ensure_study_records(study: optuna.Study, spec: StudySpec, data: StudyData) 
             # too, and they report it; the study goes on without baselines.
             log.warning("study %s: no baselines: %s", spec.name, str(e).splitlines()[0])
             baselines = {}
-        study.set_user_attr(ATTR_BASELINES, baselines)
+        study.set_user_attr(ATTR_BASELINES, baselines_to_json(baselines))
 
 
 def check_spec(

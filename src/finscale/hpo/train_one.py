@@ -28,8 +28,8 @@ from finscale.hpo.fit import (
 )
 from finscale.hpo.read import read_studies
 from finscale.hpo.storage import display_url, open_for_reading
-from finscale.hpo.study import ATTR_DATASET_SHA256
 from finscale.model import Arch, parse_arch_id
+from finscale.records import ATTR_DATASET_SHA256
 from finscale.settings import Settings
 from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
 from finscale.train import TrainResult, resolve_device

@@ -45,11 +45,18 @@ from finscale.hpo._optuna import (
     trial_id,
 )
 from finscale.hpo.storage import reservation_lock, study_lock
+from finscale.records import (
+    SYSTEM_REQUEUED_FROM,
+    SYSTEM_RETRY_HISTORY,
+    TRIAL_FAIL_REASON,
+    TRIAL_FORCED,
+    TRIAL_REQUEUED_FROM,
+    counted,
+    fail_reason,
+    superseded,
+)
 
 log = logging.getLogger(__name__)
-
-# System attribute of a copy queued by `requeue`: the number of the trial it reruns.
-SYSTEM_REQUEUED_FROM = "finscale:requeued_from"
 
 # Start of the `fail_reason` of a trial failed because its worker stopped beating.
 STALE_REASON = "stale heartbeat"
@@ -71,26 +78,6 @@ class TrialBudgetState:
     @property
     def done(self) -> bool:
         return self.finished >= self.n_trials and self.running == 0
-
-
-def superseded(trials: Sequence[FrozenTrial]) -> set[int]:
-    """Numbers of failed trials whose rerun took their place (Optuna's stale-trial retries
-    record them in `retry_history`, finscale's hand-backs in `SYSTEM_REQUEUED_FROM`)."""
-    numbers: set[int] = set()
-    for t in trials:
-        numbers.update(t.system_attrs.get("retry_history", []))
-        if SYSTEM_REQUEUED_FROM in t.system_attrs:
-            numbers.add(int(t.system_attrs[SYSTEM_REQUEUED_FROM]))
-    return numbers
-
-
-def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The finished trials that count against the budget: a rerun replaces what it reran.
-
-    The one definition of "finished" that the budget, `finscale status` and the report share.
-    """
-    replaced = superseded(trials)
-    return [t for t in trials if t.state.is_finished() and t.number not in replaced]
 
 
 def budget_state(study: optuna.Study, n_trials: int) -> TrialBudgetState:
@@ -206,7 +193,7 @@ class StaleTrials:
                 f"died or lost the storage); failed by {self._failed_by}"
             )
             try:
-                storage.set_trial_user_attr(tid, "fail_reason", reason)
+                storage.set_trial_user_attr(tid, TRIAL_FAIL_REASON, reason)
                 if storage.set_trial_state_values(tid, state=TrialState.FAIL):
                     number = storage.get_trial(tid).number
                     failed.append(number)
@@ -241,14 +228,14 @@ class StaleTrials:
         # A trial handed back and then found stale already has its copy in the queue.
         rerun = superseded(trials)
         for t in trials:
-            reason = str(t.user_attrs.get("fail_reason", ""))
+            reason = fail_reason(t)
             if t.state != TrialState.FAIL or not reason.startswith(STALE_REASON):
                 continue
             if t.number in rerun:
                 continue
             frozen = copy.deepcopy(t)
             # The rerun starts clean: not this trial's failure or its worker's measurements.
-            frozen.user_attrs = {k: v for k, v in t.user_attrs.items() if k in ("forced",)}
+            frozen.user_attrs = {k: v for k, v in t.user_attrs.items() if k == TRIAL_FORCED}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 callback(study, frozen)
@@ -266,7 +253,7 @@ def failure_summary(trials: Sequence[FrozenTrial]) -> tuple[str, int, int] | Non
     finished = counted(trials)
     if not finished or any(t.state != TrialState.FAIL for t in finished):
         return None
-    reasons = [str(t.user_attrs.get("fail_reason", "no reason recorded")) for t in finished]
+    reasons = [fail_reason(t, "no reason recorded") for t in finished]
     causes = Counter(_NUMBER.sub("#", r) for r in reasons)
     cause, count = causes.most_common(1)[0]
     example = next(r for r in reasons if _NUMBER.sub("#", r) == cause)
@@ -290,19 +277,19 @@ def requeue(
     copy_number = _copy_of(study, frozen.number)
     if copy_number is None:  # a retry after a lost answer finds the copy already queued
         system_attrs = {**frozen.system_attrs, SYSTEM_REQUEUED_FROM: frozen.number}
-        kept = {k: v for k, v in frozen.user_attrs.items() if k in ("forced",)}
+        kept = {k: v for k, v in frozen.user_attrs.items() if k == TRIAL_FORCED}
         study.add_trial(
             optuna.create_trial(
                 state=TrialState.WAITING,
                 params=frozen.params,
                 distributions=frozen.distributions,
-                user_attrs={**kept, "requeued_from": frozen.number},
+                user_attrs={**kept, TRIAL_REQUEUED_FROM: frozen.number},
                 system_attrs=system_attrs,
             )
         )
         copy_number = _copy_of(study, frozen.number)
         assert copy_number is not None
-    trial.set_user_attr("fail_reason", f"{reason}; requeued as trial {copy_number}")
+    trial.set_user_attr(TRIAL_FAIL_REASON, f"{reason}; requeued as trial {copy_number}")
     study.tell(trial, state=TrialState.FAIL)
     return copy_number
 
@@ -313,7 +300,7 @@ def _rerun_of(study: optuna.Study, number: int) -> int | None:
         (
             t.number
             for t in study.get_trials(deepcopy=False)
-            if number in t.system_attrs.get("retry_history", [])
+            if number in t.system_attrs.get(SYSTEM_RETRY_HISTORY, [])
         ),
         None,
     )

@@ -57,6 +57,7 @@ from finscale.hpo.study import (
     worker_seed,
 )
 from finscale.model import Arch, extreme_archs
+from finscale.records import TRIAL_FAIL_REASON
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
@@ -536,12 +537,12 @@ def _tell(
     """
     frozen = store.get_trial(trial_id(trial))
     if frozen.state.is_finished():
-        if frozen.state == state and frozen.user_attrs.get("fail_reason") == reason:
+        if frozen.state == state and frozen.user_attrs.get(TRIAL_FAIL_REASON) == reason:
             return  # an earlier try got through
         raise _TakenOver(f"it is already {frozen.state.name}")
     try:
         if reason is not None and state == TrialState.FAIL:
-            optuna.Trial.set_user_attr(trial, "fail_reason", reason)
+            optuna.Trial.set_user_attr(trial, TRIAL_FAIL_REASON, reason)
         if state == TrialState.COMPLETE:
             study.tell(trial, value)
         else:

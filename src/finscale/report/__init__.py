@@ -5,15 +5,15 @@ plots and a Markdown summary. Reads studies; never writes to them."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finscale.errors import ExitCode, FinscaleError
-from finscale.hpo import StoredStudy
+from finscale.records import StoredStudy
 from finscale.report import stats
+from finscale.report.analysis import write_analysis
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.checks import (
     IncomparableStudiesError,
@@ -25,13 +25,13 @@ from finscale.report.checks import (
     study_flags,
 )
 from finscale.report.collect import StudyResult, study_result
-from finscale.report.export import clean, records, write_exports
-from finscale.report.final import FinalModel, final_model, final_scaling
-from finscale.report.scaling import ScalingFit, ScalingResult, StudyWindows, scaling
-from finscale.report.stats import AucTest, PairedTest
+from finscale.report.export import write_exports
+from finscale.report.final import FinalAnswer, FinalModel, final_model, final_scaling
+from finscale.report.scaling import ScalingResult, StudyWindows, scaling
 from finscale.report.summary import markdown
 
 __all__ = [
+    "FinalAnswer",
     "IncomparableStudiesError",
     "NothingToReportError",
     "Report",
@@ -44,15 +44,6 @@ class NothingToReportError(FinscaleError):
     """The storage holds no study to report on."""
 
     exit_code: int = ExitCode.BAD_INPUT
-
-
-@dataclass(frozen=True)
-class FinalAnswer:
-    """One horizon's final models on test, and their comparison across budgets."""
-
-    horizon: int
-    models: list[FinalModel]
-    fit: ScalingFit | None  # None with fewer than two evaluated budgets
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ def write_report(
     """Write the report of `stored` studies into `out`.
 
     Args:
-        stored: the studies, as `finscale.hpo.read.read_studies` returns them.
+        stored: the studies, as the storage's reader (`read_studies`) returns them.
         out: the directory (created); files of an earlier report there are replaced.
         storage: where the studies came from, as shown to a person (no password).
         experiment: report only the studies of this experiment.
@@ -136,24 +127,18 @@ def write_report(
     cells, style_table, heads = width_depth(frame), styles(frame), heads_effect(frame)
     ranked = [importances(r, seed=seed) for r in results]
 
-    analysis = out / "analysis.json"
-    analysis.write_text(
-        json.dumps(
-            {
-                "scaling": [_scaling_json(a) for a in answers],
-                "final": [_final_json(f) for f in finals],
-                "flags": [{**f.__dict__, "sentences": f.sentences()} for f in flags],
-                "width_depth": records(cells),
-                "styles": records(style_table),
-                "heads": records(heads),
-                "importances": {i.study: i.values or i.note for i in ranked},
-            },
-            indent=1,
-            allow_nan=False,
+    files.append(
+        write_analysis(
+            out / "analysis.json",
+            answers=answers,
+            finals=finals,
+            flags=flags,
+            width_depth=cells,
+            styles=style_table,
+            heads=heads,
+            importances=ranked,
         )
-        + "\n"
     )
-    files.append(analysis)
 
     shown: dict[str, str] = {}
     if plots:
@@ -234,112 +219,3 @@ def _finals(results: list[StudyResult], *, n_resamples: int, seed: int) -> list[
         )
         answers.append(FinalAnswer(horizon=horizon, models=models, fit=fit))
     return answers
-
-
-def _final_json(f: FinalAnswer) -> dict[str, Any]:
-    return {
-        "horizon": f.horizon,
-        "verdict": f.fit.verdict if f.fit else None,
-        "sentence": f.fit.sentence if f.fit else None,
-        "slope_per_decade": clean(f.fit.slope.per_decade) if f.fit else None,
-        "slope_ci95": [clean(f.fit.slope.low), clean(f.fit.slope.high)] if f.fit else None,
-        "models": [
-            {
-                "study": m.study,
-                "budget": m.budget,
-                "trial": m.trial,
-                "arch": m.arch,
-                "param_count": m.param_count,
-                "seeds": m.seeds,
-                "candidates": m.candidates,
-                "refit": m.refit,
-                "val_bce": clean(m.val_bce),
-                "test_bce": clean(m.test_bce),
-                "test_bce_sd": clean(m.test_bce_sd),
-                "test_auc": clean(m.test_auc),
-                "test_auc_sd": clean(m.test_auc_sd),
-                "vs_base_rate": _test_json(m.skill.vs_base_rate),
-                "auc_vs_half": _test_json(m.skill.auc),
-                "vs_baselines": {k: _test_json(v) for k, v in m.skill.vs_baselines.items()},
-                "baselines": {
-                    k: {"test_bce": clean(b), "test_auc": clean(a)}
-                    for k, (b, a) in m.baselines.items()
-                },
-                "beats": m.beats,
-            }
-            for m in f.models
-        ],
-    }
-
-
-def _test_json(t: PairedTest | AucTest | None) -> dict[str, Any] | None:
-    if t is None:
-        return None
-    estimate = t.mean if isinstance(t, PairedTest) else t.estimate
-    return {
-        "estimate": clean(estimate),
-        "se": clean(t.se),
-        "ci95": [clean(v) for v in t.ci95],
-        "p_value": clean(t.p_value),
-        "effective_n": clean(t.effective_n),
-        "lag": t.lag,
-        "test": t.test,
-    }
-
-
-def _scaling_json(a: ScalingResult) -> dict[str, Any]:
-    f = a.scaling
-    e = f.exponent if f else None
-    return {
-        "horizon": a.horizon,
-        "metric": a.metric,
-        "direction": a.direction,
-        "loss": a.loss_name,
-        "verdict": a.verdict,
-        "sentence": f.sentence if f else None,
-        "m": f.m if f else None,
-        "slope_per_decade": clean(f.slope.per_decade) if f else None,
-        "slope_ci95": [clean(f.slope.low), clean(f.slope.high)] if f else None,
-        "slope_share_negative": clean(f.slope.share_negative) if f else None,
-        "resamples": f.slope.n_resamples if f else None,
-        "block_length": f.block_length if f else None,
-        "n_windows": f.n_windows if f else None,
-        "largest_vs_smallest": _test_json(f.largest_vs_smallest) if f else None,
-        "alpha": clean(e.alpha) if e else None,
-        "alpha_ci95": [clean(e.low), clean(e.high)] if e else None,
-        "share_alpha_positive": clean(e.share_positive) if e else None,
-        "share_alpha_at_grid_edge": clean(e.share_at_edge) if e else None,
-        "floor": clean(e.floor) if e else None,
-        "coefficient": clean(e.coefficient) if e else None,
-        "reference_params": e.reference_params if e else None,
-        "r2": clean(e.r2) if e else None,
-        "top_k": a.top_k,
-        "note": a.note,
-        "points": [
-            {
-                "budget": p.budget,
-                "study": p.study,
-                "trial": p.trial,
-                "arch": p.arch,
-                "param_count": p.param_count,
-                "value": clean(p.value),
-                "completed": p.completed,
-                "lost": p.lost,
-                "loss": clean(p.loss),
-                "loss_ci95": [clean(p.loss_low), clean(p.loss_high)],
-                "point_params": clean(p.point_params),
-                "base_rate_loss": clean(p.base_rate_loss),
-                "skill": None
-                if p.skill is None
-                else {
-                    "loss": p.skill.loss,
-                    "vs_base_rate": _test_json(p.skill.vs_base_rate),
-                    "auc": _test_json(p.skill.auc),
-                    "vs_baselines": {k: _test_json(v) for k, v in p.skill.vs_baselines.items()},
-                },
-                "top_losses": list(p.top_losses),
-                "partial": p.partial,
-            }
-            for p in a.points
-        ],
-    }

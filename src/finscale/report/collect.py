@@ -8,93 +8,26 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from finscale.hpo import (
+from finscale.model import Arch, parse_arch_id
+from finscale.param_budget import parse_budget
+from finscale.records import (
     ATTR_BASELINES,
-    ATTR_EVAL_PREFIX,
     ATTR_FIELDS,
     ATTR_N_TRIALS,
     ATTR_SPEC,
     ATTR_WINDOWS,
-    SYSTEM_REQUEUED_FROM,
+    TRIAL_PARAM_COUNT,
+    Baseline,
+    EvalRun,
+    SplitWindows,
     StoredStudy,
+    WindowsRecord,
+    baselines_from_json,
     counted,
+    eval_runs,
 )
-from finscale.model import Arch, parse_arch_id
-from finscale.param_budget import parse_budget
-from finscale.predictions import decode_labels, decode_logits
-
-
-@dataclass(frozen=True)
-class SplitWindows:
-    """The windows of one split as the study stored them: labels, and start rows in order."""
-
-    labels: np.ndarray  # (n,) 0/1
-    starts: np.ndarray  # (n,) window start rows, sorted
-    first_date: str
-    last_date: str
-
-    @property
-    def positive_rate(self) -> float:
-        return float(self.labels.mean()) if len(self.labels) else math.nan
-
-
-def _split_windows(record: dict[str, Any] | None) -> SplitWindows | None:
-    if not record or not record.get("n"):
-        return None
-    starts = np.concatenate([np.arange(a, b + 1) for a, b in record["runs"]])
-    return SplitWindows(
-        labels=decode_labels(record["labels"]),
-        starts=starts,
-        first_date=str(record.get("first_date", "")),
-        last_date=str(record.get("last_date", "")),
-    )
-
-
-@dataclass(frozen=True)
-class EvalRecord:
-    """One run of the final evaluation (`finscale evaluate`), as stored."""
-
-    trial: int
-    seed_index: int
-    arch: str
-    param_count: int
-    refit: bool
-    best_epoch: int
-    epochs_run: int
-    val: dict[str, float]  # NaN where not measured (after a refit)
-    test: dict[str, float]
-    test_logits: str
-
-    @classmethod
-    def parse(cls, record: dict[str, Any]) -> EvalRecord:
-        def metrics(values: dict[str, Any] | None) -> dict[str, float]:
-            return {k: math.nan if v is None else float(v) for k, v in (values or {}).items()}
-
-        return cls(
-            trial=int(record["trial"]),
-            seed_index=int(record["seed_index"]),
-            arch=str(record["arch"]),
-            param_count=int(record["param_count"]),
-            refit=bool(record.get("refit")),
-            best_epoch=int(record.get("best_epoch", 0)),
-            epochs_run=int(record.get("epochs_run", 0)),
-            val=metrics(record.get("val")),
-            test=metrics(record.get("test")),
-            test_logits=str(record.get("test_logits") or ""),
-        )
-
-
-@dataclass(frozen=True)
-class BaselineResult:
-    """A baseline's logits on the study's validation and test windows."""
-
-    name: str
-    val: np.ndarray
-    test: np.ndarray | None
-    details: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -113,41 +46,33 @@ class StudyResult:
     attrs: dict[str, Any] = field(default_factory=dict, repr=False)  # the study's user attrs
 
     @cached_property
+    def windows(self) -> WindowsRecord:
+        """The windows the study stored (none of them: set up by an older finscale)."""
+        return WindowsRecord.from_json(self.attrs.get(ATTR_WINDOWS) or {})
+
+    @property
     def val_windows(self) -> SplitWindows | None:
         """The validation windows the study stored (None: set up by an older finscale)."""
-        return _split_windows((self.attrs.get(ATTR_WINDOWS) or {}).get("val"))
+        return self.windows.val
 
-    @cached_property
+    @property
     def test_windows(self) -> SplitWindows | None:
         """The test windows the study stored (None: none, or an older finscale)."""
-        return _split_windows((self.attrs.get(ATTR_WINDOWS) or {}).get("test"))
+        return self.windows.test
 
-    @cached_property
+    @property
     def train_positive_rate(self) -> float:
-        rate = ((self.attrs.get(ATTR_WINDOWS) or {}).get("train") or {}).get("positive_rate")
-        return math.nan if rate is None else float(rate)
+        return self.windows.train_positive_rate
 
     @cached_property
-    def baselines(self) -> dict[str, BaselineResult]:
+    def baselines(self) -> dict[str, Baseline]:
         """The baselines fitted on the study's training windows, by name."""
-        out = {}
-        for name, record in (self.attrs.get(ATTR_BASELINES) or {}).items():
-            test = record.get("test")
-            out[name] = BaselineResult(
-                name=name,
-                val=decode_logits(record["val"]),
-                test=decode_logits(test) if test else None,
-                details=dict(record.get("details") or {}),
-            )
-        return out
+        return baselines_from_json(self.attrs.get(ATTR_BASELINES))
 
     @cached_property
-    def evaluation(self) -> list[EvalRecord]:
+    def evaluation(self) -> list[EvalRun]:
         """The final evaluation's runs (`finscale evaluate`), by trial then seed."""
-        runs = [
-            EvalRecord.parse(v) for k, v in self.attrs.items() if k.startswith(ATTR_EVAL_PREFIX)
-        ]
-        return sorted(runs, key=lambda r: (r.trial, r.seed_index))
+        return eval_runs(self.attrs)
 
     @cached_property
     def definition(self) -> dict[str, str]:
@@ -225,11 +150,5 @@ def trial_arch(trial: FrozenTrial) -> Arch | None:
         arch = parse_arch_id(arch_id)
     except ValueError:
         return None
-    count = trial.user_attrs.get("param_count")
+    count = trial.user_attrs.get(TRIAL_PARAM_COUNT)
     return Arch(**arch.dims(), param_count=int(count)) if count is not None else arch
-
-
-def requeued_from(trial: FrozenTrial) -> int | None:
-    """The trial this one reruns (after a stale heartbeat or SIGTERM), if any."""
-    source = trial.system_attrs.get(SYSTEM_REQUEUED_FROM, trial.system_attrs.get("failed_trial"))
-    return int(source) if source is not None else None

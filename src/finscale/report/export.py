@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from finscale.report.collect import StudyResult, requeued_from, trial_arch
+from finscale.records import TRIAL_FORCED, requeued_from
+from finscale.report.collect import StudyResult, trial_arch
 
 # The columns every export has, in this order; parameters (`param_*`) and metrics follow.
 BASE_COLUMNS = [
@@ -45,7 +46,7 @@ def trial_row(result: StudyResult, trial: FrozenTrial, *, counted: bool) -> dict
         "metric": result.metric,
         "direction": result.direction,
         "counted": counted,
-        "forced": trial.user_attrs.get("forced"),
+        "forced": trial.user_attrs.get(TRIAL_FORCED),
         "requeued_from": requeued_from(trial),
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "datetime_complete": (
@@ -126,7 +127,7 @@ def best_record(result: StudyResult) -> dict[str, Any]:
         "epochs_run": best.user_attrs.get("epochs_run"),
         "best_epoch": best.user_attrs.get("best_epoch"),
         "stop_reason": best.user_attrs.get("stop_reason"),
-        "forced": best.user_attrs.get("forced"),
+        "forced": best.user_attrs.get(TRIAL_FORCED),
         "dataset_sha256": best.user_attrs.get("dataset_sha256"),
         "duration_s": duration_s(best),
     }

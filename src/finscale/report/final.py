@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from finscale.predictions import decode_logits
+from finscale.records import EvalRun
 from finscale.report import stats
-from finscale.report.collect import EvalRecord, StudyResult
+from finscale.report.collect import StudyResult
 from finscale.report.scaling import BudgetTrials, ScalingFit, fit_scaling
 from finscale.train.metrics import auc
 
@@ -54,6 +55,15 @@ class FinalModel:
         return names + [n for n, t in self.skill.vs_baselines.items() if t.p_lower < 0.025]
 
 
+@dataclass(frozen=True)
+class FinalAnswer:
+    """One horizon's final models on test, and their comparison across budgets."""
+
+    horizon: int
+    models: list[FinalModel]
+    fit: ScalingFit | None  # None with fewer than two evaluated budgets
+
+
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return statistics.fmean(finite) if finite else math.nan
@@ -64,10 +74,10 @@ def _sd(values: list[float]) -> float:
     return statistics.stdev(finite) if len(finite) > 1 else math.nan
 
 
-def _chosen(result: StudyResult) -> tuple[int, list[EvalRecord], int] | None:
+def _chosen(result: StudyResult) -> tuple[int, list[EvalRun], int] | None:
     """The evaluated trial with the best mean validation BCE over its seeds (the search's
     value breaks ties and decides after a refit, when validation was trained on)."""
-    by_trial: dict[int, list[EvalRecord]] = {}
+    by_trial: dict[int, list[EvalRun]] = {}
     for run in result.evaluation:
         if run.test_logits:
             by_trial.setdefault(run.trial, []).append(run)

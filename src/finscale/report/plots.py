@@ -17,6 +17,7 @@ from matplotlib import patheffects
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
+from finscale.records import TRIAL_FORCED
 from finscale.report.collect import StudyResult
 from finscale.report.scaling import ScalingResult
 
@@ -34,7 +35,7 @@ def plot_history(result: StudyResult, path: Path) -> Path:
     if done:
         numbers = [t.number for t in done]
         values = [float(t.value) for t in done]  # type: ignore[arg-type]
-        forced = [bool(t.user_attrs.get("forced")) for t in done]
+        forced = [bool(t.user_attrs.get(TRIAL_FORCED)) for t in done]
         for is_forced, marker, color, label in (
             (False, "o", "tab:blue", "sampled"),
             (True, "D", "tab:orange", "forced extreme"),

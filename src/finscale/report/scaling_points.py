@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from finscale.predictions import ATTR_VAL_LABELS, ATTR_VAL_LOGITS, decode_labels, decode_logits
+from finscale.predictions import decode_labels, decode_logits
+from finscale.records import TRIAL_VAL_LABELS, TRIAL_VAL_LOGITS, fail_reason
 from finscale.report import stats
 from finscale.report.scaling_bootstrap import BudgetTrials, ScalingFit
 from finscale.report.scaling_fit import (
@@ -102,9 +103,7 @@ def lost_trials(result: StudyResult) -> int:
     from optuna.trial import TrialState
 
     diverged = sum(
-        1
-        for t in result.trials
-        if t.state == TrialState.FAIL and "diverg" in str(t.user_attrs.get("fail_reason", ""))
+        1 for t in result.trials if t.state == TrialState.FAIL and "diverg" in fail_reason(t)
     )
     return result.count(TrialState.PRUNED) + diverged
 
@@ -125,12 +124,12 @@ def stored_rows(result: StudyResult) -> tuple[list[Row], np.ndarray | None, int]
         arch = trial_arch(t)
         if arch is None or not arch.param_count:
             continue
-        if ATTR_VAL_LOGITS not in t.user_attrs:
+        if TRIAL_VAL_LOGITS not in t.user_attrs:
             without += 1
             continue
-        if labels is None and ATTR_VAL_LABELS in t.user_attrs:
-            labels = decode_labels(t.user_attrs[ATTR_VAL_LABELS])
-        logits = decode_logits(t.user_attrs[ATTR_VAL_LOGITS])
+        if labels is None and TRIAL_VAL_LABELS in t.user_attrs:
+            labels = decode_labels(t.user_attrs[TRIAL_VAL_LABELS])
+        logits = decode_logits(t.user_attrs[TRIAL_VAL_LOGITS])
         rows.append((t.number, arch.param_count, float(t.value), logits))  # type: ignore[arg-type]
     if labels is None:
         return [], None, without + len(rows)
