@@ -69,4 +69,3 @@ def test_each_public_name_of_the_engine_imports_and_is_listed_once() -> None:
         if node.module.startswith("finscale.hpo.")
     }
     assert typed == set(table.items())
-
