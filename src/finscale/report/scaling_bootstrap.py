@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from finscale.report import stats
+from finscale.report.hac import fixed_b_critical_value
 from finscale.report.scaling_fit import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -204,7 +205,7 @@ def _with_bootstrap(
     y = _points([counts @ b.losses.T for b in budgets], weights)
     x = np.broadcast_to(x0, y.shape)
     slope, intercept = slopes(x, y)
-    stretch = stats.fixed_b_critical_value(block, n) / stats.fixed_b_critical_value(0, n)
+    stretch = fixed_b_critical_value(block, n) / fixed_b_critical_value(0, n)
     losses_low, losses_high = interval(y, stretch)
     slope_low, slope_high = interval(slope, stretch)
     params = np.asarray(fit.params)

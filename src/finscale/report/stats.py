@@ -16,7 +16,9 @@ Everything here is pure numpy/scipy and takes plain arrays in window (time) orde
   show why pairing matters.
 - `auc_delong`, `paired_auc_delong`: AUC against 0.5, and two predictors' AUCs on the same
   windows; DeLong's variance, inflated by the autocorrelation of its per-window components.
-- `block_bootstrap_indices`: circular blocks, kept inside contiguous segments.
+- `block_bootstrap_indices`, `resample_counts` (from `bootstrap.py`): circular blocks, kept
+  inside contiguous segments; the Newey-West variance and its fixed-b critical values are in
+  `hac.py`.
 - `skill`: one predictor against the base rate and the baselines, each test named.
 
 Segments: in "chunks" split mode the validation windows form a few contiguous runs. `starts`
@@ -26,31 +28,29 @@ runs: two windows from different runs are months apart, not neighbours.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
+
+# The long-run variance and the bootstrap have modules of their own; named here for the report.
+from finscale.report.bootstrap import block_bootstrap_indices as block_bootstrap_indices
+from finscale.report.bootstrap import resample_counts as resample_counts
+from finscale.report.hac import (
+    choose_lag,
+    fixed_b_critical_value,
+    fixed_b_df,
+    long_run_ratio,
+    segment_ids,
+)
+from finscale.report.hac import segments as segments
 
 # The losses and DeLong's components live once, in the ML core; named here for the report.
 from finscale.train.metrics import bce_per_window as bce_per_window
 from finscale.train.metrics import binary_entropy as binary_entropy
 from finscale.train.metrics import delong_components, delong_variance
-
-# Andrews (1991), Bartlett kernel, AR(1) plug-in: bandwidth = 1.1447 (alpha(1) n)^(1/3).
-_ANDREWS_BARTLETT = 1.1447
-_MAX_RHO = 0.97  # an AR(1) fit this close to a unit root gives no usable bandwidth
-# The automatic lag is at least this share of the windows. An AR(1) plug-in misses persistence
-# that hides under white label noise (model outputs drift with 60-day contexts), and a short
-# lag then over-rejects (10 % at a nominal 5 % in tests/unit/test_stats.py); a lag of n/10 with
-# fixed-b critical values holds the level at 4-7 % there.
-_MIN_BANDWIDTH_SHARE = 0.1
-# Kiefer & Vogelsang (2005): 97.5 % quantile of |t| for the Bartlett kernel at fixed b = M/n,
-# cv(b) = 1.96 + 2.9694 b + 0.4160 b² - 0.5324 b³ (checked by simulation in the tests).
-_KV_BARTLETT = (1.959964, 2.9694, 0.4160, -0.5324)
-
 
 # --- losses --------------------------------------------------------------------------------------
 
@@ -69,99 +69,6 @@ def logit(p: float) -> float:
 def constant_logits(rate: float, n: int) -> np.ndarray:
     """The logits of predicting `rate` for each of `n` windows (the base-rate predictor)."""
     return np.full(n, logit(rate))
-
-
-# --- segments and autocovariance -----------------------------------------------------------------
-
-
-def segments(window_starts: np.ndarray) -> np.ndarray:
-    """Positions (into `window_starts`) where a run of consecutive windows begins.
-
-    Args:
-        window_starts: the split's window start rows, sorted (e.g. `Splits.val`).
-
-    Returns:
-        int64 array beginning with 0: e.g. [0, 212, 430] for three chunks.
-    """
-    s = np.asarray(window_starts, dtype="int64")
-    if s.size == 0:
-        return np.zeros(1, dtype="int64")
-    return np.concatenate([[0], np.flatnonzero(np.diff(s) != 1) + 1]).astype("int64")
-
-
-def _segment_ids(n: int, starts: np.ndarray | None) -> np.ndarray:
-    if starts is None:
-        return np.zeros(n, dtype="int64")
-    s = np.asarray(starts, dtype="int64")
-    if s.size == 0 or s[0] != 0 or (np.diff(s) <= 0).any() or s[-1] >= max(n, 1):
-        raise ValueError(
-            f"segment starts must begin at 0, increase and stay below {n}, got {s.tolist()[:8]}"
-        )
-    ids = np.zeros(n, dtype="int64")
-    ids[s[1:]] = 1
-    return np.cumsum(ids)
-
-
-def _autocovariances(x: np.ndarray, max_lag: int, seg: np.ndarray) -> np.ndarray:
-    """gamma[l] = (1/n) Σ x_t x_{t+l} over pairs inside one segment; x is already centred."""
-    n = len(x)
-    gamma = np.zeros(max_lag + 1)
-    one = seg[0] == seg[-1]
-    for lag in range(min(max_lag, n - 1) + 1):
-        if one:
-            gamma[lag] = float(np.dot(x[lag:], x[: n - lag])) / n
-        else:
-            same = seg[lag:] == seg[: n - lag]
-            gamma[lag] = float(np.dot(x[lag:][same], x[: n - lag][same])) / n
-    return gamma
-
-
-def _auto_lag(x: np.ndarray, seg: np.ndarray) -> int:
-    """Andrews' AR(1) plug-in bandwidth for the Bartlett kernel (x centred)."""
-    gamma = _autocovariances(x, 1, seg)
-    rho = float(np.clip(gamma[1] / gamma[0], -_MAX_RHO, _MAX_RHO)) if gamma[0] > 0 else 0.0
-    alpha1 = 4 * rho**2 / ((1 - rho) ** 2 * (1 + rho) ** 2)
-    bandwidth: float = _ANDREWS_BARTLETT * (alpha1 * len(x)) ** (1 / 3)
-    return math.ceil(bandwidth)
-
-
-def _choose_lag(x: np.ndarray, seg: np.ndarray, lag: int | None, min_lag: int) -> int:
-    n = len(x)
-    if lag is None:
-        chosen = max(_auto_lag(x, seg), min_lag, math.ceil(_MIN_BANDWIDTH_SHARE * n))
-    else:
-        chosen = lag
-    return int(min(max(chosen, 0), max(n // 3, 0)))
-
-
-def fixed_b_critical_value(lag: int, n: int) -> float:
-    """The two-sided 5 % critical value of a Newey-West t statistic with this lag, under
-    fixed-b asymptotics (Kiefer & Vogelsang 2005): 1.96 at lag 0, 2.26 at lag n/10."""
-    b = (lag + 1) / n if lag > 0 else 0.0
-    c0, c1, c2, c3 = _KV_BARTLETT
-    return c0 + c1 * b + c2 * b**2 + c3 * b**3
-
-
-@functools.lru_cache(maxsize=1024)
-def _fixed_b_df(lag: int, n: int) -> float:
-    """Degrees of freedom of the t distribution whose 97.5 % quantile is the fixed-b critical
-    value: p-values follow it (exact at the 5 % level, close nearby)."""
-    cv = fixed_b_critical_value(lag, n)
-    if cv <= _KV_BARTLETT[0] + 1e-9:
-        return math.inf
-    return float(optimize.brentq(lambda df: stats.t.ppf(0.975, df) - cv, 0.5, 1e7))
-
-
-def _long_run_ratio(x: np.ndarray, lag: int, seg: np.ndarray) -> float:
-    """Newey-West long-run variance over the lag-0 variance, floored at 1: overlapping windows
-    never carry more information than independent ones, and a ratio below 1 comes from the
-    downward bias of long-lag estimates on nearly independent data (so the effective sample
-    never exceeds n)."""
-    gamma = _autocovariances(x, lag, seg)
-    if gamma[0] <= 0:
-        return 1.0
-    weights = 1.0 - np.arange(1, lag + 1) / (lag + 1)
-    return max(float(gamma[0] + 2 * np.dot(weights, gamma[1:])) / float(gamma[0]), 1.0)
 
 
 # --- paired differences of losses ----------------------------------------------------------------
@@ -237,14 +144,14 @@ def paired_difference(
         raise ValueError(f"need two equal 1-D arrays of ≥ 2 windows, got {a.shape} and {b.shape}")
     d = a - b
     n = len(d)
-    seg = _segment_ids(n, starts)
+    seg = segment_ids(n, starts)
     centred = d - d.mean()
-    chosen = _choose_lag(centred, seg, lag, min_lag)
-    ratio = _long_run_ratio(centred, chosen, seg)
+    chosen = choose_lag(centred, seg, lag, min_lag)
+    ratio = long_run_ratio(centred, chosen, seg)
     var_iid = float(centred @ centred) / (n * (n - 1))
     se_iid = math.sqrt(var_iid)
     se = math.sqrt(var_iid * ratio)
-    z, p, p_lower = _z_and_p(float(d.mean()), se, _fixed_b_df(chosen, n))
+    z, p, p_lower = _z_and_p(float(d.mean()), se, fixed_b_df(chosen, n))
     kind = f"Newey–West SE (lag {chosen}, fixed-b p)" if chosen > 0 else "iid SE"
     return PairedTest(
         mean=float(d.mean()),
@@ -335,11 +242,11 @@ def _auc_test(
     psi = np.empty(n)
     psi[pos] = (v10 - v10.mean()) / n1
     psi[~pos] = (v01 - v01.mean()) / n0
-    seg = _segment_ids(n, starts)
-    chosen = _choose_lag(psi, seg, lag, min_lag)
-    ratio = _long_run_ratio(psi, chosen, seg) if var_iid > 0 else 1.0
+    seg = segment_ids(n, starts)
+    chosen = choose_lag(psi, seg, lag, min_lag)
+    ratio = long_run_ratio(psi, chosen, seg) if var_iid > 0 else 1.0
     se = math.sqrt(var_iid * ratio)
-    z, p, p_lower = _z_and_p(estimate - null, se, _fixed_b_df(chosen, n))
+    z, p, p_lower = _z_and_p(estimate - null, se, fixed_b_df(chosen, n))
     kind = f"Newey–West-inflated (lag {chosen}, fixed-b p)" if chosen > 0 else "iid"
     return AucTest(
         estimate=estimate,
@@ -407,58 +314,6 @@ def paired_auc_delong(
         starts=starts,
         what="paired AUC difference",
     )
-
-
-# --- block bootstrap -----------------------------------------------------------------------------
-
-
-def block_bootstrap_indices(
-    n: int,
-    *,
-    block_length: int,
-    n_resamples: int,
-    rng: np.random.Generator,
-    starts: np.ndarray | None = None,
-) -> np.ndarray:
-    """Window indices of `n_resamples` circular block-bootstrap resamples.
-
-    Each segment is resampled on its own (blocks wrap around inside it, so that every window is
-    drawn equally often) and keeps its length; the resample is the concatenation. Use the same
-    indices for every predictor to resample them jointly.
-
-    Args:
-        n: windows.
-        block_length: windows per block (at least the horizon; see `paired_difference.lag`).
-        n_resamples: resamples.
-        rng: the random generator.
-        starts: segment starts (see `segments`); None: one segment.
-
-    Returns:
-        int64 array of shape (n_resamples, n).
-    """
-    if block_length < 1 or n < 1 or n_resamples < 1:
-        raise ValueError(f"need n, block_length and n_resamples ≥ 1, got {n}, {block_length}")
-    seg = _segment_ids(n, starts)
-    bounds = np.concatenate([np.flatnonzero(np.diff(seg)) + 1, [n]])
-    parts = []
-    first = 0
-    for last in bounds:
-        m = int(last - first)
-        b = min(block_length, m)
-        blocks = -(-m // b)
-        begin = rng.integers(0, m, size=(n_resamples, blocks, 1))
-        idx = (begin + np.arange(b)) % m
-        parts.append(idx.reshape(n_resamples, blocks * b)[:, :m] + first)
-        first = int(last)
-    return np.concatenate(parts, axis=1).astype("int64")
-
-
-def resample_counts(indices: np.ndarray, n: int) -> np.ndarray:
-    """How often each window appears in each resample: (n_resamples, n) float64, so that a
-    resampled mean of per-window values v is `counts @ v / n`."""
-    rows = indices.shape[0]
-    flat = (np.arange(rows)[:, None] * n + indices).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype("float64")
 
 
 # --- one predictor's skill -----------------------------------------------------------------------
