@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finscale.errors import ExitCode, FinscaleError
 from finscale.records import StoredStudy
@@ -29,6 +29,11 @@ from finscale.report.export import write_exports
 from finscale.report.final import FinalAnswer, FinalModel, final_model, final_scaling
 from finscale.report.scaling import ScalingResult, StudyWindows, scaling
 from finscale.report.summary import markdown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from finscale.report.architecture import Importances
 
 __all__ = [
     "FinalAnswer",
@@ -97,6 +102,62 @@ def write_report(
         SeveralExperimentsError: no experiment named and the studies belong to several.
         IncomparableStudiesError: the studies differ in more than their budget.
     """
+    results = _chosen_studies(stored, storage=storage, experiment=experiment, expected=expected)
+    check_comparable(results)
+    out.mkdir(parents=True, exist_ok=True)
+    missing = sorted(set(expected or []) - {r.name for r in results})
+    results.sort(key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name))
+    frame, files = write_exports(results, out)
+    found = _analyse(results, frame, top_k=top_k, n_resamples=n_resamples, seed=seed)
+    files.append(
+        write_analysis(
+            out / "analysis.json",
+            answers=found.answers,
+            finals=found.finals,
+            flags=found.flags,
+            width_depth=found.width_depth,
+            styles=found.styles,
+            heads=found.heads,
+            importances=found.importances,
+        )
+    )
+    shown = _write_figures(found, results, out) if plots else {}
+    files += [out / name for name in shown.values()]
+
+    summary = out / "summary.md"
+    files.append(summary)
+    summary.write_text(
+        markdown(
+            storage=storage,
+            generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            results=results,
+            answers=found.answers,
+            finals=found.finals,
+            flags=found.flags,
+            styles=found.styles,
+            heads=found.heads,
+            importances=found.importances,
+            figures=shown,
+            missing=missing,
+            files=[f.name for f in files],
+        )
+    )
+    return Report(
+        out=out,
+        files=files,
+        studies=results,
+        scaling=found.answers,
+        finals=found.finals,
+        flags=found.flags,
+        summary=summary,
+        missing=missing,
+    )
+
+
+def _chosen_studies(
+    stored: list[StoredStudy], *, storage: str, experiment: str | None, expected: list[str] | None
+) -> list[StudyResult]:
+    """The studies to report: those expected (when given) of the one experiment asked for."""
     results = [study_result(s) for s in stored]
     if expected is not None:
         results = [r for r in results if r.name in expected]
@@ -110,76 +171,59 @@ def write_report(
             + "Run a search first (`finscale run SPEC`, or apply its Jobs) or point "
             "FINSCALE_STORAGE_URL at its storage"
         )
-    results = chosen
+    return chosen
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """Everything the report found, before it is written."""
+
+    answers: list[ScalingResult]
+    finals: list[FinalAnswer]
+    flags: list[StudyFlags]
+    width_depth: pd.DataFrame
+    styles: pd.DataFrame
+    heads: pd.DataFrame
+    importances: list[Importances]
+
+
+def _analyse(
+    results: list[StudyResult],
+    frame: pd.DataFrame,
+    *,
+    top_k: int | None,
+    n_resamples: int,
+    seed: int,
+) -> _Analysis:
+    """The scaling answers, final models, flags and architecture analyses of the studies."""
+    return _Analysis(
+        answers=scaling(
+            results, top_k=top_k, n_resamples=n_resamples, seed=seed, windows=_windows(results)
+        ),
+        finals=_finals(results, n_resamples=n_resamples, seed=seed),
+        flags=[study_flags(r) for r in results],
+        width_depth=width_depth(frame),
+        styles=styles(frame),
+        heads=heads_effect(frame),
+        importances=[importances(r, seed=seed) for r in results],
+    )
+
+
+def _write_figures(found: _Analysis, results: list[StudyResult], out: Path) -> dict[str, str]:
+    """The PNG figures, by the name the summary links them under."""
     from finscale.report import plots as figures  # matplotlib only when plotting
 
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font cache chatter
-    check_comparable(results)
-    out.mkdir(parents=True, exist_ok=True)
-    missing = sorted(set(expected or []) - {r.name for r in results})
-    results.sort(key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name))
-    frame, files = write_exports(results, out)
-    answers = scaling(
-        results, top_k=top_k, n_resamples=n_resamples, seed=seed, windows=_windows(results)
-    )
-    finals = _finals(results, n_resamples=n_resamples, seed=seed)
-    flags = [study_flags(r) for r in results]
-    cells, style_table, heads = width_depth(frame), styles(frame), heads_effect(frame)
-    ranked = [importances(r, seed=seed) for r in results]
-
-    files.append(
-        write_analysis(
-            out / "analysis.json",
-            answers=answers,
-            finals=finals,
-            flags=flags,
-            width_depth=cells,
-            styles=style_table,
-            heads=heads,
-            importances=ranked,
-        )
-    )
-
     shown: dict[str, str] = {}
-    if plots:
-        for a in answers:
-            path = figures.plot_scaling(a, out / f"scaling-h{a.horizon}.png")
-            shown[f"scaling-h{a.horizon}"] = path.name
-        path = figures.plot_width_depth(cells, results, out / "width-depth.png")
-        shown["width-depth"] = path.name
-        for r in results:
-            path = figures.plot_history(r, out / f"history-{r.name}.png")
-            shown[f"history-{r.name}"] = path.name
-        files += [out / name for name in shown.values()]
-
-    summary = out / "summary.md"
-    files.append(summary)
-    summary.write_text(
-        markdown(
-            storage=storage,
-            generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            results=results,
-            answers=answers,
-            finals=finals,
-            flags=flags,
-            styles=style_table,
-            heads=heads,
-            importances=ranked,
-            figures=shown,
-            missing=missing,
-            files=[f.name for f in files],
-        )
-    )
-    return Report(
-        out=out,
-        files=files,
-        studies=results,
-        scaling=answers,
-        finals=finals,
-        flags=flags,
-        summary=summary,
-        missing=missing,
-    )
+    for a in found.answers:
+        path = figures.plot_scaling(a, out / f"scaling-h{a.horizon}.png")
+        shown[f"scaling-h{a.horizon}"] = path.name
+    path = figures.plot_width_depth(found.width_depth, results, out / "width-depth.png")
+    shown["width-depth"] = path.name
+    for r in results:
+        path = figures.plot_history(r, out / f"history-{r.name}.png")
+        shown[f"history-{r.name}"] = path.name
+    return shown
 
 
 def _windows(results: list[StudyResult]) -> dict[str, StudyWindows]:
