@@ -5,11 +5,13 @@ finscale):
 
     pip install arch==8.0.0 && python scripts/extract_sample_data.py
 
-It writes two gzip-compressed CSV files with a fixed gzip header (mtime 0), so that running it
+It writes three gzip-compressed CSV files with a fixed gzip header (mtime 0), so that running it
 again reproduces the committed bytes:
 
 - GSPC.csv.gz: S&P 500 index daily bars (Date, Open, High, Low, Close, Volume). The bundled
   "Adj Close" column equals Close on every row (an index pays no dividends) and is dropped.
+- IXIC.csv.gz: NASDAQ Composite index daily bars, the same columns and the same treatment as
+  GSPC.csv.gz.
 - VIX.csv.gz: VIX index daily closes (Date, Close). Rows with no value (US market holidays)
   are dropped.
 """
@@ -31,23 +33,27 @@ def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
         gz.write(text.encode())
 
 
+def _index_bars(loaded: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Date, Open, High, Low, Close, Volume of an index in Yahoo's layout."""
+    if not (loaded["Adj Close"] == loaded["Close"]).all():
+        raise SystemExit(f"arch's {label} 'Adj Close' differs from 'Close'; review before dropping it")
+    return loaded[["Open", "High", "Low", "Close", "Volume"]].rename_axis("Date").reset_index()
+
+
 def main() -> None:
+    import arch.data.nasdaq
     import arch.data.sp500
     import arch.data.vix
 
-    sp500 = arch.data.sp500.load()
-    if not (sp500["Adj Close"] == sp500["Close"]).all():
-        raise SystemExit(
-            "arch's S&P 500 'Adj Close' differs from 'Close'; review before dropping it"
-        )
-    gspc = sp500[["Open", "High", "Low", "Close", "Volume"]].rename_axis("Date").reset_index()
+    gspc = _index_bars(arch.data.sp500.load(), "S&P 500")
+    ixic = _index_bars(arch.data.nasdaq.load(), "NASDAQ")
 
     vix = arch.data.vix.load().rename(columns={"vix": "Close"}).rename_axis("Date").reset_index()
     holidays = int(vix["Close"].isna().sum())
     vix = vix.dropna(subset=["Close"])
 
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("GSPC.csv.gz", gspc), ("VIX.csv.gz", vix)):
+    for name, frame in (("GSPC.csv.gz", gspc), ("IXIC.csv.gz", ixic), ("VIX.csv.gz", vix)):
         path = OUT_DIR / name
         _write_csv_gz(frame, path)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()

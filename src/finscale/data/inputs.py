@@ -160,9 +160,10 @@ def load_inputs(
     """Read and validate the bars of one build.
 
     Args:
-        source: `sample` (shipped S&P 500 and VIX), `csv` (a user file) or `yfinance`.
-        ticker: the symbol; `GSPC` for the sample, required for csv, `SPY` by default for
-            yfinance.
+        source: `sample` (shipped S&P 500, NASDAQ Composite and VIX), `csv` (a user file) or
+            `yfinance`.
+        ticker: the symbol; `GSPC` (default) or `IXIC` for the sample, required for csv, `SPY`
+            by default for yfinance.
         csv_path: the CSV of the csv source (Date, Open, High, Low, Close, Volume).
         kinds: the dataset kinds to build (default: every kind the source can feed).
         input_csv: for the csv source, a CSV per auxiliary input (`{"vix": path}`, Date, Close).

@@ -30,7 +30,7 @@ OHLCV: tuple[str, ...] = ("Open", "High", "Low", "Close", "Volume")
 CLOSE_ONLY: tuple[str, ...] = ("Close",)
 PRICES: tuple[str, ...] = ("Open", "High", "Low", "Close")
 
-SAMPLE_FILES = {"GSPC": "GSPC.csv.gz", "VIX": "VIX.csv.gz"}
+SAMPLE_FILES = {"GSPC": "GSPC.csv.gz", "IXIC": "IXIC.csv.gz", "VIX": "VIX.csv.gz"}
 
 # Adjusted prices are rounded by the vendor; a bar may then miss High >= Close by a hair.
 _BAR_TOLERANCE = 1e-6
@@ -313,7 +313,8 @@ def sample_dir(override: Path | None = None) -> Path:
 def sample_bars(
     directory: Path, ticker: str, *, bounds: Plausibility | None = None
 ) -> pd.DataFrame:
-    """The shipped sample series `GSPC` (S&P 500 OHLCV) or `VIX` (closes only).
+    """The shipped sample series `GSPC` (S&P 500 OHLCV), `IXIC` (NASDAQ Composite OHLCV) or `VIX`
+    (closes only).
 
     Raises:
         DataError: an unknown sample ticker, or a sample file that is missing or invalid.
