@@ -36,7 +36,9 @@ def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
 def _index_bars(loaded: pd.DataFrame, label: str) -> pd.DataFrame:
     """Date, Open, High, Low, Close, Volume of an index in Yahoo's layout."""
     if not (loaded["Adj Close"] == loaded["Close"]).all():
-        raise SystemExit(f"arch's {label} 'Adj Close' differs from 'Close'; review before dropping it")
+        raise SystemExit(
+            f"arch's {label} 'Adj Close' differs from 'Close'; review before dropping it"
+        )
     return loaded[["Open", "High", "Low", "Close", "Volume"]].rename_axis("Date").reset_index()
 
 

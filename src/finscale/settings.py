@@ -6,7 +6,7 @@ CLI and pass it down; tests pass keywords, which outrank the environment.
 | variable | default | meaning |
 |---|---|---|
 | `FINSCALE_DATA_DIR` | `data` | built datasets, raw snapshots and `manifest.json` |
-| `FINSCALE_SAMPLE_DIR` | (the shipped sample) | folder holding `GSPC.csv.gz` and `VIX.csv.gz` |
+| `FINSCALE_SAMPLE_DIR` | (the shipped sample) | holds `GSPC.csv.gz`, `IXIC.csv.gz`, `VIX.csv.gz` |
 | `FINSCALE_LOG_LEVEL` | `INFO` | `DEBUG`, `INFO`, `WARNING` or `ERROR` |
 | `FINSCALE_STORAGE_URL` | `sqlite:///runs/finscale.db` | Optuna storage (no password in it) |
 | `FINSCALE_DEVICE` | `auto` | `auto` (CUDA when present), `cpu` or `cuda` |
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
     sample_dir: Path | None = Field(
         default=None,
-        description="Folder with the sample files GSPC.csv.gz and VIX.csv.gz; "
+        description="Folder with the sample files GSPC.csv.gz, IXIC.csv.gz and VIX.csv.gz; "
         "unset: the copy shipped with finscale.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -556,3 +556,14 @@ def test_data_page_shows_the_feature_table_as_tiers_py_defines_it() -> None:
     if os.environ.get("FINSCALE_UPDATE_DOCS") == "1":
         page.write_text(wanted)
     assert text == wanted, "docs/data.md: run FINSCALE_UPDATE_DOCS=1 pytest tests/unit/test_docs.py"
+
+
+def test_data_page_names_every_sample_ticker() -> None:
+    from finscale.data.sources import SAMPLE_FILES
+    from finscale.tiers import INPUTS
+
+    text = (REPO / "docs" / "data.md").read_text()
+    auxiliary = {i.sample for i in INPUTS.values()}
+    for ticker in SAMPLE_FILES:
+        named = f"^{ticker}" if ticker not in auxiliary else INPUTS["vix"].label
+        assert named in text, f"docs/data.md: the sample source does not mention {named}"

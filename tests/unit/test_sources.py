@@ -247,7 +247,11 @@ def _sample_readme_rows() -> dict[str, tuple[int, str, str, str]]:
     return {name: (int(n.replace(",", "")), a, b, sha) for name, n, a, b, sha in rows}
 
 
-@pytest.mark.parametrize("ticker", ["GSPC", "VIX"])
+def test_sample_readme_lists_every_shipped_file() -> None:
+    assert set(_sample_readme_rows()) == set(sources.SAMPLE_FILES.values())
+
+
+@pytest.mark.parametrize("ticker", sorted(sources.SAMPLE_FILES))
 def test_shipped_sample_matches_its_readme(ticker: str) -> None:
     file = sources.SAMPLE_FILES[ticker]
     rows, first, last, sha = _sample_readme_rows()[file]
@@ -260,7 +264,7 @@ def test_shipped_sample_matches_its_readme(ticker: str) -> None:
 
 def test_unknown_sample_ticker_is_refused() -> None:
     with pytest.raises(
-        DataError, match=r"sample: unknown ticker 'SPY'; the sample has \['GSPC', 'VIX'\]"
+        DataError, match=r"sample: unknown ticker 'SPY'; the sample has \['GSPC', 'IXIC', 'VIX'\]"
     ):
         sources.sample_bars(SAMPLE_DIR, "SPY")
 

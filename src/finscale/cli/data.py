@@ -37,7 +37,9 @@ def data_build(
     ] = "sample",
     ticker: Annotated[
         str | None,
-        typer.Option(help="Symbol (sample: GSPC; yfinance: SPY by default; csv: required)."),
+        typer.Option(
+            help="Symbol (sample: GSPC or IXIC; yfinance: SPY by default; csv: required)."
+        ),
     ] = None,
     csv: Annotated[
         Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
