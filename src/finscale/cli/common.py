@@ -4,7 +4,9 @@ marks of a passed or failed check, plain printing, and the choice of studies."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -23,11 +25,29 @@ app = typer.Typer(
 )
 
 
-# Piped output (CI logs, files) is not wrapped at 80 columns. No markup: paths, values and
-# messages print as they are (`[bold]` in a file name stays `[bold]`); styles are explicit.
-_WIDE = 200
-out = Console(width=None if sys.stdout.isatty() else _WIDE, markup=False)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE, markup=False)
+# No markup: paths, values and messages print as they are (`[bold]` in a file name stays
+# `[bold]`); styles are explicit. `size_consoles` fits them to where their output goes.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+# The width of tables written to a file or a pipe when COLUMNS does not say.
+FILE_WIDTH = 100
+
+
+def output_width(environ: Mapping[str, str]) -> int:
+    """The width of output that is not a terminal: COLUMNS when set, else FILE_WIDTH."""
+    columns = environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else FILE_WIDTH
+
+
+def size_consoles() -> None:
+    """A terminal's output follows the terminal. Output to a file or a pipe (CI logs) draws
+    tables at `output_width` and never wraps lines of text."""
+    for console in (out, err):
+        if not console.is_terminal:
+            console.width = output_width(os.environ)
+            console.soft_wrap = True
+
+
 log = logging.getLogger("finscale")
 
 

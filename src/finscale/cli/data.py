@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from finscale import defaults
+from finscale.cli import views
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -117,22 +117,7 @@ def data_build(
         bounds=bounds,
     )
     built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
-    table = Table(title=f"Built in {settings.data_dir}", title_justify="left")
-    for column in ("name", "rows", "first", "last", "columns", "sha256", ""):
-        table.add_column(column)
-    for b in built:
-        e = b.entry
-        status = "unchanged" if b.unchanged else "new"
-        table.add_row(
-            e.name,
-            str(e.rows),
-            str(e.start),
-            str(e.end),
-            str(len(e.columns)),
-            e.sha256[:12],
-            status,
-        )
-    out.print(table)
+    views.show(out, views.built_table(built, settings.data_dir, width=out.width))
 
 
 @data_app.command("verify")
@@ -172,14 +157,8 @@ def data_list(ctx: typer.Context) -> None:
 
     data_dir = _state(ctx).settings.data_dir
     manifest = read_manifest(data_dir)
-    table = Table(title=f"{data_dir / 'manifest.json'}", title_justify="left")
-    for column in ("name", "kind", "rows", "first", "last", "sha256", "path"):
-        table.add_column(column)
-    for name in manifest.names():
-        e = manifest.latest(name)
-        assert e is not None
-        table.add_row(e.name, e.kind, str(e.rows), str(e.start), str(e.end), e.sha256[:12], e.path)
-    out.print(table)
+    entries = [e for e in map(manifest.latest, manifest.names()) if e is not None]
+    views.show(out, views.manifest_table(entries, data_dir / "manifest.json", width=out.width))
 
 
 @data_app.command("summary")
@@ -235,15 +214,7 @@ def data_summary(
             threshold=threshold,
             target=target,  # type: ignore[arg-type]
         )
-        table = Table(title_justify="left")
-        for column in ("split mode", "h", "train", "val", "test", "positive rate t/v/t", "note"):
-            table.add_column(column)
-        for r in rows:
-            rate = "/".join(f"{r.positive_rate[k]:.2f}" for k in ("train", "val", "test"))
-            table.add_row(
-                r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or ""
-            )
-        out.print(table)
+        views.show(out, views.splits_table(rows, width=out.width))
         for mode in ("chronological", "chunks"):
             settings = next(r.settings for r in rows if r.mode == mode)
             out.print(f"  {mode}: {settings}; context {context_length}", highlight=False)

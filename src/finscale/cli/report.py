@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from finscale.cli import views
 from finscale.cli.common import (
     _say,
     _state,
@@ -30,27 +30,9 @@ def status_command(
     if not summaries:
         out.print(f"no studies in {display_url(settings.storage_url)}", highlight=False)
         return
-    table = Table(title=f"Studies in {display_url(settings.storage_url)}", title_justify="left")
-    for column in (
-        "study",
-        "finished",
-        "COMPLETE",
-        "PRUNED",
-        "FAIL",
-        "RUNNING",
-        "WAITING",
-        "best",
-        "best arch",
-    ):
-        table.add_column(column)
-    for s in summaries:
-        budget = f"{s.finished}/{s.n_trials}" if s.n_trials else str(s.finished)
-        counts = [
-            str(s.states.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-        ]
-        best = "—" if s.best_value is None else f"{s.best_value:.4f} (#{s.best_trial})"
-        table.add_row(s.name, budget, *counts, best, s.best_arch or "—")
-    out.print(table)
+    views.show(
+        out, views.status_table(summaries, display_url(settings.storage_url), width=out.width)
+    )
 
 
 def report_command(

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from finscale.cli import views
 from finscale.cli.common import (
     _choice,
     _say,
@@ -100,18 +100,17 @@ def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
     )
     _say(f"{plan.arch} on {spec.data.dataset}, horizon {spec.horizon} ({plan.source})")
     _say(f"  {shown}; seed {plan.seed}")
-    columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
-    table = Table(*columns, title_justify="left")
+    epochs: list[tuple[int, dict[str, float]]] = []
     bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*bar, console=err, transient=True) as progress:
         task = progress.add_task("epochs", total=int(plan.params["epochs"]))
 
         def on_epoch(number: int, values: dict[str, float]) -> None:
-            table.add_row(str(number), *(f"{values[c]:.4g}" for c in columns[1:]))
+            epochs.append((number, values))
             progress.update(task, advance=1)
 
         run = retrain(plan, settings=settings, on_epoch=on_epoch, evaluate_test=test)
-    out.print(table)
+    views.show(out, views.epochs_table(epochs, width=out.width))
     r, counts, rates = run.result, run.windows, run.base_rate
     _say(
         f"{run.arch.id}: {run.arch.param_count:,} parameters; windows: train {counts['train']}, "
@@ -220,7 +219,7 @@ def run_command(
 
     settings = _state(ctx).settings
     specs = _select(load_studies(spec), study)  # before torch is imported
-    from finscale.hpo import display_url, results_table, run_study
+    from finscale.hpo import display_url, run_study
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
@@ -229,11 +228,12 @@ def run_command(
             s,
             workers=s.workers if workers is None else workers,
             settings=settings,
-            console=out,
+            display=views.LiveProgress(out),
         )
         for s in specs
     ]
-    out.print(results_table(specs, summaries))
+    metrics = [s.objective.metric for s in specs]
+    views.show(out, views.results_table(summaries, metrics, width=out.width))
 
 
 def evaluate_command(
@@ -270,13 +270,5 @@ def evaluate_command(
         result = evaluate_study(
             s, settings, top_k=top_k, seeds=seeds, refit=refit, force=force, on_run=on_run
         )
-        table = Table(title=f"{s.name}: test evaluation", title_justify="left")
-        for column in ("trial", "arch", "seed", "best epoch", "val bce", "test bce", "test auc"):
-            table.add_column(column)
-        for run in result.runs:
-            table.add_row(
-                str(run.trial), run.arch, str(run.seed_index), f"{run.best_epoch}/{run.epochs_run}",
-                f"{run.val['bce']:.4f}", f"{run.test['bce']:.4f}", f"{run.test['auc']:.4f}",
-            )  # fmt: skip
-        out.print(table)
+        views.show(out, views.evaluation_table(s.name, result.runs, width=out.width))
         _say(f"{s.name}: {len(result.runs)} runs ({result.trained} trained now)")

@@ -37,7 +37,6 @@ _WHERE = {
     "open_for_reading": "storage",
     "plan_training": "train_one",
     "read_studies": "read",
-    "results_table": "local",
     "retrain": "train_one",
     "run_pod": "pod",
     "run_study": "local",
@@ -59,9 +58,6 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.fit import (
         fit_trial as fit_trial,
-    )
-    from finscale.hpo.local import (
-        results_table as results_table,
     )
     from finscale.hpo.local import (
         run_study as run_study,
