@@ -96,13 +96,6 @@ def _root(
             log.warning("%s is set but no finscale setting reads it (a typo?)", name)
 
 
-def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
-    """`value` if it is one of `allowed` (typed as the Literal the callee expects)."""
-    if value not in allowed:
-        raise typer.BadParameter(f"{value!r}; expected {' or '.join(allowed)}", param_hint=hint)
-    return value
-
-
 def _say(text: str) -> None:
     """Print text as it is: no markup, no highlighting."""
     out.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ from rich.text import Text
 
 from finscale import defaults
 from finscale.cli import views
+from finscale.cli.choices import DatasetKind, PriceTarget, Source
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -20,21 +20,17 @@ from finscale.cli.common import (
     out,
 )
 from finscale.errors import ExitCode
-from finscale.tiers import DATASETS, input_names
+from finscale.tiers import input_names
 
 data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
-
-
-# The dataset kinds of the table, as an enum so that `--help` lists them.
-DatasetKindChoice = StrEnum("DatasetKindChoice", {k: k for k in DATASETS})  # type: ignore[misc]
 
 
 @data_app.command("build")
 def data_build(
     ctx: typer.Context,
     source: Annotated[
-        str, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
-    ] = "sample",
+        Source, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
+    ] = Source.sample,
     ticker: Annotated[
         str | None,
         typer.Option(help="Symbol (sample: GSPC; yfinance: SPY by default; csv: required)."),
@@ -43,7 +39,7 @@ def data_build(
         Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
     ] = None,
     kind: Annotated[
-        list[DatasetKindChoice] | None,
+        list[DatasetKind] | None,
         typer.Option(
             "--kind",
             help="Dataset kind to build (repeatable; default: every kind the source can feed).",
@@ -86,10 +82,6 @@ def data_build(
     from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
 
     settings = _state(ctx).settings
-    if source not in ("sample", "csv", "yfinance"):
-        raise typer.BadParameter(
-            f"{source!r}; expected sample, csv or yfinance", param_hint="--source"
-        )
     bounds = Plausibility(
         max_jump=max_jump,
         max_day_range=max_day_range,
@@ -101,14 +93,14 @@ def data_build(
     if if_missing:
         from finscale.data import dataset_names, read_manifest, verify_manifest
 
-        wanted = dataset_names(source, ticker, kinds=kinds, input_csv=input_files)
+        wanted = dataset_names(source.value, ticker, kinds=kinds, input_csv=input_files)
         manifest = read_manifest(settings.data_dir)
         have = [n for n in wanted if manifest.latest(n) is not None]
         if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
             _say(f"{', '.join(wanted)}: already built in {settings.data_dir}; nothing to do")
             return
     inputs = load_inputs(
-        source,  # type: ignore[arg-type]
+        source.value,
         ticker=ticker,
         csv_path=csv,
         kinds=kinds,
@@ -175,15 +167,13 @@ def data_summary(
         float, typer.Option(help="Rise that makes a positive label.")
     ] = defaults.THRESHOLD,
     target: Annotated[
-        str, typer.Option(help="close or high: which future price must rise.")
-    ] = "close",
+        PriceTarget, typer.Option(help="close or high: which future price must rise.")
+    ] = PriceTarget.close,
 ) -> None:
     """Windows per split (chronological and chunks) and positive rates of each dataset."""
     from finscale.data import load_dataset, read_manifest, summarize_splits
 
     data_dir = _state(ctx).settings.data_dir
-    if target not in ("close", "high"):
-        raise typer.BadParameter(f"{target!r}; expected close or high", param_hint="--target")
     try:
         hs = tuple(int(h) for h in horizons.split(","))
     except ValueError:
@@ -212,7 +202,7 @@ def data_summary(
             context_length=context_length,
             horizons=hs,
             threshold=threshold,
-            target=target,  # type: ignore[arg-type]
+            target=target.value,
         )
         views.show(out, views.splits_table(rows, width=out.width))
         for mode in ("chronological", "chunks"):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from finscale.cli import views
+from finscale.cli.choices import Device, Until
 from finscale.cli.common import (
-    _choice,
     _say,
     _select,
     _state,
@@ -45,7 +45,7 @@ def train_command(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
+        Device | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
     ] = None,
     seed: Annotated[
         int | None,
@@ -63,9 +63,7 @@ def train_command(
 
     settings = _state(ctx).settings
     if device is not None:
-        settings = settings.model_copy(
-            update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
-        )
+        settings = settings.model_copy(update={"device": device.value})
     # The spec is read before torch is imported: a typo costs a second, not several.
     base = load_study(spec, study) if spec is not None else None
     from finscale.hpo import default_spec, plan_training
@@ -145,12 +143,12 @@ def worker_command(
         typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
     ] = None,
     until: Annotated[
-        str,
+        Until,
         typer.Option(
             help="done: stay until no trial of the study runs; idle: leave as soon as nothing "
             "is left to start."
         ),
-    ] = "done",
+    ] = Until.done,
     closer: Annotated[
         int | None,
         typer.Option(min=0, help="The worker index that stays until the study is done."),
@@ -169,7 +167,7 @@ def worker_command(
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
-    mode = _choice(until, ("done", "idle"), "--until")
+    mode: Literal["done", "idle"] = until.value
     if index is None:
         given = os.environ.get("JOB_COMPLETION_INDEX", "0")
         if not given.isdigit():
