@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from finscale.errors import SpecError
 from finscale.settings import RENAMED, Settings, unknown_variables
 
 app = typer.Typer(
@@ -102,12 +103,10 @@ def _say(text: str) -> None:
 
 
 def _select(specs: list[Any], names: list[str] | None) -> list[Any]:
-    """The studies named (all when none), or a usage error listing the studies."""
-    if not names:
-        return specs
-    unknown = sorted(set(names) - {s.name for s in specs})
-    if unknown:
-        raise typer.BadParameter(
-            f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
-        )
-    return [s for s in specs if s.name in names]
+    """The studies named (all when none), or a usage error of --study listing the studies."""
+    from finscale.spec import select_studies
+
+    try:
+        return select_studies(specs, names)
+    except SpecError as e:
+        raise typer.BadParameter(str(e), param_hint="--study") from None

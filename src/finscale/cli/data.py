@@ -91,13 +91,13 @@ def data_build(
     input_files = parse_input_csv(input_csv or [])
     kinds = None if kind is None else [str(k.value) for k in kind]
     if if_missing:
-        from finscale.data import dataset_names, read_manifest, verify_manifest
+        from finscale.data import already_built
 
-        wanted = dataset_names(source.value, ticker, kinds=kinds, input_csv=input_files)
-        manifest = read_manifest(settings.data_dir)
-        have = [n for n in wanted if manifest.latest(n) is not None]
-        if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
-            _say(f"{', '.join(wanted)}: already built in {settings.data_dir}; nothing to do")
+        built = already_built(
+            settings.data_dir, source.value, ticker, kinds=kinds, input_csv=input_files
+        )
+        if built is not None:
+            _say(f"{', '.join(built)}: already built in {settings.data_dir}; nothing to do")
             return
     inputs = load_inputs(
         source.value,
@@ -108,8 +108,8 @@ def data_build(
         sample_dir=settings.sample_dir,
         bounds=bounds,
     )
-    built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
-    views.show(out, views.built_table(built, settings.data_dir, width=out.width))
+    made = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
+    views.show(out, views.built_table(made, settings.data_dir, width=out.width))
 
 
 @data_app.command("verify")
@@ -181,7 +181,7 @@ def data_summary(
             f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons"
         ) from None
     manifest = read_manifest(data_dir)
-    chosen = names or [n for n in manifest.names() if ".dataset." in n]
+    chosen = names or manifest.datasets()
     if not chosen:
         err.print(f"no datasets in {data_dir}; run `finscale data build` first")
         raise typer.Exit(code=ExitCode.BAD_INPUT)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +17,6 @@ from finscale.cli.common import (
     err,
     out,
 )
-from finscale.errors import SpecError
 from finscale.settings import Settings
 
 
@@ -59,22 +59,16 @@ def train_command(
     sample dataset; --set changes them. Training parameters take the spec's fixed or middle
     values, a stored trial's values with --trial, then those set with --set.
     """
-    from finscale.spec import load_study, parse_assignments
+    from finscale.spec import load_study, train_changes
 
     settings = _state(ctx).settings
     if device is not None:
         settings = settings.model_copy(update={"device": device.value})
     # The spec is read before torch is imported: a typo costs a second, not several.
     base = load_study(spec, study) if spec is not None else None
+    changes = train_changes(assignments or [], dataset=dataset, horizon=horizon, epochs=epochs)
     from finscale.hpo import default_spec, plan_training
 
-    changes = parse_assignments(assignments or [])
-    if dataset is not None:
-        changes.setdefault("data", {})["dataset"] = dataset
-    if horizon is not None:
-        changes["horizon"] = horizon
-    if epochs is not None:
-        changes.setdefault("training", {})["epochs"] = epochs
     plan = plan_training(
         base if base is not None else default_spec(),
         settings=settings,
@@ -162,35 +156,26 @@ def worker_command(
     bad data, a storage that refuses (authentication, no such database) or a study whose every
     trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
     running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
-    import os
-
+    from finscale.hpo import worker_index, worker_until  # the pod module: no torch, no optuna
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
-    mode: Literal["done", "idle"] = until.value
-    if index is None:
-        given = os.environ.get("JOB_COMPLETION_INDEX", "0")
-        if not given.isdigit():
-            raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
-        index = int(given)
+    index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
-    from finscale.hpo import run_worker
+    from finscale.hpo import run_pod, run_worker
 
     if processes > 1:
-        from finscale.hpo import run_pod
-
         code = run_pod(
             spec,
             study_spec.name,
             index=index,
             processes=processes,
-            until=mode,
+            until=until.value,
             closer=closer,
             settings=settings,
         )
         raise typer.Exit(code=code)
-    if closer is not None and index == closer:
-        mode = "done"
+    mode = worker_until(until.value, index=index, closer=closer)
     report = run_worker(study_spec, settings, index=index, until=mode)
     left = "; nothing left for it to start" if report.outcome == "idle" else ""
     err.print(

@@ -42,6 +42,8 @@ _WHERE = {
     "run_study": "local",
     "run_worker": "worker",
     "summarize_storage": "read",
+    "worker_index": "pod",
+    "worker_until": "pod",
 }
 
 __all__ = sorted(_WHERE)
@@ -64,6 +66,12 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.pod import (
         run_pod as run_pod,
+    )
+    from finscale.hpo.pod import (
+        worker_index as worker_index,
+    )
+    from finscale.hpo.pod import (
+        worker_until as worker_until,
     )
     from finscale.hpo.read import (
         StoredStudy as StoredStudy,
