@@ -249,3 +249,39 @@ def test_readers_of_a_missing_storage_say_so_and_create_nothing(
     code, _, err = run(["train", "--trial", "0"], capsys)
     assert code == 2 and "does not exist" in err
     assert not storage.parent.exists()
+
+
+def test_the_choices_of_the_options_are_the_librarys() -> None:
+    import inspect
+    from typing import get_args, get_type_hints
+
+    from finscale.cli.choices import DatasetKind, Device, PriceTarget, Source, Until
+    from finscale.data.inputs import SourceKind
+    from finscale.data.labels import Target
+    from finscale.hpo.worker import run_worker
+    from finscale.settings import Settings
+    from finscale.tiers import DATASETS
+
+    assert inspect.signature(run_worker).parameters["until"].default == "done"
+    assert [c.value for c in Until] == list(get_args(get_type_hints(run_worker)["until"]))
+    assert [c.value for c in Device] == list(get_args(Settings.model_fields["device"].annotation))
+    assert [c.value for c in Source] == list(get_args(SourceKind))
+    assert [c.value for c in PriceTarget] == list(get_args(Target))
+    assert [c.value for c in DatasetKind] == list(DATASETS)
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["worker", "spec.yaml", "--until", "never"], ("done", "idle")),
+        (["train", "--device", "tpu"], ("auto", "cpu", "cuda")),
+        (["data", "build", "--source", "web"], ("sample", "csv", "yfinance")),
+        (["data", "summary", "--target", "low"], ("close", "high")),
+    ],
+)
+def test_a_value_not_among_the_choices_is_a_usage_error_naming_them(
+    args: list[str], choices: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert all(f"'{choice}'" in err for choice in choices), err

@@ -8,7 +8,7 @@ import sys
 
 from rich.text import Text
 
-from finscale.cli.common import _State, app, err
+from finscale.cli.common import _State, app, err, size_consoles
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import report_command, status_command
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     that is a folder) is bad input too: one line and exit 2.
     """
     state: _State | None = None
+    size_consoles()
     try:
         state = _State(settings=load_settings())
         app(args=argv, prog_name="finscale", obj=state)

@@ -4,7 +4,9 @@ marks of a passed or failed check, plain printing, and the choice of studies."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from finscale.errors import SpecError
 from finscale.settings import RENAMED, Settings, unknown_variables
 
 app = typer.Typer(
@@ -23,11 +26,29 @@ app = typer.Typer(
 )
 
 
-# Piped output (CI logs, files) is not wrapped at 80 columns. No markup: paths, values and
-# messages print as they are (`[bold]` in a file name stays `[bold]`); styles are explicit.
-_WIDE = 200
-out = Console(width=None if sys.stdout.isatty() else _WIDE, markup=False)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else _WIDE, markup=False)
+# No markup: paths, values and messages print as they are (`[bold]` in a file name stays
+# `[bold]`); styles are explicit. `size_consoles` fits them to where their output goes.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+# The width of tables written to a file or a pipe when COLUMNS does not say.
+FILE_WIDTH = 100
+
+
+def output_width(environ: Mapping[str, str]) -> int:
+    """The width of output that is not a terminal: COLUMNS when set, else FILE_WIDTH."""
+    columns = environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else FILE_WIDTH
+
+
+def size_consoles() -> None:
+    """A terminal's output follows the terminal. Output to a file or a pipe (CI logs) draws
+    tables at `output_width` and never wraps lines of text."""
+    for console in (out, err):
+        if not console.is_terminal:
+            console.width = output_width(os.environ)
+            console.soft_wrap = True
+
+
 log = logging.getLogger("finscale")
 
 
@@ -76,25 +97,16 @@ def _root(
             log.warning("%s is set but no finscale setting reads it (a typo?)", name)
 
 
-def _choice(value: str, allowed: tuple[str, ...], hint: str) -> Any:
-    """`value` if it is one of `allowed` (typed as the Literal the callee expects)."""
-    if value not in allowed:
-        raise typer.BadParameter(f"{value!r}; expected {' or '.join(allowed)}", param_hint=hint)
-    return value
-
-
 def _say(text: str) -> None:
     """Print text as it is: no markup, no highlighting."""
     out.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _select(specs: list[Any], names: list[str] | None) -> list[Any]:
-    """The studies named (all when none), or a usage error listing the studies."""
-    if not names:
-        return specs
-    unknown = sorted(set(names) - {s.name for s in specs})
-    if unknown:
-        raise typer.BadParameter(
-            f"no study {unknown[0]!r}; studies: {[s.name for s in specs]}", param_hint="--study"
-        )
-    return [s for s in specs if s.name in names]
+    """The studies named (all when none), or a usage error of --study listing the studies."""
+    from finscale.spec import select_studies
+
+    try:
+        return select_studies(specs, names)
+    except SpecError as e:
+        raise typer.BadParameter(str(e), param_hint="--study") from None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from finscale import defaults
+from finscale.cli import views
+from finscale.cli.choices import DatasetKind, PriceTarget, Source
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -20,21 +20,17 @@ from finscale.cli.common import (
     out,
 )
 from finscale.errors import ExitCode
-from finscale.tiers import DATASETS, input_names
+from finscale.tiers import input_names
 
 data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
-
-
-# The dataset kinds of the table, as an enum so that `--help` lists them.
-DatasetKindChoice = StrEnum("DatasetKindChoice", {k: k for k in DATASETS})  # type: ignore[misc]
 
 
 @data_app.command("build")
 def data_build(
     ctx: typer.Context,
     source: Annotated[
-        str, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
-    ] = "sample",
+        Source, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
+    ] = Source.sample,
     ticker: Annotated[
         str | None,
         typer.Option(
@@ -45,7 +41,7 @@ def data_build(
         Path | None, typer.Option(help="CSV of daily bars (Date, Open, High, Low, Close, Volume).")
     ] = None,
     kind: Annotated[
-        list[DatasetKindChoice] | None,
+        list[DatasetKind] | None,
         typer.Option(
             "--kind",
             help="Dataset kind to build (repeatable; default: every kind the source can feed).",
@@ -88,10 +84,6 @@ def data_build(
     from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
 
     settings = _state(ctx).settings
-    if source not in ("sample", "csv", "yfinance"):
-        raise typer.BadParameter(
-            f"{source!r}; expected sample, csv or yfinance", param_hint="--source"
-        )
     bounds = Plausibility(
         max_jump=max_jump,
         max_day_range=max_day_range,
@@ -101,16 +93,16 @@ def data_build(
     input_files = parse_input_csv(input_csv or [])
     kinds = None if kind is None else [str(k.value) for k in kind]
     if if_missing:
-        from finscale.data import dataset_names, read_manifest, verify_manifest
+        from finscale.data import already_built
 
-        wanted = dataset_names(source, ticker, kinds=kinds, input_csv=input_files)
-        manifest = read_manifest(settings.data_dir)
-        have = [n for n in wanted if manifest.latest(n) is not None]
-        if len(have) == len(wanted) and not verify_manifest(settings.data_dir):
-            _say(f"{', '.join(wanted)}: already built in {settings.data_dir}; nothing to do")
+        built = already_built(
+            settings.data_dir, source.value, ticker, kinds=kinds, input_csv=input_files
+        )
+        if built is not None:
+            _say(f"{', '.join(built)}: already built in {settings.data_dir}; nothing to do")
             return
     inputs = load_inputs(
-        source,  # type: ignore[arg-type]
+        source.value,
         ticker=ticker,
         csv_path=csv,
         kinds=kinds,
@@ -118,23 +110,8 @@ def data_build(
         sample_dir=settings.sample_dir,
         bounds=bounds,
     )
-    built = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
-    table = Table(title=f"Built in {settings.data_dir}", title_justify="left")
-    for column in ("name", "rows", "first", "last", "columns", "sha256", ""):
-        table.add_column(column)
-    for b in built:
-        e = b.entry
-        status = "unchanged" if b.unchanged else "new"
-        table.add_row(
-            e.name,
-            str(e.rows),
-            str(e.start),
-            str(e.end),
-            str(len(e.columns)),
-            e.sha256[:12],
-            status,
-        )
-    out.print(table)
+    made = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
+    views.show(out, views.built_table(made, settings.data_dir, width=out.width))
 
 
 @data_app.command("verify")
@@ -174,14 +151,8 @@ def data_list(ctx: typer.Context) -> None:
 
     data_dir = _state(ctx).settings.data_dir
     manifest = read_manifest(data_dir)
-    table = Table(title=f"{data_dir / 'manifest.json'}", title_justify="left")
-    for column in ("name", "kind", "rows", "first", "last", "sha256", "path"):
-        table.add_column(column)
-    for name in manifest.names():
-        e = manifest.latest(name)
-        assert e is not None
-        table.add_row(e.name, e.kind, str(e.rows), str(e.start), str(e.end), e.sha256[:12], e.path)
-    out.print(table)
+    entries = [e for e in map(manifest.latest, manifest.names()) if e is not None]
+    views.show(out, views.manifest_table(entries, data_dir / "manifest.json", width=out.width))
 
 
 @data_app.command("summary")
@@ -198,15 +169,13 @@ def data_summary(
         float, typer.Option(help="Rise that makes a positive label.")
     ] = defaults.THRESHOLD,
     target: Annotated[
-        str, typer.Option(help="close or high: which future price must rise.")
-    ] = "close",
+        PriceTarget, typer.Option(help="close or high: which future price must rise.")
+    ] = PriceTarget.close,
 ) -> None:
     """Windows per split (chronological and chunks) and positive rates of each dataset."""
     from finscale.data import load_dataset, read_manifest, summarize_splits
 
     data_dir = _state(ctx).settings.data_dir
-    if target not in ("close", "high"):
-        raise typer.BadParameter(f"{target!r}; expected close or high", param_hint="--target")
     try:
         hs = tuple(int(h) for h in horizons.split(","))
     except ValueError:
@@ -214,7 +183,7 @@ def data_summary(
             f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons"
         ) from None
     manifest = read_manifest(data_dir)
-    chosen = names or [n for n in manifest.names() if ".dataset." in n]
+    chosen = names or manifest.datasets()
     if not chosen:
         err.print(f"no datasets in {data_dir}; run `finscale data build` first")
         raise typer.Exit(code=ExitCode.BAD_INPUT)
@@ -235,17 +204,9 @@ def data_summary(
             context_length=context_length,
             horizons=hs,
             threshold=threshold,
-            target=target,  # type: ignore[arg-type]
+            target=target.value,
         )
-        table = Table(title_justify="left")
-        for column in ("split mode", "h", "train", "val", "test", "positive rate t/v/t", "note"):
-            table.add_column(column)
-        for r in rows:
-            rate = "/".join(f"{r.positive_rate[k]:.2f}" for k in ("train", "val", "test"))
-            table.add_row(
-                r.mode, str(r.horizon), str(r.train), str(r.val), str(r.test), rate, r.problem or ""
-            )
-        out.print(table)
+        views.show(out, views.splits_table(rows, width=out.width))
         for mode in ("chronological", "chunks"):
             settings = next(r.settings for r in rows if r.mode == mode)
             out.print(f"  {mode}: {settings}; context {context_length}", highlight=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from finscale.cli import views
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -43,14 +43,7 @@ def grid_command(
     title = (
         f"{budget_label(count)}: {len(grid)} architectures ({features} features, ±{tolerance:.0%})"
     )
-    table = Table(title=title, title_justify="left")
-    for column in ("id", "d_model", "n_layers", "n_heads", "d_ff", "param_count"):
-        table.add_column(column, justify="left" if column == "id" else "right")
-    for a in grid:
-        table.add_row(
-            a.id, str(a.d_model), str(a.n_layers), str(a.n_heads), str(a.d_ff), f"{a.param_count:,}"
-        )
-    out.print(table)
+    views.show(out, views.grid_table(grid, title=title, width=out.width))
 
 
 def render_command(

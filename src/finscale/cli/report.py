@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from finscale.cli import views
 from finscale.cli.common import (
     _say,
     _state,
@@ -30,27 +30,9 @@ def status_command(
     if not summaries:
         out.print(f"no studies in {display_url(settings.storage_url)}", highlight=False)
         return
-    table = Table(title=f"Studies in {display_url(settings.storage_url)}", title_justify="left")
-    for column in (
-        "study",
-        "finished",
-        "COMPLETE",
-        "PRUNED",
-        "FAIL",
-        "RUNNING",
-        "WAITING",
-        "best",
-        "best arch",
-    ):
-        table.add_column(column)
-    for s in summaries:
-        budget = f"{s.finished}/{s.n_trials}" if s.n_trials else str(s.finished)
-        counts = [
-            str(s.states.get(k, 0)) for k in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-        ]
-        best = "—" if s.best_value is None else f"{s.best_value:.4f} (#{s.best_trial})"
-        table.add_row(s.name, budget, *counts, best, s.best_arch or "—")
-    out.print(table)
+    views.show(
+        out, views.status_table(summaries, display_url(settings.storage_url), width=out.width)
+    )
 
 
 def report_command(
@@ -83,7 +65,7 @@ def report_command(
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
     from finscale.hpo import display_url, open_for_reading, read_studies
     from finscale.report import write_report
-    from finscale.report.summary import alpha_interval
+    from finscale.report.lines import answer_lines, closing_lines
     from finscale.spec import load_studies
 
     if (top_k is not None and top_k < 1) or resamples < 1:
@@ -104,29 +86,5 @@ def report_command(
         seed=seed,
         plots=plots,
     )
-    finals = {f.horizon: f for f in report.finals}
-    for a in report.scaling:
-        final = finals.get(a.horizon)
-        if final is not None and final.fit is not None:
-            _say(f"horizon {a.horizon}, test: {final.fit.sentence}")
-        if a.scaling is None:
-            _say(f"horizon {a.horizon}: no fit ({a.note})")
-        else:
-            _say(f"horizon {a.horizon}, validation: {a.scaling.sentence}")
-            e = a.scaling.exponent
-            if e is not None:
-                ci = f", 95 % interval {alpha_interval(e)}" if e.n_resamples else ""
-                _say(f"horizon {a.horizon}: exponent of the reducible loss α = {e.alpha:.3f}{ci}")
-    for f in report.flags:
-        if f.sentences():
-            _say(f"caution: {f.study}: {'; '.join(f.sentences())}")
-    unfinished = [r.name for r in report.studies if not r.done]
-    if unfinished:
-        out.print(f"partial: {', '.join(unfinished)} not finished", highlight=False)
-    if report.missing:
-        out.print(f"partial: {', '.join(report.missing)} not started", highlight=False)
-    out.print(
-        f"report of {len(report.studies)} {'study' if len(report.studies) == 1 else 'studies'} "
-        f"in {target}: {report.summary.name} and {len(report.files) - 1} more files",
-        highlight=False,
-    )
+    for line in [*answer_lines(report), *closing_lines(report, target)]:
+        _say(line)

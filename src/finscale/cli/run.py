@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from finscale.cli import views
+from finscale.cli.choices import Device, Until
 from finscale.cli.common import (
-    _choice,
     _say,
     _select,
     _state,
     err,
     out,
 )
-from finscale.errors import SpecError
 from finscale.settings import Settings
 
 
@@ -45,7 +45,7 @@ def train_command(
         ),
     ] = None,
     device: Annotated[
-        str | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
+        Device | None, typer.Option(help="cpu, cuda or auto (default: FINSCALE_DEVICE).")
     ] = None,
     seed: Annotated[
         int | None,
@@ -59,24 +59,16 @@ def train_command(
     sample dataset; --set changes them. Training parameters take the spec's fixed or middle
     values, a stored trial's values with --trial, then those set with --set.
     """
-    from finscale.spec import load_study, parse_assignments
+    from finscale.spec import load_study, train_changes
 
     settings = _state(ctx).settings
     if device is not None:
-        settings = settings.model_copy(
-            update={"device": _choice(device, ("auto", "cpu", "cuda"), "--device")}
-        )
+        settings = settings.model_copy(update={"device": device.value})
     # The spec is read before torch is imported: a typo costs a second, not several.
     base = load_study(spec, study) if spec is not None else None
+    changes = train_changes(assignments or [], dataset=dataset, horizon=horizon, epochs=epochs)
     from finscale.hpo import default_spec, plan_training
 
-    changes = parse_assignments(assignments or [])
-    if dataset is not None:
-        changes.setdefault("data", {})["dataset"] = dataset
-    if horizon is not None:
-        changes["horizon"] = horizon
-    if epochs is not None:
-        changes.setdefault("training", {})["epochs"] = epochs
     plan = plan_training(
         base if base is not None else default_spec(),
         settings=settings,
@@ -100,18 +92,17 @@ def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
     )
     _say(f"{plan.arch} on {spec.data.dataset}, horizon {spec.horizon} ({plan.source})")
     _say(f"  {shown}; seed {plan.seed}")
-    columns = ("epoch", "train_loss", "val_bce", "val_auc", "val_accuracy", "val_pred_std", "lr")
-    table = Table(*columns, title_justify="left")
+    epochs: list[tuple[int, dict[str, float]]] = []
     bar = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*bar, console=err, transient=True) as progress:
         task = progress.add_task("epochs", total=int(plan.params["epochs"]))
 
         def on_epoch(number: int, values: dict[str, float]) -> None:
-            table.add_row(str(number), *(f"{values[c]:.4g}" for c in columns[1:]))
+            epochs.append((number, values))
             progress.update(task, advance=1)
 
         run = retrain(plan, settings=settings, on_epoch=on_epoch, evaluate_test=test)
-    out.print(table)
+    views.show(out, views.epochs_table(epochs, width=out.width))
     r, counts, rates = run.result, run.windows, run.base_rate
     _say(
         f"{run.arch.id}: {run.arch.param_count:,} parameters; windows: train {counts['train']}, "
@@ -146,12 +137,12 @@ def worker_command(
         typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
     ] = None,
     until: Annotated[
-        str,
+        Until,
         typer.Option(
             help="done: stay until no trial of the study runs; idle: leave as soon as nothing "
             "is left to start."
         ),
-    ] = "done",
+    ] = Until.done,
     closer: Annotated[
         int | None,
         typer.Option(min=0, help="The worker index that stays until the study is done."),
@@ -165,35 +156,26 @@ def worker_command(
     bad data, a storage that refuses (authentication, no such database) or a study whose every
     trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
     running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
-    import os
-
+    from finscale.hpo import worker_index, worker_until  # the pod module: no torch, no optuna
     from finscale.spec import load_study
 
     settings = _state(ctx).settings
-    mode = _choice(until, ("done", "idle"), "--until")
-    if index is None:
-        given = os.environ.get("JOB_COMPLETION_INDEX", "0")
-        if not given.isdigit():
-            raise SpecError(f"JOB_COMPLETION_INDEX={given!r}: expected an index 0, 1, 2, …")
-        index = int(given)
+    index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
-    from finscale.hpo import run_worker
+    from finscale.hpo import run_pod, run_worker
 
     if processes > 1:
-        from finscale.hpo import run_pod
-
         code = run_pod(
             spec,
             study_spec.name,
             index=index,
             processes=processes,
-            until=mode,
+            until=until.value,
             closer=closer,
             settings=settings,
         )
         raise typer.Exit(code=code)
-    if closer is not None and index == closer:
-        mode = "done"
+    mode = worker_until(until.value, index=index, closer=closer)
     report = run_worker(study_spec, settings, index=index, until=mode)
     left = "; nothing left for it to start" if report.outcome == "idle" else ""
     err.print(
@@ -220,7 +202,7 @@ def run_command(
 
     settings = _state(ctx).settings
     specs = _select(load_studies(spec), study)  # before torch is imported
-    from finscale.hpo import display_url, results_table, run_study
+    from finscale.hpo import display_url, run_study
 
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
@@ -229,11 +211,12 @@ def run_command(
             s,
             workers=s.workers if workers is None else workers,
             settings=settings,
-            console=out,
+            display=views.LiveProgress(out),
         )
         for s in specs
     ]
-    out.print(results_table(specs, summaries))
+    metrics = [s.objective.metric for s in specs]
+    views.show(out, views.results_table(summaries, metrics, width=out.width))
 
 
 def evaluate_command(
@@ -271,13 +254,5 @@ def evaluate_command(
         result = evaluate_study(
             s, settings, top_k=top_k, seeds=seeds, refit=refit, force=force, on_run=on_run
         )
-        table = Table(title=f"{s.name}: test evaluation", title_justify="left")
-        for column in ("trial", "arch", "seed", "best epoch", "val bce", "test bce", "test auc"):
-            table.add_column(column)
-        for run in result.runs:
-            table.add_row(
-                str(run.trial), run.arch, str(run.seed_index), f"{run.best_epoch}/{run.epochs_run}",
-                f"{run.val['bce']:.4f}", f"{run.test['bce']:.4f}", f"{run.test['auc']:.4f}",
-            )  # fmt: skip
-        out.print(table)
+        views.show(out, views.evaluation_table(s.name, result.runs, width=out.width))
         _say(f"{s.name}: {len(result.runs)} runs ({result.trained} trained now)")

@@ -6,7 +6,7 @@ modules' other names are for this package and its tests.
 
 from finscale.data.build import build_datasets
 from finscale.data.dataset import Dataset, load_dataset, wait_for_dataset
-from finscale.data.inputs import dataset_names, load_inputs, parse_input_csv
+from finscale.data.inputs import already_built, dataset_names, load_inputs, parse_input_csv
 from finscale.data.manifest import read_manifest, verify_manifest
 from finscale.data.prepare import Prepared, SplitSettings, prepare
 from finscale.data.sources import Plausibility
@@ -17,6 +17,7 @@ __all__ = [
     "Plausibility",
     "Prepared",
     "SplitSettings",
+    "already_built",
     "build_datasets",
     "dataset_names",
     "load_dataset",

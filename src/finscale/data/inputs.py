@@ -19,7 +19,7 @@ from typing import Literal
 import pandas as pd
 
 from finscale.data import sources
-from finscale.data.manifest import InputRef, sha256_file
+from finscale.data.manifest import InputRef, read_manifest, sha256_file, verify_manifest
 from finscale.errors import DataError
 from finscale.tiers import DATASETS, INPUTS
 
@@ -220,3 +220,21 @@ def load_inputs(
         ref = _frame_ref(aux_symbol, aux_bars, f"yfinance:{aux_symbol}@{stamp}")
         aux[i] = Series(INPUTS[i].label, aux_bars, ref)
     return Inputs(equity, aux, chosen)
+
+
+def already_built(
+    data_dir: Path,
+    source: str,
+    ticker: str | None,
+    *,
+    kinds: Sequence[str] | None = None,
+    input_csv: Mapping[str, Path] | None = None,
+) -> list[str] | None:
+    """`finscale data build --if-missing`: the names of the datasets this build would make
+    when every one is in the manifest and every file the manifest lists matches its sha256
+    (nothing to do); None when the build must run."""
+    wanted = dataset_names(source, ticker, kinds=kinds, input_csv=input_csv)
+    manifest = read_manifest(data_dir)
+    if all(manifest.latest(n) is not None for n in wanted) and not verify_manifest(data_dir):
+        return wanted
+    return None

@@ -101,6 +101,11 @@ class Manifest(BaseModel):
         """Every name, in order of first appearance."""
         return list(dict.fromkeys(entry.name for entry in self.entries))
 
+    def datasets(self) -> list[str]:
+        """The names of the datasets (`TICKER.dataset.KIND`), not of the series they are built
+        from, in order of first appearance."""
+        return [n for n in self.names() if ".dataset." in n]
+
 
 def make_data_dir(path: Path) -> None:
     """Create a data folder (and its missing parents) that every user can read; folders that

@@ -27,12 +27,13 @@ _WHERE = {
     "open_for_reading": "storage",
     "plan_training": "train_one",
     "read_studies": "read",
-    "results_table": "local",
     "retrain": "train_one",
     "run_pod": "pod",
     "run_study": "local",
     "run_worker": "worker",
     "summarize_storage": "read",
+    "worker_index": "pod",
+    "worker_until": "pod",
 }
 
 __all__ = sorted(_WHERE)
@@ -48,13 +49,16 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
         fit_trial as fit_trial,
     )
     from finscale.hpo.local import (
-        results_table as results_table,
-    )
-    from finscale.hpo.local import (
         run_study as run_study,
     )
     from finscale.hpo.pod import (
         run_pod as run_pod,
+    )
+    from finscale.hpo.pod import (
+        worker_index as worker_index,
+    )
+    from finscale.hpo.pod import (
+        worker_until as worker_until,
     )
     from finscale.hpo.read import (
         read_studies as read_studies,

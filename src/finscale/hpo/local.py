@@ -14,12 +14,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
-
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from typing import Protocol, TypeVar
 
 from finscale.errors import (
     ExitCode,
@@ -48,45 +45,31 @@ T = TypeVar("T")
 _PROGRESS_DEADLINE_S = 5.0
 
 
-def _progress(spec: StudySpec, summary: StudySummary | None, workers: list[WorkerProcess]) -> Table:
-    alive = sum(w.process.poll() is None for w in workers)
-    if summary is None:
-        title = f"{spec.name}: storage unreachable; the workers retry"
-        table = Table(title=title, title_justify="left")
-        table.add_column("workers")
-        table.add_row(f"{alive}/{len(workers)} alive")
-        return table
-    table = Table(
-        title=f"{spec.name}: {spec.budget} parameters, horizon {spec.horizon}", title_justify="left"
-    )
-    for column in (
-        "finished",
-        "running",
-        "waiting",
-        "complete",
-        "pruned",
-        "failed",
-        f"best {spec.objective.metric}",
-        "best arch",
-        "workers",
-    ):
-        table.add_column(column)
-    s = summary.states
-    best = (
-        "—" if summary.best_value is None else f"{summary.best_value:.4f} (#{summary.best_trial})"
-    )
-    table.add_row(
-        f"{summary.finished}/{spec.n_trials}",
-        str(s.get("RUNNING", 0)),
-        str(s.get("WAITING", 0)),
-        str(s.get("COMPLETE", 0)),
-        str(s.get("PRUNED", 0)),
-        str(s.get("FAIL", 0)),
-        best,
-        summary.best_arch or "—",
-        f"{alive}/{len(workers)} alive",
-    )
-    return table
+@dataclass(frozen=True)
+class RunProgress:
+    """One look at a running study: its summary (None while the storage does not answer) and
+    how many of its workers are alive."""
+
+    spec: StudySpec
+    summary: StudySummary | None
+    alive: int
+    workers: int
+
+
+class RunDisplay(Protocol):
+    """Where `run_study` reports: the caller draws."""
+
+    def started(self, text: str) -> None:
+        """The workers started (`text` says how many and where their logs are)."""
+
+    def progress(self, progress: RunProgress) -> None:
+        """A new look at the study, twice a second while it runs."""
+
+    def stopped(self) -> None:
+        """The workers are gone (also when they never started)."""
+
+    def warn(self, text: str) -> None:
+        """Something the caller should know that does not fail the run."""
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -125,9 +108,10 @@ def run_study(
     *,
     workers: int,
     settings: Settings,
-    console: Console,
+    display: RunDisplay,
 ) -> StudySummary:
-    """Set up one study, run `workers` worker processes on it, and show progress until done.
+    """Set up one study, run `workers` worker processes on it, and report its progress to
+    `display` until done.
 
     The workers are supervised: this function neither returns nor raises while one lives. On
     a signal, or on any error of this process, they are sent SIGTERM first (they hand their
@@ -150,35 +134,33 @@ def run_study(
     procs: list[WorkerProcess] = []
     try:
         _start_workers(procs, spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
-        console.print(
-            f"{spec.name}: {workers} workers, logs in {log_dir}", markup=False, highlight=False
-        )
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            while True:
-                summary: StudySummary | None
-                try:
-                    summary = with_retries(
-                        lambda: summarize(joined.study),
-                        what="reading progress",
-                        url=settings.storage_url,
-                        deadline_s=min(_PROGRESS_DEADLINE_S, settings.storage_deadline_s),
-                    )
-                except StorageUnavailableError:
-                    summary = None
-                live.update(_progress(spec, summary, procs))
-                if stop.received:
-                    raise Interrupted(
-                        f"{stop.received} received; running trials of {spec.name} were handed "
-                        "back to the queue"
-                    )
-                if all(w.process.poll() is not None for w in procs):
-                    break
-                time.sleep(0.5)
+        display.started(f"{spec.name}: {workers} workers, logs in {log_dir}")
+        while True:
+            summary: StudySummary | None
+            try:
+                summary = with_retries(
+                    lambda: summarize(joined.study),
+                    what="reading progress",
+                    url=settings.storage_url,
+                    deadline_s=min(_PROGRESS_DEADLINE_S, settings.storage_deadline_s),
+                )
+            except StorageUnavailableError:
+                summary = None
+            alive = sum(w.process.poll() is None for w in procs)
+            display.progress(RunProgress(spec, summary, alive, len(procs)))
+            if stop.received:
+                raise Interrupted(
+                    f"{stop.received} received; running trials of {spec.name} were handed "
+                    "back to the queue"
+                )
+            if all(w.process.poll() is not None for w in procs):
+                break
+            time.sleep(0.5)
     finally:
         stop_workers(procs, timeout_s=settings.storage_deadline_s + STOP_MARGIN_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        console.print()
+        display.stopped()
 
     def read(what: str, call: Callable[[], T]) -> T:
         return with_retries(
@@ -199,39 +181,5 @@ def run_study(
         if code == ExitCode.BAD_INPUT or not done:
             passed_on = code in (ExitCode.BAD_INPUT, ExitCode.STORAGE_UNAVAILABLE)
             raise WorkerFailedError(message, exit_code=code if passed_on else ExitCode.ERROR)
-        console.print(f"warning: {message}\n(the other workers finished the study)", markup=False)
+        display.warn(f"{message}\n(the other workers finished the study)")
     return read("reading the results", lambda: summarize(joined.study))
-
-
-def results_table(specs: list[StudySpec], summaries: list[StudySummary]) -> Table:
-    """One row per study: budget progress, outcome counts and the best trial."""
-    table = Table(title="Results", title_justify="left")
-    for column in (
-        "study",
-        "finished",
-        "complete",
-        "pruned",
-        "failed",
-        "metric",
-        "best",
-        "best arch",
-        "best params",
-    ):
-        table.add_column(column)
-    for spec, s in zip(specs, summaries, strict=True):
-        params = {k: v for k, v in s.best_params.items() if k != "arch"}
-        shown = ", ".join(
-            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-        )
-        table.add_row(
-            s.name,
-            f"{s.finished}/{s.n_trials}",
-            str(s.states.get("COMPLETE", 0)),
-            str(s.states.get("PRUNED", 0)),
-            str(s.states.get("FAIL", 0)),
-            spec.objective.metric,
-            "—" if s.best_value is None else f"{s.best_value:.4f}",
-            s.best_arch or "—",
-            shown or "—",
-        )
-    return table

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from finscale.errors import ExitCode, SpecError
 from finscale.hpo.processes import (
@@ -24,6 +26,30 @@ from finscale.settings import Settings
 # (never retried), an unreachable storage is retried, a signal hands trials back.
 _POD_CODES = (ExitCode.BAD_INPUT, ExitCode.STORAGE_UNAVAILABLE, ExitCode.INTERRUPTED)
 
+# done: stay until no trial of the study runs; idle: leave when nothing is left to start.
+Until = Literal["done", "idle"]
+
+
+def worker_index(given: int | None, environ: Mapping[str, str]) -> int:
+    """A worker's index: `--index` when given, else the Job's `JOB_COMPLETION_INDEX` (an
+    Indexed Job gives each pod its own), else 0.
+
+    Raises:
+        SpecError: JOB_COMPLETION_INDEX is not a whole number.
+    """
+    if given is not None:
+        return given
+    value = environ.get("JOB_COMPLETION_INDEX", "0")
+    if not value.isdigit():
+        raise SpecError(f"JOB_COMPLETION_INDEX={value!r}: expected an index 0, 1, 2, …")
+    return int(value)
+
+
+def worker_until(until: Until, *, index: int, closer: int | None) -> Until:
+    """When a worker leaves: the closer (the worker whose index is `closer`) stays until the
+    study is done, whatever `until` says, so that one worker always sees the study end."""
+    return "done" if closer is not None and index == closer else until
+
 
 def run_pod(
     spec_path: Path,
@@ -31,7 +57,7 @@ def run_pod(
     *,
     index: int,
     processes: int,
-    until: str,
+    until: Until,
     closer: int | None,
     settings: Settings,
 ) -> int:

@@ -18,8 +18,8 @@ This package imports no torch, optuna or kubernetes.
 from finscale.spec.base import NAME_LIMIT
 from finscale.spec.distributions import Categorical, Distribution, IntRange, LogUniform, Uniform
 from finscale.spec.experiment import ExperimentSpec
-from finscale.spec.loading import load_spec, load_studies, load_study
-from finscale.spec.overrides import parse_assignments
+from finscale.spec.loading import load_spec, load_studies, load_study, select_studies
+from finscale.spec.overrides import parse_assignments, train_changes
 from finscale.spec.resources import Quantity, ResourcesSpec, Toleration
 from finscale.spec.sections import (
     ArchitectureSpec,
@@ -64,4 +64,6 @@ __all__ = [
     "load_studies",
     "load_study",
     "parse_assignments",
+    "select_studies",
+    "train_changes",
 ]

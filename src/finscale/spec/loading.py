@@ -72,3 +72,17 @@ def load_study(path: Path, name: str | None = None) -> StudySpec:
             f"{path}: experiment {spec.name} has {len(studies)} studies; name one with --study"
         )
     return spec.study(name)
+
+
+def select_studies(studies: list[StudySpec], names: list[str] | None) -> list[StudySpec]:
+    """The studies named (all when none), in the spec's order.
+
+    Raises:
+        SpecError: a name that is none of the studies (the message lists them).
+    """
+    if not names:
+        return studies
+    unknown = sorted(set(names) - {s.name for s in studies})
+    if unknown:
+        raise SpecError(f"no study {unknown[0]!r}; studies: {[s.name for s in studies]}")
+    return [s for s in studies if s.name in names]

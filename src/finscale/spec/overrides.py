@@ -35,3 +35,26 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
                 raise SpecError(f"--set {text!r}: {key} is set both as a value and as a section")
         node[keys[-1]] = value
     return changes
+
+
+def train_changes(
+    assignments: list[str],
+    *,
+    dataset: str | None = None,
+    horizon: int | None = None,
+    epochs: int | None = None,
+) -> dict[str, Any]:
+    """`finscale train`'s changes to its spec: the `--set` assignments, then its shorthands
+    `--dataset`, `--horizon` and `--epochs`, which win over an assignment of the same field.
+
+    Raises:
+        SpecError: see `parse_assignments`.
+    """
+    changes = parse_assignments(assignments)
+    if dataset is not None:
+        changes.setdefault("data", {})["dataset"] = dataset
+    if horizon is not None:
+        changes["horizon"] = horizon
+    if epochs is not None:
+        changes.setdefault("training", {})["epochs"] = epochs
+    return changes

@@ -1,0 +1,44 @@
+"""The choices of the options, as enums so that `--help` lists them and click refuses any
+other value (exit 2). Each mirrors a Literal of the library (tests/unit/test_views.py checks
+that they agree); the Literals are not imported here, since their modules load pandas or optuna.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from finscale.tiers import DATASETS
+
+
+class Device(StrEnum):
+    """Where training runs: `Settings.device`."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Until(StrEnum):
+    """When a worker leaves: `run_worker`'s `until`."""
+
+    done = "done"
+    idle = "idle"
+
+
+class Source(StrEnum):
+    """Where the bars come from: `finscale.data.inputs.SourceKind`."""
+
+    sample = "sample"
+    csv = "csv"
+    yfinance = "yfinance"
+
+
+class PriceTarget(StrEnum):
+    """Which future price must rise: `finscale.data.labels.Target`."""
+
+    close = "close"
+    high = "high"
+
+
+# The dataset kinds of the table.
+DatasetKind = StrEnum("DatasetKind", {k: k for k in DATASETS})  # type: ignore[misc]
