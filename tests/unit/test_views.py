@@ -75,7 +75,7 @@ def test_data_build_and_list_fit_80_columns(
 
 def _storage(path: Path, names: list[str]) -> str:
     """A SQLite storage holding studies of those names, each with a best trial."""
-    from finscale.hpo import ATTR_N_TRIALS
+    from finscale.records import ATTR_N_TRIALS
 
     url = f"sqlite:///{path}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
