@@ -12,15 +12,18 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from finscale.data import Dataset, Prepared, SplitSettings, load_dataset, prepare
 from finscale.errors import SpecError
-from finscale.model import Arch, ArchSpace, PatchTSTConfig, build_grid
+from finscale.model import Arch, ArchSpace, build_grid
 from finscale.spec import PARAMS_BY_NAME, TRAINING_PARAMS, StudySpec
 from finscale.train import TrainConfig, TrainingData
+
+if TYPE_CHECKING:  # torch loads with the model, after a worker's first reservation
+    import torch
+
+    from finscale.model import PatchTSTConfig
 
 Precision = Literal["fp32", "bf16"]
 
@@ -159,6 +162,8 @@ def model_config(
 ) -> PatchTSTConfig:
     """The model of an architecture, with the spec's fixed settings and the trial's
     model-side training parameters (dropout)."""
+    from finscale.model import PatchTSTConfig  # torch, only where a model is built
+
     sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.config == "model"}
     return PatchTSTConfig(
         num_features=num_features,

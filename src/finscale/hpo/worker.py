@@ -36,19 +36,18 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data import Prepared
 from finscale.errors import (
     DataError,
     FinscaleError,
     Interrupted,
     StorageUnavailableError,
     StudyFailedError,
+    TrialFailedError,
 )
 from finscale.hpo import storage, trial_budget
 from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
 from finscale.hpo.inputs import StudyData, load_study_data, study_grid
-from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
 from finscale.hpo.study import (
     create_or_load_study,
     ensure_study_records,
@@ -59,10 +58,11 @@ from finscale.hpo.study import (
 from finscale.model import Arch, extreme_archs
 from finscale.settings import Settings
 from finscale.spec import StudySpec
-from finscale.train import resolve_device
 
 if TYPE_CHECKING:
     import torch
+
+    from finscale.data import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def run_worker(
     events: TextIO | None = None,
     install_signal_handlers: bool = True,
     until: Literal["done", "idle"] = "done",
-    make_objective: ObjectiveFactory = ArchitecturalObjective,
+    make_objective: ObjectiveFactory | None = None,
 ) -> WorkerReport:
     """Run trials of `spec`'s study until its global budget is spent.
 
@@ -303,7 +303,9 @@ def run_worker(
         events: where the JSON event lines go (standard output by default).
         install_signal_handlers: hand the running trial back on SIGTERM/SIGINT.
         until: "done" or "idle", see above.
-        make_objective: builds the objective the trials run (training, by default).
+        make_objective: builds the objective the trials run (`ArchitecturalObjective`, which
+            trains, by default). It is built after the first reservation, so that torch loads
+            while the worker already holds a trial; a failure hands that trial back.
 
     Raises:
         Interrupted: a signal arrived; the running trial is back in the queue.
@@ -315,25 +317,15 @@ def run_worker(
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
-    device = resolve_device(settings.device)
     signals = _Signals()
     stops = _Stops(signals)
-    objective = make_objective(
-        spec,
-        grid=joined.grid,
-        prepared=joined.prepared,
-        dataset_sha256=joined.dataset_sha256,
-        device=device,
-        events=log_events,
-        check_stop=stops.check,
-        memory_share=settings.memory_share,
-    )
+    objective: Objective | None = None
     if install_signal_handlers:
         signals.install()
     log.info(
-        "worker %d joined study %s (%s): %d architectures, windows %s, device %s",
+        "worker %d joined study %s (%s): %d architectures, windows %s",
         index, spec.name, storage.display_url(settings.storage_url), len(joined.grid),
-        joined.prepared.splits.counts(), device,
+        joined.prepared.splits.counts(),
     )  # fmt: skip
     stale = trial_budget.StaleTrials(
         store, grace_s=settings.heartbeat_grace_s, failed_by=f"worker {index}"
@@ -366,6 +358,10 @@ def run_worker(
             )
             time.sleep(settings.poll_interval_s)
             continue
+        if objective is None:
+            objective = _build_objective(
+                joined, trial, make_objective, stops, log_events, settings, index=index
+            )
         trials_run += 1
         _run_trial(study, store, trial, objective, stops, log_events, settings)
     trials = _retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
@@ -385,6 +381,51 @@ def run_worker(
             "under a new name (or delete it)"
         )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def _build_objective(
+    joined: Joined,
+    reserved: optuna.Trial,
+    make_objective: ObjectiveFactory | None,
+    stops: _Stops,
+    events: EventLog,
+    settings: Settings,
+    *,
+    index: int,
+) -> Objective:
+    """The worker's objective, built once it holds its first trial: torch and the model load
+    here, not before the first reservation.
+
+    Raises:
+        Whatever building raised (a bad device setting, a signal), after handing `reserved`
+        back to the queue.
+    """
+    try:
+        from finscale.train.device import resolve_device  # torch
+
+        device = resolve_device(settings.device)
+        if make_objective is None:
+            from finscale.hpo.objective import ArchitecturalObjective  # torch and the model
+
+            make_objective = ArchitecturalObjective
+        objective = make_objective(
+            joined.spec,
+            grid=joined.grid,
+            prepared=joined.prepared,
+            dataset_sha256=joined.dataset_sha256,
+            device=device,
+            events=events,
+            check_stop=stops.check,
+            memory_share=settings.memory_share,
+        )
+        stops.check()
+    except BaseException as e:
+        guarded = GuardedTrial(reserved, _TrialGuard(settings, reserved.number))
+        why = f"interrupted: {e}" if isinstance(e, Interrupted) else f"worker start failed: {e}"
+        _hand_back(joined.study, joined.storage, guarded, why, events, settings)
+        raise
+    log.info("worker %d: device %s", index, device)
+    return objective
 
 
 def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:
