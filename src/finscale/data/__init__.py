@@ -10,24 +10,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# `prepare` is both a module and its function: bound here, or importing the module would bind the
-# module under that name. It needs only numpy and pandas.
-from finscale.data.prepare import Prepared as Prepared
-from finscale.data.prepare import SplitSettings as SplitSettings
-from finscale.data.prepare import prepare as prepare
-
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
     "Dataset": "dataset",
     "Plausibility": "sources",
-    "Prepared": "prepare",
-    "SplitSettings": "prepare",
+    "Prepared": "preparation",
+    "SplitSettings": "preparation",
     "build_datasets": "build",
     "dataset_names": "inputs",
     "load_dataset": "dataset",
     "load_inputs": "inputs",
     "parse_input_csv": "inputs",
-    "prepare": "prepare",
+    "prepare": "preparation",
     "read_manifest": "manifest",
     "summarize_splits": "summary",
     "verify_manifest": "manifest",
@@ -46,6 +40,9 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.data.inputs import parse_input_csv as parse_input_csv
     from finscale.data.manifest import read_manifest as read_manifest
     from finscale.data.manifest import verify_manifest as verify_manifest
+    from finscale.data.preparation import Prepared as Prepared
+    from finscale.data.preparation import SplitSettings as SplitSettings
+    from finscale.data.preparation import prepare as prepare
     from finscale.data.sources import Plausibility as Plausibility
     from finscale.data.summary import summarize_splits as summarize_splits
 
