@@ -48,8 +48,6 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
     """
     entry = find_dataset(data_dir, name, sha256=sha256)
     path = data_dir / entry.path
-    if not path.is_file():
-        raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise DataError(

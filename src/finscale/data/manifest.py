@@ -129,8 +129,8 @@ def read_manifest(data_dir: Path) -> Manifest:
 
 
 def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> ManifestEntry:
-    """The manifest entry of dataset `name`, without reading the dataset: what a worker joining
-    a study needs (its version and columns) before it loads the rows.
+    """The manifest entry of dataset `name`, whose file is there, without reading the dataset:
+    what a worker joining a study needs (its version and columns) before it loads the rows.
 
     Args:
         data_dir: the data directory holding `manifest.json`.
@@ -138,7 +138,7 @@ def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Man
         sha256: a version (the full digest or a prefix of 8+ characters); the latest when omitted.
 
     Raises:
-        DataError: the name or version is not in the manifest.
+        DataError: the name or version is not in the manifest, or its file is missing.
     """
     manifest = read_manifest(data_dir)
     entry = manifest.find(name, sha256) if sha256 else manifest.latest(name)
@@ -149,6 +149,9 @@ def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Man
             f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
             "build it with `finscale data build`"
         )
+    path = data_dir / entry.path
+    if not path.is_file():
+        raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
     return entry
 
 
