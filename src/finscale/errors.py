@@ -117,3 +117,8 @@ class WorkerFailedError(FinscaleError):
     def __init__(self, message: str, *, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class TrialFailedError(FinscaleError):
+    """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
+    on. The message is stored as the trial's `fail_reason`."""

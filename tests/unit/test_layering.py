@@ -69,3 +69,27 @@ def test_each_public_name_of_the_engine_imports_and_is_listed_once() -> None:
         if node.module.startswith("finscale.hpo.")
     }
     assert typed == set(table.items())
+
+
+def test_a_worker_imports_no_torch_before_its_first_reservation() -> None:
+    # torch, scipy and scikit-learn load after the first reservation (building the objective)
+    code = (
+        "import sys, finscale.hpo.worker\n"
+        "print(','.join(m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("package", ["finscale.data", "finscale.model", "finscale.train"])
+def test_each_public_name_of_the_core_imports_and_is_listed_once(package: str) -> None:
+    import importlib
+
+    core = importlib.import_module(package)
+    table: dict[str, str] = core._WHERE
+    assert core.__all__ == sorted(table)
+    for name, module in table.items():
+        full = module if module.startswith("finscale.") else f"{package}.{module}"
+        assert getattr(core, name) is getattr(importlib.import_module(full), name), name

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finscale.data.manifest import ManifestEntry, read_manifest, sha256_file
+from finscale.data.manifest import ManifestEntry, find_dataset, read_manifest, sha256_file
 from finscale.errors import DataError
 
 
@@ -46,18 +46,8 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
         DataError: the name or version is not in the manifest; the file is missing, its sha256
             differs from the manifest's, or it holds other columns or a non-finite value.
     """
-    manifest = read_manifest(data_dir)
-    entry = manifest.find(name, sha256) if sha256 else manifest.latest(name)
-    if entry is None:
-        known = ", ".join(n for n in manifest.names() if ".dataset." in n) or "none"
-        version = f" with sha256 {sha256}" if sha256 else ""
-        raise DataError(
-            f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
-            "build it with `finscale data build`"
-        )
+    entry = find_dataset(data_dir, name, sha256=sha256)
     path = data_dir / entry.path
-    if not path.is_file():
-        raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise DataError(

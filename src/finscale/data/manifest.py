@@ -133,6 +133,33 @@ def read_manifest(data_dir: Path) -> Manifest:
         raise DataError(f"{path}: not a valid data manifest: {where}: {first['msg']}") from None
 
 
+def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> ManifestEntry:
+    """The manifest entry of dataset `name`, whose file is there, without reading the dataset:
+    what a worker joining a study needs (its version and columns) before it loads the rows.
+
+    Args:
+        data_dir: the data directory holding `manifest.json`.
+        name: the dataset name (`GSPC.dataset.a25`).
+        sha256: a version (the full digest or a prefix of 8+ characters); the latest when omitted.
+
+    Raises:
+        DataError: the name or version is not in the manifest, or its file is missing.
+    """
+    manifest = read_manifest(data_dir)
+    entry = manifest.find(name, sha256) if sha256 else manifest.latest(name)
+    if entry is None:
+        known = ", ".join(n for n in manifest.names() if ".dataset." in n) or "none"
+        version = f" with sha256 {sha256}" if sha256 else ""
+        raise DataError(
+            f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
+            "build it with `finscale data build`"
+        )
+    path = data_dir / entry.path
+    if not path.is_file():
+        raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
+    return entry
+
+
 def write_manifest(manifest: Manifest, data_dir: Path) -> Path:
     """Write the manifest atomically (a reader sees the old or the new file, never half), readable
     by every user (mode 0644)."""

@@ -9,7 +9,7 @@ import numpy as np
 from finscale import defaults
 from finscale.data.dataset import Dataset
 from finscale.data.labels import Target
-from finscale.data.prepare import default_split_dates
+from finscale.data.preparation import default_split_dates
 from finscale.data.windows import (
     MIN_TEST_WINDOWS,
     MIN_TRAIN_WINDOWS,

@@ -12,21 +12,28 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
-from finscale.data import Dataset, Prepared, SplitSettings, load_dataset, prepare
 from finscale.errors import SpecError
-from finscale.model import Arch, ArchSpace, PatchTSTConfig, build_grid
+from finscale.model import Arch, ArchSpace, build_grid
 from finscale.spec import PARAMS_BY_NAME, TRAINING_PARAMS, StudySpec
 from finscale.train import TrainConfig, TrainingData
+
+if TYPE_CHECKING:  # torch and pandas load with the model and the data: after a worker's first
+    # reservation, when it joins a study that exists
+    import torch
+
+    from finscale.data import Dataset, Prepared, SplitSettings
+    from finscale.data.manifest import ManifestEntry
+    from finscale.model import PatchTSTConfig
 
 Precision = Literal["fp32", "bf16"]
 
 
 def split_settings(spec: StudySpec) -> SplitSettings:
     """The spec's split, as the data pipeline takes it."""
+    from finscale.data import SplitSettings  # pandas
+
     s = spec.split
     return SplitSettings(
         mode=s.mode,
@@ -66,6 +73,8 @@ def load_study_data(spec: StudySpec, data_dir: Path, *, sha256: str | None = Non
     Raises:
         DataError: the dataset is missing or does not match, or a split is too small.
     """
+    from finscale.data import load_dataset, prepare  # pandas
+
     dataset = load_dataset(data_dir, spec.data.dataset, sha256=sha256 or spec.data.sha256)
     prepared = prepare(
         dataset.frame,
@@ -78,6 +87,12 @@ def load_study_data(spec: StudySpec, data_dir: Path, *, sha256: str | None = Non
         normalize=spec.model.normalize,
     )
     return StudyData(dataset=dataset, prepared=prepared)
+
+
+def feature_count(entry: ManifestEntry) -> int:
+    """How many features a dataset's windows hold (every column but `Date`), read from its
+    manifest entry without loading the rows."""
+    return len(entry.columns) - 1
 
 
 def training_data(spec: StudySpec, prepared: Prepared) -> TrainingData:
@@ -159,6 +174,8 @@ def model_config(
 ) -> PatchTSTConfig:
     """The model of an architecture, with the spec's fixed settings and the trial's
     model-side training parameters (dropout)."""
+    from finscale.model import PatchTSTConfig  # torch, only where a model is built
+
     sampled = {p.name: p.cast(params[p.name]) for p in TRAINING_PARAMS if p.config == "model"}
     return PatchTSTConfig(
         num_features=num_features,

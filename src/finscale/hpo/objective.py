@@ -17,7 +17,7 @@ import optuna
 import torch
 
 from finscale.data import Prepared
-from finscale.errors import FinscaleError, TrainingError
+from finscale.errors import TrainingError, TrialFailedError
 from finscale.hpo import inputs
 from finscale.hpo.events import EventLog
 from finscale.hpo.fit import DoesNotFitError, fit_trial
@@ -44,11 +44,6 @@ from finscale.spec import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class TrialFailedError(FinscaleError):
-    """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
-    on. The message is stored as the trial's `TRIAL_FAIL_REASON`."""
 
 
 def suggest(trial: optuna.Trial, param: TrainingParam, value: Distribution) -> float | int:

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal, Protocol, TextIO, TypeVar
 
@@ -36,19 +37,19 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data import Prepared
+from finscale.data.manifest import find_dataset
 from finscale.errors import (
     DataError,
     FinscaleError,
     Interrupted,
     StorageUnavailableError,
     StudyFailedError,
+    TrialFailedError,
 )
 from finscale.hpo import storage, trial_budget
 from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
-from finscale.hpo.inputs import StudyData, load_study_data, study_grid
-from finscale.hpo.objective import ArchitecturalObjective, TrialFailedError
+from finscale.hpo.inputs import StudyData, feature_count, load_study_data, study_grid
 from finscale.hpo.study import (
     create_or_load_study,
     ensure_study_records,
@@ -57,15 +58,20 @@ from finscale.hpo.study import (
     worker_seed,
 )
 from finscale.model import Arch, extreme_archs
-from finscale.records import TRIAL_FAIL_REASON
+from finscale.records import ATTR_BASELINES, ATTR_DATASET_SHA256, ATTR_WINDOWS, TRIAL_FAIL_REASON
 from finscale.settings import Settings
 from finscale.spec import StudySpec
-from finscale.train import resolve_device
 
 if TYPE_CHECKING:
     import torch
 
+    from finscale.data import Prepared
+
 log = logging.getLogger(__name__)
+
+# What `ensure_study_records` stores beside the trials; a worker joining a study that holds them
+# all loads its dataset's rows only after its first reservation.
+_RECORDS = frozenset({ATTR_DATASET_SHA256, ATTR_WINDOWS, ATTR_BASELINES})
 
 T = TypeVar("T")
 
@@ -180,22 +186,41 @@ class _Stops:
 
 @dataclass
 class Joined:
-    """A study a worker has joined, with everything its trials need."""
+    """A study a worker has joined, with everything its trials need. The dataset's rows load at
+    first use of `prepared`: after the first reservation when the study already held its
+    records, so that a worker joining it holds a trial before pandas and the rows load."""
 
     spec: StudySpec
     storage: RDBStorage
     study: optuna.Study
     grid: list[Arch]
-    prepared: Prepared
     dataset_sha256: str
+    data_dir: Path
+    data: StudyData | None = None
+
+    def study_data(self) -> StudyData:
+        """The study's dataset and windows, split and normalized (loaded once).
+
+        Raises:
+            DataError: the pinned dataset version is missing, altered, or too small to split.
+        """
+        if self.data is None:
+            self.data = load_study_data(self.spec, self.data_dir, sha256=self.dataset_sha256)
+        return self.data
+
+    @property
+    def prepared(self) -> Prepared:
+        return self.study_data().prepared
 
 
 def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined:
-    """Load and prepare the data, open the storage, and create or load the study.
+    """Open the storage and create or load the study.
 
-    The spec, the data and the grid are checked before the storage is opened, so that a bad
+    The spec, the dataset's manifest entry and the grid are checked before the storage is
+    opened, and a new study's data (rows, splits) before the study is created, so that a bad
     input leaves nothing behind. A study is pinned to the dataset version it was created with:
-    a worker joining it later loads that version, whatever was built since.
+    a worker joining it later loads that version, whatever was built since, and loads its rows
+    only when it needs them (`Joined.prepared`) unless the study's records are still missing.
 
     Raises:
         SpecError, DataError: a bad spec or dataset, or the pinned dataset version is gone
@@ -204,8 +229,8 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         StorageConfigError: the storage refused (authentication, no such database; exit 2).
         StorageUnavailableError: the storage did not answer by the deadline (exit 3).
     """
-    data = load_study_data(spec, settings.data_dir)
-    grid = study_grid(spec, num_features=data.num_features)
+    latest = find_dataset(settings.data_dir, spec.data.dataset, sha256=spec.data.sha256)
+    grid = study_grid(spec, num_features=feature_count(latest))
     store = storage.open_storage(
         settings.storage_url,
         heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -214,18 +239,20 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         deadline_s=settings.storage_deadline_s,
     )
     pinned = _retry(settings, "reading the study", lambda: pinned_dataset(store, spec.name))
-    if pinned is not None and pinned != data.dataset.sha256:
-        data = _pinned_data(spec, settings, pinned, latest=data)
-    fingerprint = study_fingerprint(
-        spec, grid_ids=[a.id for a in grid], dataset_sha256=data.dataset.sha256
-    )
+    data: StudyData | None = None
+    sha256 = latest.sha256
+    if pinned is None:  # a new study: its data is checked before the study is created
+        data = load_study_data(spec, settings.data_dir, sha256=sha256)
+    elif pinned != sha256:
+        sha256 = _pinned_version(spec, settings, pinned, latest=sha256)
+    fingerprint = study_fingerprint(spec, grid_ids=[a.id for a in grid], dataset_sha256=sha256)
     extremes = (
         {name: a.id for name, a in extreme_archs(grid).items()}
         if spec.architecture.forced_extremes
         else {}
     )
     started = _retry(settings, "counting trials", lambda: _trial_count(store, spec.name))
-    joined = create_or_load_study(
+    study = create_or_load_study(
         spec,
         store,
         fingerprint=fingerprint,
@@ -233,33 +260,37 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         seed=worker_seed(spec, index=index, started_trials=started),
         deadline_s=settings.storage_deadline_s,
     )
-    _retry(
-        settings, "storing the study's windows", lambda: ensure_study_records(joined, spec, data)
-    )
-    return Joined(spec, store, joined, grid, data.prepared, data.dataset.sha256)
+    joined = Joined(spec, store, study, grid, sha256, settings.data_dir, data)
+    stored = _retry(settings, "reading the study", lambda: set(study.user_attrs))
+    if not stored >= _RECORDS:  # a new study, or its creator stopped before storing them
+        records = joined.study_data()
+        _retry(
+            settings,
+            "storing the study's windows",
+            lambda: ensure_study_records(study, spec, records),
+        )
+    return joined
 
 
-def _pinned_data(
-    spec: StudySpec, settings: Settings, pinned: str, *, latest: StudyData
-) -> StudyData:
-    """The dataset version the study was created with.
+def _pinned_version(spec: StudySpec, settings: Settings, pinned: str, *, latest: str) -> str:
+    """The dataset version the study was created with, found in the manifest.
 
     Raises:
         DataError: the data directory no longer holds it (names both versions).
     """
     try:
-        data = load_study_data(spec, settings.data_dir, sha256=pinned)
+        find_dataset(settings.data_dir, spec.data.dataset, sha256=pinned)
     except DataError as e:
         raise DataError(
             f"study {spec.name} was created with {spec.data.dataset} {pinned}, which "
-            f"{settings.data_dir} no longer holds (it has {latest.dataset.sha256}): {e}. Restore "
+            f"{settings.data_dir} no longer holds (it has {latest}): {e}. Restore "
             "that version, or start a new study (a new experiment name) on the new data"
         ) from e
     log.info(
         "study %s is pinned to %s %s; the latest build is %s",
-        spec.name, spec.data.dataset, pinned[:12], latest.dataset.sha256[:12],
+        spec.name, spec.data.dataset, pinned[:12], latest[:12],
     )  # fmt: skip
-    return data
+    return pinned
 
 
 def _trial_count(storage: RDBStorage, name: str) -> int:
@@ -288,7 +319,7 @@ def run_worker(
     events: TextIO | None = None,
     install_signal_handlers: bool = True,
     until: Literal["done", "idle"] = "done",
-    make_objective: ObjectiveFactory = ArchitecturalObjective,
+    make_objective: ObjectiveFactory | None = None,
 ) -> WorkerReport:
     """Run trials of `spec`'s study until its global budget is spent.
 
@@ -304,7 +335,9 @@ def run_worker(
         events: where the JSON event lines go (standard output by default).
         install_signal_handlers: hand the running trial back on SIGTERM/SIGINT.
         until: "done" or "idle", see above.
-        make_objective: builds the objective the trials run (training, by default).
+        make_objective: builds the objective the trials run (`ArchitecturalObjective`, which
+            trains, by default). It is built after the first reservation, so that torch loads
+            while the worker already holds a trial; a failure hands that trial back.
 
     Raises:
         Interrupted: a signal arrived; the running trial is back in the queue.
@@ -316,25 +349,14 @@ def run_worker(
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
-    device = resolve_device(settings.device)
     signals = _Signals()
     stops = _Stops(signals)
-    objective = make_objective(
-        spec,
-        grid=joined.grid,
-        prepared=joined.prepared,
-        dataset_sha256=joined.dataset_sha256,
-        device=device,
-        events=log_events,
-        check_stop=stops.check,
-        memory_share=settings.memory_share,
-    )
+    objective: Objective | None = None
     if install_signal_handlers:
         signals.install()
     log.info(
-        "worker %d joined study %s (%s): %d architectures, windows %s, device %s",
+        "worker %d joined study %s (%s): %d architectures",
         index, spec.name, storage.display_url(settings.storage_url), len(joined.grid),
-        joined.prepared.splits.counts(), device,
     )  # fmt: skip
     stale = trial_budget.StaleTrials(
         store, grace_s=settings.heartbeat_grace_s, failed_by=f"worker {index}"
@@ -367,6 +389,10 @@ def run_worker(
             )
             time.sleep(settings.poll_interval_s)
             continue
+        if objective is None:
+            objective = _build_objective(
+                joined, trial, make_objective, stops, log_events, settings, index=index
+            )
         trials_run += 1
         _run_trial(study, store, trial, objective, stops, log_events, settings)
     trials = _retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
@@ -386,6 +412,51 @@ def run_worker(
             "under a new name (or delete it)"
         )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def _build_objective(
+    joined: Joined,
+    reserved: optuna.Trial,
+    make_objective: ObjectiveFactory | None,
+    stops: _Stops,
+    events: EventLog,
+    settings: Settings,
+    *,
+    index: int,
+) -> Objective:
+    """The worker's objective, built once it holds its first trial: the dataset's rows, torch
+    and the model load here, not before the first reservation.
+
+    Raises:
+        Whatever building raised (a dataset gone or altered, a bad device setting, a signal),
+        after handing `reserved` back to the queue.
+    """
+    try:
+        from finscale.train.device import resolve_device  # torch
+
+        device = resolve_device(settings.device)
+        if make_objective is None:
+            from finscale.hpo.objective import ArchitecturalObjective  # torch and the model
+
+            make_objective = ArchitecturalObjective
+        objective = make_objective(
+            joined.spec,
+            grid=joined.grid,
+            prepared=joined.prepared,
+            dataset_sha256=joined.dataset_sha256,
+            device=device,
+            events=events,
+            check_stop=stops.check,
+            memory_share=settings.memory_share,
+        )
+        stops.check()
+    except BaseException as e:
+        guarded = GuardedTrial(reserved, _TrialGuard(settings, reserved.number))
+        why = f"interrupted: {e}" if isinstance(e, Interrupted) else f"worker start failed: {e}"
+        _hand_back(joined.study, joined.storage, guarded, why, events, settings)
+        raise
+    log.info("worker %d: windows %s, device %s", index, joined.prepared.splits.counts(), device)
+    return objective
 
 
 def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:

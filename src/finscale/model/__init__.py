@@ -1,27 +1,48 @@
-"""The model and its parameter-budget architecture grid. Knows nothing of Optuna or Kubernetes."""
+"""The model and its parameter-budget architecture grid. Knows nothing of Optuna or Kubernetes.
 
-from finscale.model.grid import (
-    Arch,
-    ArchSpace,
-    build_grid,
-    extreme_archs,
-    find_arch,
-    param_count,
-    parse_arch_id,
-)
-from finscale.model.patchtst import PatchTST, PatchTSTConfig
-from finscale.param_budget import budget_label, parse_budget
+The names below load lazily: the grid (parameter counts) imports no torch, so a worker reaches
+its first reservation before torch loads.
+"""
 
-__all__ = [
-    "Arch",
-    "ArchSpace",
-    "PatchTST",
-    "PatchTSTConfig",
-    "budget_label",
-    "build_grid",
-    "extreme_archs",
-    "find_arch",
-    "param_count",
-    "parse_arch_id",
-    "parse_budget",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each public name and the module that defines it: the one list (`__all__` follows from it).
+_WHERE = {
+    "Arch": "grid",
+    "ArchSpace": "grid",
+    "PatchTST": "patchtst",
+    "PatchTSTConfig": "patchtst",
+    "budget_label": "finscale.param_budget",
+    "build_grid": "grid",
+    "extreme_archs": "grid",
+    "find_arch": "grid",
+    "param_count": "grid",
+    "parse_arch_id": "grid",
+    "parse_budget": "finscale.param_budget",
+}
+
+__all__ = sorted(_WHERE)
+
+if TYPE_CHECKING:  # the same names for type checkers
+    from finscale.model.grid import Arch as Arch
+    from finscale.model.grid import ArchSpace as ArchSpace
+    from finscale.model.grid import build_grid as build_grid
+    from finscale.model.grid import extreme_archs as extreme_archs
+    from finscale.model.grid import find_arch as find_arch
+    from finscale.model.grid import param_count as param_count
+    from finscale.model.grid import parse_arch_id as parse_arch_id
+    from finscale.model.patchtst import PatchTST as PatchTST
+    from finscale.model.patchtst import PatchTSTConfig as PatchTSTConfig
+    from finscale.param_budget import budget_label as budget_label
+    from finscale.param_budget import parse_budget as parse_budget
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'finscale.model' has no attribute {name!r}")
+    module = _WHERE[name]
+    full = module if module.startswith("finscale.") else f"finscale.model.{module}"
+    return getattr(importlib.import_module(full), name)

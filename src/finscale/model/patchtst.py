@@ -27,9 +27,7 @@ from torch import nn
 
 from finscale import defaults
 from finscale.model.dropout import Dropout
-
-# The research system's position table had 10 spare rows; kept so that parameter counts match.
-SPARE_POSITIONS = 10
+from finscale.model.grid import SPARE_POSITIONS
 
 # Up to this many patches, attention on the CPU is written out with batched matmuls: the fused
 # kernels' fixed costs dominate such short sequences (benchmarks/bench_attention.py, torch

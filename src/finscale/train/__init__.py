@@ -1,21 +1,45 @@
-"""Training one model on windows. Knows nothing of Optuna or Kubernetes."""
+"""Training one model on windows. Knows nothing of Optuna or Kubernetes.
 
-from finscale.train.config import TrainConfig, TrainingData, TrainResult
-from finscale.train.device import available_memory_bytes, resolve_device
-from finscale.train.metrics import binary_metrics
-from finscale.train.optim import configure_optimizer
-from finscale.train.schedule import lr_at
-from finscale.train.trainer import predict, train
+The names below load lazily (torch only with the names that need it).
+"""
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "TrainingData",
-    "available_memory_bytes",
-    "binary_metrics",
-    "configure_optimizer",
-    "lr_at",
-    "predict",
-    "resolve_device",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each public name and the module that defines it: the one list (`__all__` follows from it).
+_WHERE = {
+    "TrainConfig": "config",
+    "TrainResult": "config",
+    "TrainingData": "config",
+    "available_memory_bytes": "device",
+    "binary_metrics": "metrics",
+    "configure_optimizer": "optim",
+    "lr_at": "schedule",
+    "predict": "trainer",
+    "resolve_device": "device",
+    "train": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+if TYPE_CHECKING:  # the same names for type checkers
+    from finscale.train.config import TrainConfig as TrainConfig
+    from finscale.train.config import TrainingData as TrainingData
+    from finscale.train.config import TrainResult as TrainResult
+    from finscale.train.device import available_memory_bytes as available_memory_bytes
+    from finscale.train.device import resolve_device as resolve_device
+    from finscale.train.metrics import binary_metrics as binary_metrics
+    from finscale.train.optim import configure_optimizer as configure_optimizer
+    from finscale.train.schedule import lr_at as lr_at
+    from finscale.train.trainer import predict as predict
+    from finscale.train.trainer import train as train
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'finscale.train' has no attribute {name!r}")
+    module = _WHERE[name]
+    full = module if module.startswith("finscale.") else f"finscale.train.{module}"
+    return getattr(importlib.import_module(full), name)
