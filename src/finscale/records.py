@@ -56,6 +56,7 @@ TRIAL_VAL_LABELS = "val_labels"  # `encode_labels` of the validation labels (old
 SYSTEM_REQUEUED_FROM = "finscale:requeued_from"  # a hand-back copy: the number it reruns
 SYSTEM_RETRY_HISTORY = "retry_history"  # Optuna's stale-trial retries: numbers rerun
 SYSTEM_FAILED_TRIAL = "failed_trial"  # Optuna's stale-trial retry: the number it reruns
+SYSTEM_FIXED_PARAMS = "fixed_params"  # Optuna's enqueued trial: the parameters it was given
 
 
 class RecordError(FinscaleError):
@@ -405,6 +406,22 @@ def requeued_from(trial: FrozenTrial) -> int | None:
         SYSTEM_REQUEUED_FROM, trial.system_attrs.get(SYSTEM_FAILED_TRIAL)
     )
     return int(source) if source is not None else None
+
+
+def forced_as(trial: FrozenTrial) -> str | None:
+    """Why the trial's architecture is not the sampler's choice: the forced extreme it trains
+    (e.g. "deepest"), "enqueued" for another trial queued with its architecture fixed; None when
+    the sampler drew it.
+
+    Forced extremes carry `TRIAL_FORCED` (every release); any enqueued trial carries Optuna's
+    `SYSTEM_FIXED_PARAMS`, and hand-back copies and stale-trial reruns keep both.
+    """
+    name = trial.user_attrs.get(TRIAL_FORCED)
+    if name:
+        return str(name)
+    fixed = trial.system_attrs.get(SYSTEM_FIXED_PARAMS)
+    # "arch": the architecture's trial parameter (`finscale.hpo.objective`).
+    return "enqueued" if isinstance(fixed, Mapping) and "arch" in fixed else None
 
 
 def fail_reason(trial: FrozenTrial, default: str = "") -> str:

@@ -106,7 +106,12 @@ FORMS: Forms = {
         },
         "beats": "beats",
     },
-    StudyFlags: fields_of(StudyFlags, sentences=lambda f: f.sentences()),
+    StudyFlags: fields_of(
+        StudyFlags,
+        no_search="no_search",
+        few_sampled="few_sampled",
+        sentences=lambda f: f.sentences(),
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from optuna.trial import TrialState
 
 from finscale.errors import ExitCode, FinscaleError
+from finscale.records import forced_as
 from finscale.report.collect import StudyResult
 
 # Fields of a search definition that differ between the studies of one experiment by design:
@@ -112,10 +113,67 @@ class StudyFlags:
     best_constant: bool
     lost: int  # pruned and failed trials among the finished
     finished: int
+    # The search itself: finished trials whose architecture the sampler drew, and those it did
+    # not (forced extremes, or enqueued with the architecture fixed).
+    sampled: int
+    forced: int
+    startup_trials: int | None  # TPE's sampler.n_startup_trials; None: random sampler, unknown
+    best_forced: str | None  # the forced extreme the best trial trains ("enqueued"), if any
+    n_trials: int | None  # the study's trial budget
 
     @property
     def mostly_lost(self) -> bool:
         return self.finished > 0 and self.lost / self.finished > MOSTLY_LOST
+
+    @property
+    def no_search(self) -> bool:
+        """Every finished trial was forced or enqueued: the sampler chose no architecture."""
+        return self.finished > 0 and self.sampled == 0
+
+    @property
+    def few_sampled(self) -> bool:
+        """The sampler drew fewer architectures than its own start-up phase asks for."""
+        return (
+            self.finished > 0
+            and self.startup_trials is not None
+            and self.sampled < self.startup_trials
+        )
+
+    def _budget_advice(self) -> str:
+        """What to do about a search too short: wait for the budget, or raise it."""
+        needed = self.forced + max(self.startup_trials or 0, 1)
+        if self.n_trials is not None and self.finished < self.n_trials >= needed:
+            return "the study has not spent its budget yet: report it again when it has"
+        startup = f" + {self.startup_trials} start-up" if self.startup_trials else " + 1"
+        return f"raise n_trials to at least {needed} ({self.forced} forced{startup})"
+
+    def _search_sentences(self) -> list[str]:
+        out = []
+        if self.no_search:
+            out.append(
+                f"the sampler chose no architecture: all {self.finished} finished trials were "
+                "forced extremes or enqueued, so this budget was not searched; "
+                + self._budget_advice()
+            )
+        elif self.few_sampled:
+            out.append(
+                f"only {self.sampled} of its {self.finished} finished trials had an "
+                "architecture drawn by the sampler, fewer than sampler.n_startup_trials "
+                f"({self.startup_trials}), so the grid was barely explored; "
+                + self._budget_advice()
+            )
+        if self.best_forced is not None and not self.no_search:
+            what = (
+                "a trial enqueued with its architecture fixed"
+                if self.best_forced == "enqueued"
+                else f'the forced extreme "{self.best_forced}"'
+            )
+            out.append(
+                f"its best trial is {what}, not one the sampler drew: raise n_trials so that the "
+                "search can try to beat it, and if it still wins, widen the grid past that edge "
+                "(the best architecture may lie beyond it)"
+            )
+        return out
 
     def sentences(self) -> list[str]:
         """What the answer paragraph says about this study (nothing when all is well)."""
@@ -142,7 +200,7 @@ class StudyFlags:
                 f"{self.lost} of {self.finished} finished trials were pruned or failed: the "
                 "budget was searched by the few that survived"
             )
-        return out
+        return out + self._search_sentences()
 
 
 def _still_improving(attrs: dict[str, object]) -> bool:
@@ -164,6 +222,7 @@ def study_flags(result: StudyResult) -> StudyFlags:
     lost = result.count(TrialState.PRUNED) + sum(
         1 for t in result.counted if t.state == TrialState.FAIL
     )
+    forced_by = [forced_as(t) for t in result.counted]
     return StudyFlags(
         study=result.name,
         complete=len(complete),
@@ -173,4 +232,9 @@ def study_flags(result: StudyResult) -> StudyFlags:
         best_constant=best is not None and _constant(best.user_attrs),
         lost=lost,
         finished=result.finished,
+        sampled=sum(forced is None for forced in forced_by),
+        forced=sum(forced is not None for forced in forced_by),
+        startup_trials=result.startup_trials,
+        best_forced=forced_as(best) if best is not None else None,
+        n_trials=result.n_trials,
     )

@@ -79,6 +79,16 @@ class StudyResult:
         """The study's search definition, flattened (its fingerprint's fields)."""
         return dict(self.attrs.get(ATTR_FIELDS) or {})
 
+    @cached_property
+    def startup_trials(self) -> int | None:
+        """The TPE sampler's start-up trials (`sampler.n_startup_trials`): the draws it makes
+        before it models the results. None for a random sampler or a study without a stored
+        sampler."""
+        sampler = (self.attrs.get(ATTR_SPEC) or {}).get("sampler") or {}
+        if sampler.get("type", "tpe") != "tpe" or sampler.get("n_startup_trials") is None:
+            return None
+        return int(sampler["n_startup_trials"])
+
     # Derived once: the report asks for these many times.
     @cached_property
     def counted(self) -> list[FrozenTrial]:
