@@ -164,7 +164,7 @@ import sys, time
 from pathlib import Path
 from finscale.settings import Settings
 from finscale.spec import load_study
-from finscale.hpo.worker import join_study
+from finscale.hpo.join import join_study
 time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
 join_study(load_study(Path(sys.argv[1])), Settings(), index=int(sys.argv[2]))
 """
@@ -201,7 +201,7 @@ def test_four_workers_starting_together_create_one_study(
 def test_a_changed_spec_exits_2_with_the_differing_fields(
     postgres_url: str, make_spec: Callable[..., Path], worker_env: Env, data_dir: Path
 ) -> None:
-    from finscale.hpo.worker import join_study
+    from finscale.hpo.join import join_study
 
     settings = Settings(storage_url=postgres_url, data_dir=data_dir)
     join_study(load_study(make_spec()), settings)
@@ -261,7 +261,7 @@ def test_a_failed_authentication_exits_2_at_once(
 def test_a_restarted_worker_draws_new_parameters(
     postgres_url: str, make_spec: Callable[..., Path], data_dir: Path
 ) -> None:
-    from finscale.hpo.worker import join_study
+    from finscale.hpo.join import join_study
 
     spec = load_study(make_spec(architecture={"forced_extremes": False}))
     settings = Settings(storage_url=postgres_url, data_dir=data_dir)

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from finscale.data import build_datasets, load_inputs
 from finscale.errors import Interrupted
+from finscale.hpo.join import join_study
 from finscale.hpo.storage import open_storage
 from finscale.hpo.trial_budget import (
     STALE_REASON,
@@ -27,7 +28,7 @@ from finscale.hpo.trial_budget import (
     budget_state,
     reserve_trial,
 )
-from finscale.hpo.worker import WorkerReport, join_study, run_worker
+from finscale.hpo.worker import WorkerReport, run_worker
 from finscale.model import Arch
 from finscale.settings import Settings
 from finscale.spec import StudySpec, load_study

@@ -25,6 +25,7 @@ from finscale.errors import (
     StorageUnavailableError,
     WorkerFailedError,
 )
+from finscale.hpo.join import join_study
 from finscale.hpo.processes import (
     STOP_MARGIN_S,
     StopRequested,
@@ -35,7 +36,6 @@ from finscale.hpo.processes import (
 from finscale.hpo.read import StudySummary, summarize
 from finscale.hpo.storage import with_retries
 from finscale.hpo.trial_budget import budget_state
-from finscale.hpo.worker import join_study
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 

@@ -24,23 +24,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Literal, Protocol, TextIO, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from finscale.data.manifest import find_dataset
 from finscale.errors import (
-    DataError,
-    FinscaleError,
     Interrupted,
     StorageUnavailableError,
     StudyFailedError,
@@ -49,16 +42,10 @@ from finscale.errors import (
 from finscale.hpo import storage, trial_budget
 from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
-from finscale.hpo.inputs import StudyData, feature_count, load_study_data, study_grid
-from finscale.hpo.study import (
-    create_or_load_study,
-    ensure_study_records,
-    pinned_dataset,
-    study_fingerprint,
-    worker_seed,
-)
-from finscale.model import Arch, extreme_archs
-from finscale.records import ATTR_BASELINES, ATTR_DATASET_SHA256, ATTR_WINDOWS, TRIAL_FAIL_REASON
+from finscale.hpo.join import Joined, join_study, retry
+from finscale.hpo.stops import Heartbeat, Signals, Stops, TakenOver
+from finscale.model import Arch
+from finscale.records import TRIAL_FAIL_REASON
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 
@@ -68,10 +55,6 @@ if TYPE_CHECKING:
     from finscale.data import Prepared
 
 log = logging.getLogger(__name__)
-
-# What `ensure_study_records` stores beside the trials; a worker joining a study that holds them
-# all loads its dataset's rows only after its first reservation.
-_RECORDS = frozenset({ATTR_DATASET_SHA256, ATTR_WINDOWS, ATTR_BASELINES})
 
 T = TypeVar("T")
 
@@ -94,211 +77,6 @@ class ObjectiveFactory(Protocol):
         check_stop: Callable[[], None] | None = None,
         memory_share: float = 1.0,
     ) -> Objective: ...
-
-
-class _TakenOver(FinscaleError):  # noqa: N818 - an outcome, not a failure
-    """The running trial was finished by someone else (a peer failed it as stale)."""
-
-
-class _Heartbeat:
-    """Records a running trial's heartbeat every interval, in a thread of its own: `optimize`
-    beats only for its own trials, and this worker runs an ask/tell loop.
-
-    It never raises: a missed beat is logged (the grace period covers it, and an outage is
-    reported to `storage.REACHABILITY`). After each beat it looks at the trial's state: a trial
-    a peer failed as stale is `taken_over`, and training stops at the next step.
-    """
-
-    def __init__(self, storage: RDBStorage, trial_id: int, interval_s: int) -> None:
-        self._storage = storage
-        self._trial_id = trial_id
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self.taken_over = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{trial_id}", daemon=True
-        )
-
-    def _beat(self) -> None:
-        while True:
-            try:
-                self._storage.record_heartbeat(self._trial_id)
-                if self._storage.get_trial(self._trial_id).state.is_finished():
-                    self.taken_over.set()
-                storage.REACHABILITY.succeeded()
-            except Exception as e:  # a missed beat is not fatal; the grace period covers a few
-                if storage.classify(e) == "transient":
-                    storage.REACHABILITY.failed()
-                log.warning(
-                    "heartbeat of trial id %d failed: %s", self._trial_id, storage.cause_text(e)
-                )
-            if self._stop.wait(self._interval_s):
-                return
-
-    def check(self) -> None:
-        """Raise `_TakenOver` when a peer has finished the trial."""
-        if self.taken_over.is_set():
-            raise _TakenOver("a peer failed it as stale (its heartbeat was late)")
-
-    def __enter__(self) -> None:
-        self._thread.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class _Signals:
-    """SIGTERM and SIGINT only raise a flag; the trial checks it between optimizer steps.
-
-    Raising from the handler itself is unsafe: the exception lands wherever the main thread
-    happens to be, inside a storage write or a garbage-collector finalizer that swallows it.
-    """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.received = signal.Signals(signum).name
-
-    def check(self) -> None:
-        """Raise `Interrupted` when a signal has arrived."""
-        if self.received:
-            raise Interrupted(f"{self.received} received")
-
-
-class _Stops:
-    """What training checks between optimizer steps: a signal, or a trial taken over."""
-
-    def __init__(self, signals: _Signals) -> None:
-        self.signals = signals
-        self.heartbeat: _Heartbeat | None = None
-
-    def check(self) -> None:
-        self.signals.check()
-        if self.heartbeat is not None:
-            self.heartbeat.check()
-
-
-@dataclass
-class Joined:
-    """A study a worker has joined, with everything its trials need. The dataset's rows load at
-    first use of `prepared`: after the first reservation when the study already held its
-    records, so that a worker joining it holds a trial before pandas and the rows load."""
-
-    spec: StudySpec
-    storage: RDBStorage
-    study: optuna.Study
-    grid: list[Arch]
-    dataset_sha256: str
-    data_dir: Path
-    data: StudyData | None = None
-
-    def study_data(self) -> StudyData:
-        """The study's dataset and windows, split and normalized (loaded once).
-
-        Raises:
-            DataError: the pinned dataset version is missing, altered, or too small to split.
-        """
-        if self.data is None:
-            self.data = load_study_data(self.spec, self.data_dir, sha256=self.dataset_sha256)
-        return self.data
-
-    @property
-    def prepared(self) -> Prepared:
-        return self.study_data().prepared
-
-
-def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined:
-    """Open the storage and create or load the study.
-
-    The spec, the dataset's manifest entry and the grid are checked before the storage is
-    opened, and a new study's data (rows, splits) before the study is created, so that a bad
-    input leaves nothing behind. A study is pinned to the dataset version it was created with:
-    a worker joining it later loads that version, whatever was built since, and loads its rows
-    only when it needs them (`Joined.prepared`) unless the study's records are still missing.
-
-    Raises:
-        SpecError, DataError: a bad spec or dataset, or the pinned dataset version is gone
-            (exit 2).
-        StudyMismatchError: the study exists with another search definition (exit 2).
-        StorageConfigError: the storage refused (authentication, no such database; exit 2).
-        StorageUnavailableError: the storage did not answer by the deadline (exit 3).
-    """
-    latest = find_dataset(settings.data_dir, spec.data.dataset, sha256=spec.data.sha256)
-    grid = study_grid(spec, num_features=feature_count(latest))
-    store = storage.open_storage(
-        settings.storage_url,
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        heartbeat_grace_s=settings.heartbeat_grace_s,
-        max_retries=spec.max_retries,
-        deadline_s=settings.storage_deadline_s,
-    )
-    pinned = _retry(settings, "reading the study", lambda: pinned_dataset(store, spec.name))
-    data: StudyData | None = None
-    sha256 = latest.sha256
-    if pinned is None:  # a new study: its data is checked before the study is created
-        data = load_study_data(spec, settings.data_dir, sha256=sha256)
-    elif pinned != sha256:
-        sha256 = _pinned_version(spec, settings, pinned, latest=sha256)
-    fingerprint = study_fingerprint(spec, grid_ids=[a.id for a in grid], dataset_sha256=sha256)
-    extremes = (
-        {name: a.id for name, a in extreme_archs(grid).items()}
-        if spec.architecture.forced_extremes
-        else {}
-    )
-    started = _retry(settings, "counting trials", lambda: _trial_count(store, spec.name))
-    study = create_or_load_study(
-        spec,
-        store,
-        fingerprint=fingerprint,
-        extremes=extremes,
-        seed=worker_seed(spec, index=index, started_trials=started),
-        deadline_s=settings.storage_deadline_s,
-    )
-    joined = Joined(spec, store, study, grid, sha256, settings.data_dir, data)
-    stored = _retry(settings, "reading the study", lambda: set(study.user_attrs))
-    if not stored >= _RECORDS:  # a new study, or its creator stopped before storing them
-        records = joined.study_data()
-        _retry(
-            settings,
-            "storing the study's windows",
-            lambda: ensure_study_records(study, spec, records),
-        )
-    return joined
-
-
-def _pinned_version(spec: StudySpec, settings: Settings, pinned: str, *, latest: str) -> str:
-    """The dataset version the study was created with, found in the manifest.
-
-    Raises:
-        DataError: the data directory no longer holds it (names both versions).
-    """
-    try:
-        find_dataset(settings.data_dir, spec.data.dataset, sha256=pinned)
-    except DataError as e:
-        raise DataError(
-            f"study {spec.name} was created with {spec.data.dataset} {pinned}, which "
-            f"{settings.data_dir} no longer holds (it has {latest}): {e}. Restore "
-            "that version, or start a new study (a new experiment name) on the new data"
-        ) from e
-    log.info(
-        "study %s is pinned to %s %s; the latest build is %s",
-        spec.name, spec.data.dataset, pinned[:12], latest[:12],
-    )  # fmt: skip
-    return pinned
-
-
-def _trial_count(storage: RDBStorage, name: str) -> int:
-    try:
-        study_id = storage.get_study_id_from_name(name)
-    except KeyError:
-        return 0
-    return storage.get_n_trials(study_id)
 
 
 @dataclass(frozen=True)
@@ -349,8 +127,8 @@ def run_worker(
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
-    signals = _Signals()
-    stops = _Stops(signals)
+    signals = Signals()
+    stops = Stops(signals)
     objective: Objective | None = None
     if install_signal_handlers:
         signals.install()
@@ -367,8 +145,8 @@ def run_worker(
         # After an outage, owners need a grace period to beat again: until then a stale
         # heartbeat says nothing about its worker.
         if storage.REACHABILITY.steady_for_s() >= settings.heartbeat_grace_s:
-            _retry(settings, "failing stale trials", lambda: stale.fail(study))
-        trial, state = _retry(
+            retry(settings, "failing stale trials", lambda: stale.fail(study))
+        trial, state = retry(
             settings,
             "reserving a trial",
             lambda: trial_budget.reserve_trial(study, store, n_trials=spec.n_trials),
@@ -395,8 +173,8 @@ def run_worker(
             )
         trials_run += 1
         _run_trial(study, store, trial, objective, stops, log_events, settings)
-    trials = _retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
-    final = _retry(
+    trials = retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
+    final = retry(
         settings, "counting trials", lambda: trial_budget.budget_state(study, spec.n_trials)
     )
     log.info(
@@ -418,7 +196,7 @@ def _build_objective(
     joined: Joined,
     reserved: optuna.Trial,
     make_objective: ObjectiveFactory | None,
-    stops: _Stops,
+    stops: Stops,
     events: EventLog,
     settings: Settings,
     *,
@@ -459,12 +237,6 @@ def _build_objective(
     return objective
 
 
-def _retry(settings: Settings, what: str, call: Callable[[], T]) -> T:
-    return storage.with_retries(
-        call, what=what, url=settings.storage_url, deadline_s=settings.storage_deadline_s
-    )
-
-
 class _TrialGuard:
     """The guard of a running trial's storage calls: retried through an outage; a call refused
     because the trial is finished means a peer took it over."""
@@ -475,9 +247,9 @@ class _TrialGuard:
 
     def __call__(self, what: str, call: Callable[[], T]) -> T:
         try:
-            return _retry(self._settings, f"trial {self._number}: {what}", call)
+            return retry(self._settings, f"trial {self._number}: {what}", call)
         except optuna.exceptions.UpdateFinishedTrialError as e:
-            raise _TakenOver(f"a peer finished it ({e})") from e
+            raise TakenOver(f"a peer finished it ({e})") from e
 
 
 def _run_trial(
@@ -485,7 +257,7 @@ def _run_trial(
     store: RDBStorage,
     asked: optuna.Trial,
     objective: Objective,
-    stops: _Stops,
+    stops: Stops,
     events: EventLog,
     settings: Settings,
 ) -> None:
@@ -500,7 +272,7 @@ def _run_trial(
     trial = GuardedTrial(asked, _TrialGuard(settings, asked.number))
     value: float | None = None
     state, reason = TrialState.COMPLETE, None
-    beating = _Heartbeat(store, trial_id(trial), settings.heartbeat_interval_s)
+    beating = Heartbeat(store, trial_id(trial), settings.heartbeat_interval_s)
     stops.heartbeat = beating
     try:
         try:
@@ -513,7 +285,7 @@ def _run_trial(
         state, reason = TrialState.PRUNED, str(e)
     except TrialFailedError as e:
         state, reason = TrialState.FAIL, str(e)
-    except _TakenOver as e:
+    except TakenOver as e:
         _left(trial, e, events)
         return
     except Interrupted as e:
@@ -525,8 +297,8 @@ def _run_trial(
     except Exception as e:
         # A bug, not a property of the trial: record it, and let the worker fail loudly.
         why = f"error: {e!r}"
-        with contextlib.suppress(_TakenOver):
-            _retry(
+        with contextlib.suppress(TakenOver):
+            retry(
                 settings,
                 "recording a failure",
                 lambda: _tell(study, store, trial, TrialState.FAIL, None, why),
@@ -534,10 +306,10 @@ def _run_trial(
         events.emit("trial_end", trial=trial.number, state="FAIL", reason=why)
         raise
     try:
-        _retry(
+        retry(
             settings, "recording a trial", lambda: _tell(study, store, trial, state, value, reason)
         )
-    except _TakenOver as e:
+    except TakenOver as e:
         _left(trial, e, events)
         return
     except StorageUnavailableError as e:
@@ -554,7 +326,7 @@ def _run_trial(
     )
 
 
-def _left(trial: optuna.Trial, why: _TakenOver, events: EventLog) -> None:
+def _left(trial: optuna.Trial, why: TakenOver, events: EventLog) -> None:
     log.warning("trial %d was taken over: %s; leaving it to its rerun", trial.number, why)
     events.emit("trial_end", trial=trial.number, state="TAKEN_OVER", reason=str(why))
 
@@ -571,15 +343,15 @@ def _hand_back(
     When the storage does not let it, the trial stays RUNNING with a silent heartbeat: a peer
     (or this worker restarted) fails it as stale and reruns it."""
     try:
-        number = _retry(
+        number = retry(
             settings,
             "handing the trial back",
             lambda: trial_budget.requeue(study, store, trial, reason=why),
         )
     except optuna.exceptions.UpdateFinishedTrialError as e:
-        _left(trial, _TakenOver(f"a peer finished it ({e})"), events)
+        _left(trial, TakenOver(f"a peer finished it ({e})"), events)
         return
-    except _TakenOver as e:
+    except TakenOver as e:
         _left(trial, e, events)
         return
     except StorageUnavailableError:
@@ -604,13 +376,13 @@ def _tell(
     """Tell once, even when retried: a retry after a lost answer finds the trial finished.
 
     Raises:
-        _TakenOver: the trial was finished by a peer, not by an earlier try of this call.
+        TakenOver: the trial was finished by a peer, not by an earlier try of this call.
     """
     frozen = store.get_trial(trial_id(trial))
     if frozen.state.is_finished():
         if frozen.state == state and frozen.user_attrs.get(TRIAL_FAIL_REASON) == reason:
             return  # an earlier try got through
-        raise _TakenOver(f"it is already {frozen.state.name}")
+        raise TakenOver(f"it is already {frozen.state.name}")
     try:
         if reason is not None and state == TrialState.FAIL:
             optuna.Trial.set_user_attr(trial, TRIAL_FAIL_REASON, reason)
@@ -619,4 +391,4 @@ def _tell(
         else:
             study.tell(trial, state=state)
     except optuna.exceptions.UpdateFinishedTrialError as e:
-        raise _TakenOver(f"a peer finished it ({e})") from e
+        raise TakenOver(f"a peer finished it ({e})") from e
