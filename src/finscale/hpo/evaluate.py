@@ -108,45 +108,13 @@ def evaluate_study(
     """
     if top_k < 1 or seeds < 1:
         raise ValueError(f"top_k and seeds must be at least 1, got {top_k} and {seeds}")
-    # Opened as a reader (nothing created: no study, nothing to evaluate); the runs it stores
-    # are study attributes, which need no more.
-    storage = open_for_reading(settings)
-    if storage is None:
-        raise StudyNotFoundError(
-            f"no study {spec.name!r} to evaluate in {display_url(settings.storage_url)}: run its "
-            "search first"
-        )
-
-    def retry(what: str, call: Callable[[], Any]) -> Any:
-        return with_retries(
-            call, what=what, url=storage.url, deadline_s=settings.storage_deadline_s
-        )
-
-    try:
-        study = retry(
-            "loading the study", lambda: optuna.load_study(study_name=spec.name, storage=storage)
-        )
-    except KeyError:
-        raise StudyNotFoundError(
-            f"no study {spec.name!r} to evaluate: run its search first"
-        ) from None
+    study, retry, url = _open_study(spec, settings)
     attrs = dict(study.user_attrs)
     trials = retry("reading trials", lambda: study.get_trials(deepcopy=False))
     chosen = top_trials(trials, direction=study.direction.name.lower(), k=top_k)
     if not chosen:
         raise StudyNotFoundError(f"study {spec.name} has no completed trial to evaluate")
-    data = inputs.load_study_data(spec, settings.data_dir, sha256=attrs.get(ATTR_DATASET_SHA256))
-    check_stored_spec(
-        spec,
-        attrs,
-        dataset_sha256=data.dataset.sha256,
-        num_features=data.num_features,
-        url=storage.url,
-        doing="evaluate",
-    )
-    prepared = data.prepared
-    require_test_region(spec, prepared, then="and run a new study")
-    retry("storing the windows", lambda: ensure_study_records(study, spec, data))
+    prepared = _checked_data(spec, settings, study, retry, url=url)
     device = resolve_device(settings.device)
     runs: list[EvalRun] = []
     trained = 0
@@ -177,6 +145,57 @@ def evaluate_study(
             if on_run:
                 on_run(run, True)
     return StudyEvaluation(study=spec.name, runs=runs, trained=trained)
+
+
+Retry = Callable[[str, Callable[[], Any]], Any]
+
+
+def _open_study(spec: StudySpec, settings: Settings) -> tuple[optuna.Study, Retry, str]:
+    """The study, opened as a reader (nothing created: no study, nothing to evaluate; the runs
+    it stores are study attributes, which need no more), its storage calls' retry and the
+    storage's URL."""
+    storage = open_for_reading(settings)
+    if storage is None:
+        raise StudyNotFoundError(
+            f"no study {spec.name!r} to evaluate in {display_url(settings.storage_url)}: run its "
+            "search first"
+        )
+
+    def retry(what: str, call: Callable[[], Any]) -> Any:
+        return with_retries(
+            call, what=what, url=storage.url, deadline_s=settings.storage_deadline_s
+        )
+
+    try:
+        study = retry(
+            "loading the study", lambda: optuna.load_study(study_name=spec.name, storage=storage)
+        )
+    except KeyError:
+        raise StudyNotFoundError(
+            f"no study {spec.name!r} to evaluate: run its search first"
+        ) from None
+    return study, retry, storage.url
+
+
+def _checked_data(
+    spec: StudySpec, settings: Settings, study: optuna.Study, retry: Retry, *, url: str
+) -> Prepared:
+    """The study's pinned dataset, split as the study was, once the stored spec and the test
+    region are checked; the study's windows stored if they were not."""
+    attrs = dict(study.user_attrs)
+    data = inputs.load_study_data(spec, settings.data_dir, sha256=attrs.get(ATTR_DATASET_SHA256))
+    check_stored_spec(
+        spec,
+        attrs,
+        dataset_sha256=data.dataset.sha256,
+        num_features=data.num_features,
+        url=url,
+        doing="evaluate",
+    )
+    prepared = data.prepared
+    require_test_region(spec, prepared, then="and run a new study")
+    retry("storing the windows", lambda: ensure_study_records(study, spec, data))
+    return prepared
 
 
 def _train_run(
