@@ -7,8 +7,9 @@ imports neither TA-Lib nor the build.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from finscale.lazy import lazy_exports
 
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
@@ -49,9 +50,4 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.data.summary import summarize_splits as summarize_splits
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'finscale.data' has no attribute {name!r}")
-    module = _WHERE[name]
-    full = module if module.startswith("finscale.") else f"finscale.data.{module}"
-    return getattr(importlib.import_module(full), name)
+__getattr__ = lazy_exports("finscale.data", _WHERE)

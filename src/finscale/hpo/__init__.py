@@ -13,8 +13,9 @@ storage without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from finscale.lazy import lazy_exports
 
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
@@ -89,7 +90,4 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'finscale.hpo' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"finscale.hpo.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports("finscale.hpo", _WHERE)

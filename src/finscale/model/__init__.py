@@ -6,8 +6,9 @@ its first reservation before torch loads.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from finscale.lazy import lazy_exports
 
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
@@ -40,9 +41,4 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.param_budget import parse_budget as parse_budget
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'finscale.model' has no attribute {name!r}")
-    module = _WHERE[name]
-    full = module if module.startswith("finscale.") else f"finscale.model.{module}"
-    return getattr(importlib.import_module(full), name)
+__getattr__ = lazy_exports("finscale.model", _WHERE)

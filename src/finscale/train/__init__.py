@@ -5,8 +5,9 @@ The names below load lazily (torch only with the names that need it).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from finscale.lazy import lazy_exports
 
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
@@ -37,9 +38,4 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.train.trainer import train as train
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'finscale.train' has no attribute {name!r}")
-    module = _WHERE[name]
-    full = module if module.startswith("finscale.") else f"finscale.train.{module}"
-    return getattr(importlib.import_module(full), name)
+__getattr__ = lazy_exports("finscale.train", _WHERE)
