@@ -55,12 +55,15 @@ def test_kustomization_lists_every_manifest() -> None:
     assert kustomization["resources"] == sorted(
         p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
     )
-    # phase6a, validation, sample-scaling; the data Jobs and the evaluations apart, each folder
-    # applied on its own
-    assert len(kustomization["resources"]) == 12 + 1 + 3
+    # phase6a, validation, sample-scaling, nasdaq-scaling; the data Jobs and the evaluations
+    # apart, each folder applied on its own
+    assert len(kustomization["resources"]) == 12 + 1 + 3 + 3
     for folder, names in (
-        ("data", ["finscale-data-spy.yaml"]),
-        ("evaluate", ["phase6a.yaml", "sample-scaling.yaml", "validation.yaml"]),
+        ("data", ["finscale-data-ixic.yaml", "finscale-data-spy.yaml"]),
+        (
+            "evaluate",
+            ["nasdaq-scaling.yaml", "phase6a.yaml", "sample-scaling.yaml", "validation.yaml"],
+        ),
     ):
         inner = yaml.safe_load((JOBS / folder / "kustomization.yaml").read_text())
         assert inner["resources"] == names
