@@ -86,7 +86,7 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
         changes={"training": {"epochs": 3}},
     )
     assert longer.params["epochs"] == 3 and longer.seed == trials[0].user_attrs["seed"]
-    # and the command says so, with the base rate beside the metrics
+    # and the command says so, with the reference and the floor beside the metrics
     for key, value in {
         "FINSCALE_STORAGE_URL": settings.storage_url,
         "FINSCALE_DATA_DIR": str(data_dir),
@@ -97,7 +97,7 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
     assert code == 0, err
     assert f"trial {trials[0].number} of {STUDY}" in out
     assert f"stored value {trials[0].value!r}, retrained {trials[0].value!r}: the same" in out
-    assert "(base rate 0." in out
+    assert "(reference 0." in out and "the train rate 0." in out and "; floor 0." in out
     # a split without a test region says so instead of printing nothing
     code, _, err = run_cli(
         ["train", str(spec_path), "--arch", "d16-l1-h2-f2", "--epochs", "1", "--test",

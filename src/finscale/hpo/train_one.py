@@ -33,7 +33,6 @@ from finscale.records import ATTR_DATASET_SHA256
 from finscale.settings import Settings
 from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
 from finscale.train import TrainResult, resolve_device
-from finscale.train.metrics import binary_entropy
 from finscale.train.trainer import EpochCallback
 
 DEFAULT_DATASET = "GSPC.dataset.a25"
@@ -165,12 +164,8 @@ class Retrained:
     seed: int
     result: TrainResult
     windows: dict[str, int]
-    base_rate: dict[str, float]  # positive rate of each split's labels
+    base_rate: dict[str, float]  # positive rate of each split's labels (`train.reference`)
     test: dict[str, float] | None
-
-
-# The BCE of predicting a split's own positive rate (finscale.hpo exports it from here).
-base_rate_bce = binary_entropy
 
 
 def retrain(
