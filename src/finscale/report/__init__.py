@@ -27,6 +27,7 @@ from finscale.report.checks import (
 from finscale.report.collect import StudyResult, study_result
 from finscale.report.export import write_exports
 from finscale.report.final import FinalAnswer, FinalModel, final_model, final_scaling
+from finscale.report.reference import shift_of, study_reference
 from finscale.report.scaling import ScalingResult, StudyWindows, scaling
 from finscale.report.summary import markdown
 
@@ -228,14 +229,23 @@ def _write_figures(found: _Analysis, results: list[StudyResult], out: Path) -> d
 
 def _windows(results: list[StudyResult]) -> dict[str, StudyWindows]:
     """Per study, what the paired tests need beside the trials: the segments of its
-    validation windows and the baselines' logits on them."""
+    validation windows, the baselines' logits on them and their reference."""
     out = {}
     for r in results:
         if r.val_windows is None:
             continue
+        starts = stats.segments(r.val_windows.starts)
+        shift = shift_of(
+            study_reference(r, "val"),
+            r.val_windows.labels,
+            split="val",
+            horizon=r.horizon or 1,
+            starts=starts,
+        )
         out[r.name] = StudyWindows(
-            starts=stats.segments(r.val_windows.starts),
-            baselines={name: b.val for name, b in r.baselines.items()},
+            starts=starts,
+            baselines={name: b.val for name, b in r.baselines.items() if name != "base_rate"},
+            shift=shift,
         )
     return out
 

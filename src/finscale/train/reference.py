@@ -81,7 +81,7 @@ def reference(split: str, *, counts: dict[str, int], rates: dict[str, float]) ->
     if not known:
         raise ValueError(f"no positive rate of {' or '.join(before)} labels: no reference")
     used = known if all(counts.get(s, 0) > 0 for s in known) else known[:1]
-    rate = pooled_rate((counts.get(s, 0), rates[s]) for s in used) if len(used) > 1 else rates[used[0]]
+    rate = pooled_rate((counts[s], rates[s]) for s in used) if len(used) > 1 else rates[used[0]]
     return Reference(
         split=split, rate=rate, source="+".join(used), own_rate=rates.get(split, math.nan)
     )
