@@ -66,7 +66,8 @@ def against(models: Named, baselines: Mapping[str, Skill], shift: Shift | None) 
     out += [against_reference(who, s) for who, s in named]
     if named and not any(s.claim == "better" for _, s in named):
         out.append(
-            "No predictor on these windows, transformer or baseline, is better than the reference."
+            "No predictor on these windows, transformer or baseline, is better than the "
+            "reference by BCE."
         )
     return out
 
@@ -76,9 +77,9 @@ def _on_test(fa: FinalAnswer) -> list[str]:
     seeds = sorted({m.seeds for m in fa.models})
     n = len(fa.models[0].losses)
     header = (
-        f"**Horizon {fa.horizon}, on test** ({n} windows that took no part in any choice; each budget's final model "
-        "is its evaluated trial with the best validation BCE, its loss per window the mean over "
-        f"its {'–'.join(map(str, seeds))} seeds' runs):"
+        f"**Horizon {fa.horizon}, on test** ({n} windows that took no part in any choice; "
+        "each budget's final model is its evaluated trial with the best validation BCE, its "
+        f"loss per window the mean over its {'–'.join(map(str, seeds))} seeds' runs):"
     )
     bullets = lead(models, fa.baselines, "final models")
     if fa.fit is not None:

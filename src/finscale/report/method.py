@@ -29,8 +29,9 @@ def method_section(files: list[str]) -> list[str]:
         "split's labels. When the split's rate differs from the reference rate beyond the noise "
         "(its labels minus the reference rate, the same Newey–West test, two-sided 5 %), a "
         "model can beat the reference by predicting the shift, not by skill: a constant nudged "
-        "from the reference toward the split's rate beats it in the paired BCE test exactly "
-        "when this test finds the shift. On such a split a predictor is called better than the "
+        "slightly from the reference toward the split's rate beats it in the paired BCE test "
+        "whenever this test finds the shift, and no constant beats it when this test does not. "
+        "On such a split a predictor is called better than the "
         "reference only if it also beats the floor's constant; otherwise its lower BCE is "
         "reported as one the shift can explain.",
         "",

@@ -9,11 +9,12 @@ constant at the training rate on both splits) is used only for its exact trainin
 A split whose rate moved from the reference's is a trap: a model that predicts the move beats
 the reference with no skill. `Shift` tests the move: the mean of the split's labels minus the
 reference rate, with the Newey–West error of the paired tests. For a fixed constant c the
-per-window BCE difference against the reference is an affine function of the label, so a
-constant nudged from the reference toward the split's rate beats the reference in the paired
-BCE test exactly when this test finds the move (same lag, same fixed-b critical value). When it
-does, a predictor's lower BCE is credited as skill only if it also beats the floor, a constant
-at the split's own rate (`stats.Skill.claim`); the AUC, which no rate moves, stands beside it.
+per-window BCE difference against the reference is an affine function of the label (same lag,
+same fixed-b critical value), so a constant that beats the reference in the paired BCE test
+implies this test finds the move, and a constant nudged slightly from the reference toward the
+split's rate beats it whenever this test does. When it does, a predictor's lower BCE is credited
+as skill only if it also beats the floor, a constant at the split's own rate
+(`stats.Skill.claim`); the AUC, which no rate moves, stands beside it.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def _final_rows(fa: FinalAnswer, names: list[str]) -> list[list[str]]:
         rows.append(
             [
                 m.budget, str(m.trial), m.arch, f"{m.param_count:,}",
-                f"{m.seeds} (best of {m.candidates} trials)", num(m.val_bce),
+                f"{m.seeds} (best of {m.candidates} trial{'s' if m.candidates != 1 else ''})",
+                num(m.val_bce),
                 num(m.test_bce) + (f" ({bce_spread})" if bce_spread else ""),
                 stated(m.skill.auc, 3) + (f"; {auc_spread}" if auc_spread else ""),
                 stated(m.skill.vs_base_rate), m.skill.claim,

@@ -76,7 +76,7 @@ def against_reference(who: str, skill: Skill) -> str:
         return (
             f"{who} has a lower BCE than the reference ({_numbers(t)}, one-sided p "
             f"{t.p_lower:.2g}; {auc}), but not than a constant that knew the split's rate "
-            f"({_numbers(f)}): the shift can explain it, not skill."
+            f"({_numbers(f)}): the shift alone could explain its lower BCE."
         )
     if claim == "better":
         also = ""
