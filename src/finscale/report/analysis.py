@@ -1,10 +1,12 @@
 """analysis.json: the report's results in their JSON form, written from the typed results.
 
 Each class's form names its JSON fields where they differ from its own fields (`jsonform`;
-a class without one is written field by field). Every key the 0.1.0 release wrote is kept;
-"vs_base_rate" and "base_rate_loss" are against the reference (`report.reference`), and the keys
-added since carry the reference, the floor, the shift of the label rate, each claim and the
-per-seed spreads.
+a class without one is written field by field). Every key the 0.1.0 release wrote is kept but
+one: the final models' `baselines` no longer list "base_rate", the stored constant at the training
+rate, which the reference replaces. "vs_base_rate" and "base_rate_loss" are against the
+reference (`report.reference`); the keys added since carry the reference, the floor, the shift
+of the label rate, each claim and the per-seed values; "test_auc" is now the seed-averaged
+logits' AUC (the one tested against 0.5), not the mean of the seeds' AUCs.
 """
 
 from __future__ import annotations
