@@ -11,18 +11,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Sequence
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from finscale.report.collect import StudyResult  # noqa: E402
-from finscale.report.final import FinalAnswer  # noqa: E402
-from finscale.report.plots.history import history_figure, reference_values  # noqa: E402
-from finscale.report.plots.layout import save  # noqa: E402
-from finscale.report.plots.scaling import final_figure, scaling_figure  # noqa: E402
-from finscale.report.plots.width_depth import width_depth_figure  # noqa: E402
-from finscale.report.scaling import ScalingResult  # noqa: E402
+from finscale.report.collect import StudyResult
+from finscale.report.final import FinalAnswer
+from finscale.report.plots.history import history_figure, reference_values
+from finscale.report.plots.layout import save
+from finscale.report.plots.scaling import final_figure, scaling_figure
+from finscale.report.plots.width_depth import width_depth_figure
+from finscale.report.scaling import ScalingResult
 
 __all__ = [
     "final_figure",

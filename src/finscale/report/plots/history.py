@@ -26,7 +26,7 @@ def reference_values(result: StudyResult, answers: Sequence[ScalingResult]) -> d
     """The references' values in the study's metric on its validation windows: the numbers the
     scaling section's tests use when the study is there, else from its stored baselines."""
     if result.metric == "val_auc":
-        return {"chance (AUC 0.5)": 0.5}
+        return {BASE_RATE: 0.5}  # a constant ranks nothing
     for a in answers:
         for p in a.points:
             if p.study == result.name and not math.isnan(p.base_rate_loss):

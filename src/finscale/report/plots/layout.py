@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, NullLocator
+from matplotlib.transforms import Bbox
 
 DPI = 110
 # Reference lines, in the order the references come (the base rate first).
@@ -55,7 +57,7 @@ def budget_ticks(
 def legend_below(fig: Figure, axes: Sequence[Axes], *, columns: int = 3) -> None:
     """One legend for the figure, under its axes (constrained layout makes room): it covers
     nothing. Labels repeated across panels are listed once."""
-    seen: dict[str, object] = {}
+    seen: dict[str, Artist] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             if not label.startswith("_"):
@@ -71,24 +73,38 @@ def legend_below(fig: Figure, axes: Sequence[Axes], *, columns: int = 3) -> None
         )
 
 
-def _untangle_ticks(fig: Figure) -> None:
-    """Tilt an axis's x tick labels where neighbours would overlap (many budgets, close
-    sizes)."""
+def _collide(boxes: list[Bbox], step: int) -> bool:
+    """Whether any label overlaps the one `step` places to its right."""
+    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[step:], strict=False))
+
+
+def untangle_ticks(fig: Figure) -> None:
+    """Where an axis's neighbouring x tick labels would overlap (many budgets, close sizes),
+    put every other label one row lower; where even that is too tight, tilt them all."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    changed = False
     for ax in fig.axes:
-        boxes = [
-            t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text().strip()
-        ]
-        boxes.sort(key=lambda b: b.x0)
-        if any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False)):
-            for t in ax.get_xticklabels():
-                t.set_rotation(30)
-                t.set_horizontalalignment("right")
+        ticks = [t for t in ax.xaxis.get_major_ticks() if t.label1.get_text().strip()]
+        boxes = sorted((t.label1.get_window_extent(renderer) for t in ticks), key=lambda b: b.x0)
+        if not _collide(boxes, 1):
+            continue
+        changed = True
+        if _collide(boxes, 2):
+            for t in ticks:
+                t.label1.set_rotation(30)
+                t.label1.set_horizontalalignment("right")
+            continue
+        height_pt = max(b.height for b in boxes) * 72.0 / fig.dpi
+        ordered = sorted(ticks, key=lambda t: t.get_loc())
+        for t in ordered[1::2]:
+            t.set_pad(float(plt.rcParams["xtick.major.pad"]) + height_pt + 2.0)
+    if changed:
+        fig.canvas.draw()  # the layout makes room for the moved labels
 
 
 def save(fig: Figure, path: Path) -> Path:
-    _untangle_ticks(fig)
+    untangle_ticks(fig)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

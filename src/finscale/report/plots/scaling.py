@@ -23,8 +23,14 @@ from finscale.report.plots.views import (
 )
 from finscale.report.scaling import ScalingResult
 
-PAIRED_LABEL = "each budget's {model} minus the reference, paired test's 95 % interval"
-ZERO_LABEL = "{name}: the reference ({split} BCE {loss:.4f})"
+PAIRED_LABEL = "{model} minus the reference, the paired test's 95 % interval"
+FAN_LABEL = "slope's 95 % interval, as a fan about the budgets' centre"
+ZERO_LABEL = "{name}: the reference, zero ({split} BCE {loss:.4f})"
+
+
+def _the(name: str) -> str:
+    """The base rate takes an article; a baseline is named by its own name ("gbt")."""
+    return f"the {name}" if name == BASE_RATE else name
 
 
 def _references(ax: Axes, reference: Reference, others: tuple[Reference, ...], split: str) -> None:
@@ -63,8 +69,8 @@ def _paired_panel(ax: Axes, view: PairedView) -> None:
     ax.errorbar(xs, ys, yerr=[below, above], fmt="o", color="tab:blue", capsize=4, zorder=3,
                 label=PAIRED_LABEL.format(model=view.model))  # fmt: skip
     budget_ticks(ax, xs, [p.budget for p in view.points], extra=[s for s, _ in view.trials])
-    ax.set_ylabel(f"BCE minus {view.reference.name}'s\n(same {view.split} windows)")
-    ax.set_title(f"Each budget's {view.model} against {view.reference.name}", fontsize=10)
+    ax.set_ylabel(f"BCE minus {_the(view.reference.name)}'s\n(same {view.split} windows)")
+    ax.set_title(f"Each budget's {view.model} against {_the(view.reference.name)}", fontsize=10)
 
 
 def _slope_panel(ax: Axes, view: SlopeView, others: tuple[Reference, ...], raw: str) -> None:
@@ -74,10 +80,10 @@ def _slope_panel(ax: Axes, view: SlopeView, others: tuple[Reference, ...], raw: 
         _references(ax, Reference(view.reference, view.offset), others, view.split)
     fan = view.fan(grid)
     s = view.slope
-    label = f"slope {s.per_decade:+.4f} BCE per decade"
+    unit = "BCE " if view.reference is not None else ""
+    label = f"slope {s.per_decade:+.4f} {unit}per decade"
     if fan is not None:
-        ax.fill_between(grid, *fan, color="tab:blue", alpha=0.15, linewidth=0,
-                        label="slope's 95 % interval, as a fan about the budgets' centre")  # fmt: skip
+        ax.fill_between(grid, *fan, color="tab:blue", alpha=0.15, linewidth=0, label=FAN_LABEL)
         label += f", 95 % [{s.low:+.4f}, {s.high:+.4f}]"
     ax.plot(grid, view.line(grid), color="tab:blue", label=label)
     if view.exponent is not None:
@@ -107,7 +113,7 @@ def _figure(paired: PairedView | None, slope: SlopeView | None, *, title: str, r
         row[0].text(0.5, 0.5, "no paired test and no fit to draw", ha="center",
                     transform=row[0].transAxes)  # fmt: skip
     fig.suptitle(title, fontsize=11)
-    legend_below(fig, row, columns=2)
+    legend_below(fig, row, columns=len(row))
     return fig
 
 
@@ -116,7 +122,7 @@ def scaling_figure(answer: ScalingResult) -> Figure:
     reference, and the expected best-of-m points with the slope."""
     paired = validation_view(answer)
     slope = slope_view(answer.scaling, paired.reference if paired else None)
-    scale = f", minus {paired.reference.name}'s loss" if paired else ""
+    scale = f", minus {_the(paired.reference.name)}'s loss" if paired else ""
     title = f"Horizon {answer.horizon}, validation windows (the search){scale}"
     return _figure(paired, slope, title=title, raw=answer.loss_name)
 
@@ -125,6 +131,6 @@ def final_figure(final: FinalAnswer) -> Figure:
     """The final models on the test windows: each against the best reference, and the slope."""
     paired = final_view(final)
     slope = slope_view(final.fit, paired.reference if paired else None)
-    scale = f", minus {paired.reference.name}'s loss" if paired else ""
+    scale = f", minus {_the(paired.reference.name)}'s loss" if paired else ""
     title = f"Horizon {final.horizon}, test windows (the final models){scale}"
     return _figure(paired, slope, title=title, raw="test BCE")

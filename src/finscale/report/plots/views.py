@@ -151,9 +151,7 @@ def slope_view(fit: ScalingFit | None, reference: Reference | None) -> SlopeView
     if fit is None:
         return None
     offset = reference.loss if reference is not None else 0.0
-    points_are = (
-        "final model" if fit.split == "test" else f"expected best of {fit.m} trials"
-    )
+    points_are = "final model" if fit.split == "test" else f"expected best of {fit.m} trials"
     return SlopeView(
         split=fit.split,
         points_are=points_are,

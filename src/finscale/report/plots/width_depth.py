@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from finscale.report.collect import StudyResult
 
 MAX_COLUMNS = 4
+_OUTLINE = patheffects.withStroke(linewidth=1.8, foreground="black")  # white text on any colour
 
 
 def _layout(shown: list[StudyResult]) -> tuple[int, list[list[StudyResult]]]:
@@ -37,7 +38,7 @@ def _panel(ax: Axes, table: pd.DataFrame, norm: Normalize, cmap: str, title: str
     for (i, j), v in np.ndenumerate(values):
         if not math.isnan(v):
             ax.text(j, i, f"{v:.4f}", ha="center", va="center", fontsize=8, color="white",
-                    path_effects=[patheffects.withStroke(linewidth=1.8, foreground="black")])  # fmt: skip
+                    path_effects=[_OUTLINE])  # fmt: skip
     ax.set_xlabel("d_model")
     ax.set_ylabel("n_layers")
     ax.set_title(title, fontsize=9)
