@@ -219,10 +219,13 @@ def _write_figures(found: _Analysis, results: list[StudyResult], out: Path) -> d
     for a in found.answers:
         path = figures.plot_scaling(a, out / f"scaling-h{a.horizon}.png")
         shown[f"scaling-h{a.horizon}"] = path.name
+    for f in found.finals:
+        path = figures.plot_final(f, out / f"scaling-h{f.horizon}-test.png")
+        shown[f"scaling-h{f.horizon}-test"] = path.name
     path = figures.plot_width_depth(found.width_depth, results, out / "width-depth.png")
     shown["width-depth"] = path.name
     for r in results:
-        path = figures.plot_history(r, out / f"history-{r.name}.png")
+        path = figures.plot_history(r, found.answers, out / f"history-{r.name}.png")
         shown[f"history-{r.name}"] = path.name
     return shown
 

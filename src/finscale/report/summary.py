@@ -220,6 +220,8 @@ def _scaling_section(answers: list[ScalingResult], figures: dict[str, str]) -> l
             lines += ["", f"Note: {a.note}."]
         if f"scaling-h{a.horizon}" in figures:
             lines += ["", f"![scaling at horizon {a.horizon}]({figures[f'scaling-h{a.horizon}']})"]
+        if (test := figures.get(f"scaling-h{a.horizon}-test")) is not None:
+            lines += ["", f"![test split at horizon {a.horizon}]({test})"]
         lines.append("")
     return lines
 
