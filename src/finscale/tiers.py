@@ -248,7 +248,7 @@ _A50 = FeatureTier(
     name="a50",
     input="ohlcv",
     extends=_A20,
-    description="a20 and 30 more: averages, oscillators, momentum, volatility, a cycle mode",
+    description="averages, oscillators, momentum and volatility at common periods",
     rows=(
         Family("ema", "EMA", (5, 20, 50)),
         Family("wma", "WMA", (10, 30)),
@@ -277,7 +277,7 @@ _A100 = FeatureTier(
     name="a100",
     input="ohlcv",
     extends=_A50,
-    description="a50 and 50 more: more periods, trend strength, the Hilbert transform's cycle",
+    description="more periods, trend strength, adaptive averages, the Hilbert transform",
     rows=(
         Family("sma", "SMA", (5, 20, 150)),
         Family("ema", "EMA", (10, 35)),
@@ -321,7 +321,7 @@ _A200 = FeatureTier(
     name="a200",
     input="ohlcv",
     extends=_A100,
-    description="a100 and 100 more: every family at more periods, regressions, ranges",
+    description="every family at more periods, regressions, ranges",
     rows=(
         Family("sma", "SMA", (10, 30, 75)),
         Family("ema", "EMA", (15, 30)),

@@ -211,7 +211,7 @@ def data_summary(
             threshold=threshold,
             target=target.value,
         )
-        for label, columns in column_groups(name, dataset.frame.columns):
+        for label, columns in column_groups(name, dataset.feature_columns):
             lines = textwrap.wrap(
                 f"{label} ({len(columns)}): {', '.join(columns)}",
                 width=max(40, out.width - 2),

@@ -224,14 +224,20 @@ def _depends_on_start(function: str, params: tuple[tuple[str, float], ...]) -> b
     return False
 
 
-def restarts(feature: Feature) -> bool:
-    """Whether the feature is computed on the `HISTORY_ROWS` rows ending at each day: a TA-Lib
-    function whose values beyond its lookback change when the series starts later (an EMA's
-    seed, a running total, a path-dependent stop: TA-Lib flags some, the others are found by
-    measuring on made-up bars), unless the row keeps the whole history."""
-    if feature.function in OWN_FUNCTIONS or feature.whole_history:
+def depends_on_start(feature: Feature) -> bool:
+    """Whether the feature's function, run over a whole series, gives values beyond its
+    lookback that change when the series starts later (an EMA's seed, a running total, a
+    path-dependent stop): TA-Lib flags some, the others are found by measuring on made-up
+    bars. Ours never do."""
+    if feature.function in OWN_FUNCTIONS:
         return False
     return _depends_on_start(feature.function, tuple(sorted(feature.params.items())))
+
+
+def restarts(feature: Feature) -> bool:
+    """Whether the feature is computed on the `HISTORY_ROWS` rows ending at each day: its
+    function depends on where the series starts, and the row does not keep the whole history."""
+    return not feature.whole_history and depends_on_start(feature)
 
 
 def _outputs(feature: Feature, bars: pd.DataFrame) -> Outputs:
