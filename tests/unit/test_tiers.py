@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_every_input_a_tier_reads_is_declared() -> None:
 
 def test_each_tier_holds_the_last_and_is_named_by_its_count() -> None:
     chain = ["a20", "a50", "a100", "a200"]
-    for smaller, larger in zip(chain, chain[1:], strict=False):
+    for smaller, larger in itertools.pairwise(chain):
         small, large = TIERS[smaller].columns, TIERS[larger].columns
         assert large[: len(small)] == small
         assert TIERS[larger].features[: len(small)] == TIERS[smaller].features
@@ -130,9 +131,7 @@ def test_every_kind_of_the_ticker_starts_where_a25_does() -> None:
     """Restarted functions read as far back as a20's longest window: every kind has a25's
     lookback, hence its rows, so kinds differ in their columns only."""
     ticker_kinds = [k for k, d in DATASETS.items() if not d.auxiliary_inputs]
-    assert {k: features.lookback_rows(k) for k in ticker_kinds} == dict.fromkeys(
-        ticker_kinds, 199
-    )
+    assert {k: features.lookback_rows(k) for k in ticker_kinds} == dict.fromkeys(ticker_kinds, 199)
 
 
 def test_normalization_leaves_every_bounded_column_alone() -> None:
@@ -172,4 +171,4 @@ def test_the_larger_kinds_are_built_when_named() -> None:
     assert build_kinds("csv", ["a105"]) == ("a105",)
     assert dataset_names("yfinance", "QQQ", kinds=["a205"]) == ["QQQ.dataset.a205"]
     # the worker images hold what a default build makes
-    assert SAMPLE_DATASETS == {"GSPC.dataset.a25", "GSPC.dataset.a25c"}
+    assert {"GSPC.dataset.a25", "GSPC.dataset.a25c"} == SAMPLE_DATASETS
