@@ -167,10 +167,11 @@ def worker_command(
         ),
     ] = False,
 ) -> None:
-    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
-    bad data, a storage that refuses (authentication, no such database), a study created by other
-    finscale code (unless --allow-code-change) or a study whose every trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
-    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec, bad
+    data, a storage that refuses (authentication, no such database), a study created by other
+    finscale code (unless --allow-code-change) or a study whose every trial failed; 3 when the
+    storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a running trial is handed back
+    first); 143 on SIGTERM (the trial is handed back)."""
     from finscale.hpo import worker_index, worker_until  # the pod module: no torch, no optuna
     from finscale.spec import load_study
 
