@@ -54,9 +54,7 @@ def test_the_lag_follows_the_persistence_beyond_the_horizon_and_never_drops_belo
     white = [stats.paired_difference(rng.normal(size=N), np.zeros(N)).lag for _ in range(40)]
     # persistence hidden under noise: lag-1 autocorrelation ≈ 0.06, long-run variance ×4
     hidden = [
-        stats.paired_difference(
-            0.25 * ar1(rng, (N,), 0.98) + rng.normal(size=N), np.zeros(N)
-        ).lag
+        stats.paired_difference(0.25 * ar1(rng, (N,), 0.98) + rng.normal(size=N), np.zeros(N)).lag
         for _ in range(40)
     ]
     assert np.median(white) <= N / 15  # short memory: short lags (power)
