@@ -3,14 +3,17 @@ study keeps the dataset version it was created with when the data is rebuilt."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from finscale.data import build_datasets, load_inputs, read_manifest
@@ -61,12 +64,24 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
     run_worker(load_study(spec_path), settings, install_signal_handlers=False)
     trials = [t for t in _study(settings).get_trials() if t.state == TrialState.COMPLETE]
     assert len({t.user_attrs["seed"] for t in trials}) == len(trials) == 2
+    recorded = trials[0].user_attrs["torch_threads"]
+    assert recorded == torch.get_num_threads() >= 1  # the count each trial trained with
+    seen: list[int] = []  # the thread count of each epoch retrained
     for trial in trials:
-        # when the trial is planned and retrained from the storage alone
+        # when the trial is planned and retrained from the storage alone, in a process set to
+        # another thread count
         plan = plan_training(load_study(spec_path), settings=settings, trial=trial.number)
         assert plan.seed == trial.user_attrs["seed"] != trial.number
-        run = retrain(plan, settings=settings)
-        # then its value comes back exactly, and so do its stored metrics
+        assert plan.threads == trial.user_attrs["torch_threads"] == recorded
+        seen.clear()
+        with _threads(recorded + 1):
+            run = retrain(
+                plan, settings=settings, on_epoch=lambda *_: seen.append(torch.get_num_threads())
+            )
+            assert torch.get_num_threads() == recorded + 1  # the process's count, restored
+        # then it trained with the trial's thread count, and its value comes back exactly, and
+        # so do its stored metrics
+        assert set(seen) == {recorded}
         assert run.result.value == trial.value
         assert run.result.val["auc"] == trial.user_attrs["val_auc"]
     # a spec that searches something else is refused, naming the field; --set changes are
@@ -93,8 +108,12 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
         "FINSCALE_DEVICE": "cpu",
     }.items():
         env.setenv(key, value)
-    code, out, err = run_cli(["train", str(spec_path), "--trial", str(trials[0].number)], capsys)
+    with _threads(recorded + 1):
+        code, out, err = run_cli(
+            ["train", str(spec_path), "--trial", str(trials[0].number)], capsys
+        )
     assert code == 0, err
+    assert f"training with {recorded} torch threads, as trial {trials[0].number}" in err
     assert f"trial {trials[0].number} of {STUDY}" in out
     assert f"stored value {trials[0].value!r}, retrained {trials[0].value!r}: the same" in out
     assert "(reference 0." in out and "the train rate 0." in out and "; floor 0." in out
@@ -110,7 +129,10 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
 
 @pytest.mark.slow
 def test_the_evaluation_stores_each_run_and_resumes(
-    tmp_path: Path, data_dir: Path, make_spec: Callable[..., Path]
+    tmp_path: Path,
+    data_dir: Path,
+    make_spec: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # given a finished study
     spec = load_study(make_spec(n_trials=2))
@@ -120,9 +142,13 @@ def test_the_evaluation_stores_each_run_and_resumes(
         (t for t in _study(settings).get_trials() if t.state == TrialState.COMPLETE),
         key=lambda t: t.value or 0.0,
     )
-    # when its best trial is evaluated with two seeds
-    first = evaluate_study(spec, settings, top_k=1, seeds=2)
-    # then both runs are stored with their test logits, one per test window
+    # when its best trial is evaluated with two seeds, in a process set to another thread count
+    recorded = best.user_attrs["torch_threads"]
+    with _threads(recorded + 1), caplog.at_level(logging.INFO, logger="finscale.hpo.fit"):
+        first = evaluate_study(spec, settings, top_k=1, seeds=2)
+    # then it trains with the trial's
+    assert f"training with {recorded} torch threads, as trial {best.number} did" in caplog.text
+    # and both runs are stored with their test logits, one per test window
     assert first.trained == 2 and [r.trial for r in first.runs] == [best.number] * 2
     attrs = _study(settings).user_attrs
     windows = attrs[ATTR_WINDOWS]
@@ -139,6 +165,17 @@ def test_the_evaluation_stores_each_run_and_resumes(
     assert [(r.trial, r.seed, r.test["bce"], r.test_logits) for r in again.runs] == [
         (r.trial, r.seed, r.test["bce"], r.test_logits) for r in first.runs
     ]
+
+
+@contextlib.contextmanager
+def _threads(count: int) -> Iterator[None]:
+    """The process at `count` torch threads for the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _rebuilt_sample(directory: Path) -> Path:

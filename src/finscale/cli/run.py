@@ -133,6 +133,13 @@ def _split_line(
     )
 
 
+def _allowing(settings: Settings, allow_code_change: bool) -> Settings:
+    """The settings, with `--allow-code-change` (which only ever allows)."""
+    if allow_code_change:
+        return settings.model_copy(update={"allow_code_change": True})
+    return settings
+
+
 def worker_command(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Experiment spec, or a single study spec.")],
@@ -158,15 +165,24 @@ def worker_command(
         int,
         typer.Option(min=1, help="Worker processes sharing this process's device (a pod)."),
     ] = 1,
+    allow_code_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code-change",
+            help="Join a study that other finscale code created (a warning, not exit 2); "
+            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
+        ),
+    ] = False,
 ) -> None:
-    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
-    bad data, a storage that refuses (authentication, no such database) or a study whose every
-    trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
-    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec, bad
+    data, a storage that refuses (authentication, no such database), a study created by other
+    finscale code (unless --allow-code-change) or a study whose every trial failed; 3 when the
+    storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a running trial is handed back
+    first); 143 on SIGTERM (the trial is handed back)."""
     from finscale.hpo import worker_index, worker_until  # the pod module: no torch, no optuna
     from finscale.spec import load_study
 
-    settings = _state(ctx).settings
+    settings = _allowing(_state(ctx).settings, allow_code_change)
     index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
     from finscale.hpo import run_pod, run_worker
@@ -203,11 +219,19 @@ def run_command(
     study: Annotated[
         list[str] | None, typer.Option(help="Run only these studies (repeatable).")
     ] = None,
+    allow_code_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code-change",
+            help="Join a study that other finscale code created (a warning, not exit 2); "
+            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
+        ),
+    ] = False,
 ) -> None:
     """Run every study of a spec locally: N worker processes each, live progress, results."""
     from finscale.spec import load_studies
 
-    settings = _state(ctx).settings
+    settings = _allowing(_state(ctx).settings, allow_code_change)
     specs = _select(load_studies(spec), study)  # before torch is imported
     from finscale.hpo import display_url, run_study
 

@@ -11,7 +11,7 @@ Everything here is pure numpy/scipy and takes plain arrays in window (time) orde
 - `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits (the first and
   the last from `finscale.train.metrics`).
 - `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error
-  (lag at least the horizon and a tenth of the windows, never below the iid error), fixed-b
+  (lag chosen from the data, at least the horizon; never below the iid error), fixed-b
   p-values, and the effective sample size; `unpaired_difference` is the wrong test, kept to
   show why pairing matters.
 - `auc_delong`, `paired_auc_delong`: AUC against 0.5, and two predictors' AUCs on the same
@@ -127,9 +127,9 @@ def paired_difference(
         loss_b: those of predictor b on the same windows.
         min_lag: the smallest Newey-West lag; pass the horizon, since labels of windows fewer
             than h days apart overlap.
-        lag: a fixed lag (0: windows independent); None chooses the largest of `min_lag`,
-            Andrews' AR(1) plug-in and n/10 (autocorrelation outlasts the horizon: features
-            overlap over the whole context). Capped at n/3. P-values and `ci95` use fixed-b
+        lag: a fixed lag (0: windows independent); None chooses it from the data
+            (`finscale.report.hac.choose_lag`: longer the more the difference drifts beyond the
+            horizon, at least `min_lag`). Capped at n/3. P-values and `ci95` use fixed-b
             critical values (Kiefer-Vogelsang), which keep the level with such long lags.
         starts: segment starts (see `segments`); autocovariances stay inside segments.
 
