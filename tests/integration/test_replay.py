@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+import yaml
 from optuna.trial import TrialState
 
 from finscale.data import build_datasets, load_inputs, read_manifest
@@ -27,6 +28,7 @@ from finscale.records import ATTR_DATASET_SHA256, ATTR_WINDOWS, eval_key
 from finscale.settings import Settings
 from finscale.spec import load_study
 from tests.conftest import SAMPLE_DIR, run_cli
+from tests.integration.conftest import SMALL, _merge
 
 STUDY = "it-30k-h1"
 
@@ -50,18 +52,36 @@ def _study(settings: Settings) -> optuna.Study:
     return optuna.load_study(study_name=STUDY, storage=storage)
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
+    """A folder holding a finished 2-trial study (`studies.db`) and its spec (`spec.yaml`), run
+    once for the tests that read it: each works on a copy."""
+    folder = tmp_path_factory.mktemp("finished")
+    (folder / "spec.yaml").write_text(yaml.safe_dump(_merge(SMALL, {"n_trials": 2})))
+    settings = _settings(folder, data_dir)
+    run_worker(load_study(folder / "spec.yaml"), settings, install_signal_handlers=False)
+    return folder
+
+
+def _copy(finished: Path, tmp_path: Path) -> Path:
+    """The finished study's storage copied into `tmp_path`; the path of its spec there."""
+    for name in ("studies.db", "spec.yaml"):
+        shutil.copy(finished / name, tmp_path / name)
+    return tmp_path / "spec.yaml"
+
+
 @pytest.mark.slow
 def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
     tmp_path: Path,
     data_dir: Path,
+    finished: Path,
     make_spec: Callable[..., Path],
     capsys: pytest.CaptureFixture[str],
     env: pytest.MonkeyPatch,
 ) -> None:
     # given a study whose trials trained with seeds derived from the study
-    spec_path = make_spec(n_trials=2)
+    spec_path = _copy(finished, tmp_path)
     settings = _settings(tmp_path, data_dir)
-    run_worker(load_study(spec_path), settings, install_signal_handlers=False)
     trials = [t for t in _study(settings).get_trials() if t.state == TrialState.COMPLETE]
     assert len({t.user_attrs["seed"] for t in trials}) == len(trials) == 2
     recorded = trials[0].user_attrs["torch_threads"]
@@ -131,13 +151,12 @@ def test_a_stored_trial_retrains_to_its_stored_value_bit_for_bit(
 def test_the_evaluation_stores_each_run_and_resumes(
     tmp_path: Path,
     data_dir: Path,
-    make_spec: Callable[..., Path],
+    finished: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # given a finished study
-    spec = load_study(make_spec(n_trials=2))
+    spec = load_study(_copy(finished, tmp_path))
     settings = _settings(tmp_path, data_dir)
-    run_worker(spec, settings, install_signal_handlers=False)
     best = min(
         (t for t in _study(settings).get_trials() if t.state == TrialState.COMPLETE),
         key=lambda t: t.value or 0.0,

@@ -20,7 +20,6 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from finscale.data import build_datasets, load_inputs
 from finscale.errors import CodeMismatchError, ExitCode, Interrupted
 from finscale.hpo.join import join_study
 from finscale.hpo.storage import open_storage
@@ -60,13 +59,6 @@ SPEC: dict[str, Any] = {
     "workers": 2,
     "resources": {"gpus": 0, "memory_request": "2Gi", "memory_limit": "2Gi"},
 }
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("data")
-    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=directory)
-    return directory
 
 
 def _spec(folder: Path, n_trials: int) -> StudySpec:
