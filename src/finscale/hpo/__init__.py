@@ -21,6 +21,7 @@ from finscale.lazy import lazy_exports
 _WHERE = {
     "DoesNotFitError": "fit",
     "base_rate_bce": "train_one",
+    "check_study_inputs": "inputs",
     "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -48,6 +49,9 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.fit import (
         fit_trial as fit_trial,
+    )
+    from finscale.hpo.inputs import (
+        check_study_inputs as check_study_inputs,
     )
     from finscale.hpo.local import (
         run_study as run_study,
