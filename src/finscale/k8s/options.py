@@ -65,8 +65,8 @@ def check_storage_url(url: str, *, secret: str) -> None:
         raise SpecError(
             f"--storage-url {shown}: the storage URL of rendered Jobs must not carry a "
             f"password: the workers read it from the Secret {secret} through PGPASSFILE. Put "
-            "it there and leave it out of the URL (user:PASSWORD@, ?password=, sslpassword=), "
-            "which the manifests would hold in plain text"
+            "it there and leave it out of the URL (as user:PASSWORD@ or as a password or "
+            "sslpassword parameter), which the manifests would hold in plain text"
         )
     try:
         parsed = make_url(url)
