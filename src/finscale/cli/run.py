@@ -240,10 +240,10 @@ def run_command(
     from finscale.hpo import check_study_inputs, display_url, run_study
     from finscale.settings import check_folder
 
-    # Every study's inputs, and the folder of the logs, before any study is created.
+    # The folder of the logs and every study's inputs, before any study is created.
+    check_folder(settings.runs_dir, "FINSCALE_RUNS_DIR")
     for s in specs:
         check_study_inputs(s, settings.data_dir)
-    check_folder(settings.runs_dir, "FINSCALE_RUNS_DIR")
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
         run_study(

@@ -49,7 +49,7 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
             manifest says, or a non-finite value.
     """
     entry = find_dataset(data_dir, name, sha256=sha256)
-    path = data_dir / entry.path
+    path = entry.file(data_dir)
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise DataError(

@@ -55,9 +55,10 @@ def entry_problems(data_dir: Path, entry: ManifestEntry) -> list[str]:
     """Every way an entry and its file disagree; empty when they agree.
 
     Raises:
-        DataError: the entry names a dataset of no known kind.
+        DataError: the entry names a dataset of no known kind, or a link leads its path outside
+            the data directory.
     """
-    path = data_dir / entry.path
+    path = entry.file(data_dir)
     where = f"{data_dir / MANIFEST_NAME}: {entry.name}"
     if not path.is_file():
         return [f"{path}: missing (latest entry of {entry.name})"]

@@ -83,6 +83,20 @@ class ManifestEntry(BaseModel):
             raise ValueError(f"{path[:200]!r} is not a path inside the data directory")
         return path
 
+    def file(self, data_dir: Path) -> Path:
+        """The entry's file in `data_dir`.
+
+        Raises:
+            DataError: a link on the way leads outside `data_dir`.
+        """
+        path = data_dir / self.path
+        if not path.resolve().is_relative_to(data_dir.resolve()):
+            raise DataError(
+                f"{data_dir / MANIFEST_NAME}: {self.name}: path {self.path!r} leads to "
+                f"{path.resolve()}, outside the data directory"
+            )
+        return path
+
 
 class Manifest(BaseModel):
     """All entries, oldest first."""
@@ -163,7 +177,7 @@ def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Man
             f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
             "build it with `finscale data build`"
         )
-    path = data_dir / entry.path
+    path = entry.file(data_dir)
     if not path.is_file():
         raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
     return entry
