@@ -24,7 +24,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
             raise SpecError(
                 f"--set {shorten(text)}: expected FIELD=VALUE, e.g. split.val_start=2015-01-01"
             )
-        value = parse_yaml(raw, f"--set {shorten(text)}")
+        value = parse_yaml(raw, f"--set {shorten(text)}", field=".".join(keys))
         node = changes
         for key in keys[:-1]:
             node = node.setdefault(key, {})

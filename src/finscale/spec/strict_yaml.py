@@ -118,12 +118,13 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
-def parse_yaml(text: str, where: str) -> Any:
+def parse_yaml(text: str, where: str, *, field: str = "") -> Any:
     """The value a YAML text holds, read by the rules of this module.
 
     Args:
         text: the YAML.
         where: names the text in messages (the file, or `--set 'FIELD=VALUE'`).
+        field: the field the text is the value of (`--set`'s), named in messages.
 
     Raises:
         SpecError: the text is not YAML, or breaks a rule; names `where`, the field, its line
@@ -135,7 +136,7 @@ def parse_yaml(text: str, where: str) -> Any:
     except yaml.YAMLError as e:
         text = str(e).replace('in "<unicode string>", ', "")
         raise SpecError(f"{where}: not valid YAML: {shorten(text, 500, quote=False)}") from None
-    return None if node is None else _Builder(where).build(node, "", 0)
+    return None if node is None else _Builder(where).build(node, field, 0)
 
 
 def _check_depth(text: str, where: str) -> None:
@@ -153,6 +154,20 @@ def _check_depth(text: str, where: str) -> None:
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+def _yaml_1_1(node: ScalarNode) -> str:
+    """What YAML 1.1 reads a number as, for a message: cut short, or `?` when too long to
+    convert."""
+    construct = (
+        _CONSTRUCT.construct_yaml_float if ":" in node.value else _CONSTRUCT.construct_yaml_int
+    )
+    try:
+        value = construct(node)
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+    except (ValueError, OverflowError):
+        return "?"
+    return shorten(text, quote=False)
 
 
 def _shown(tag: str) -> str:
@@ -224,14 +239,14 @@ class _Builder:
                 node,
                 field,
                 f"{quoted} is a base-60 number in YAML 1.1 "
-                f"({_CONSTRUCT.construct_yaml_float(node):g}); quote it if it is text",
+                f"({_yaml_1_1(node)}); quote it if it is text",
             )
         if tag == f"{_TAG}int" and _LEADING_ZERO.match(text):
             raise self.fail(
                 node,
                 field,
                 f"{quoted} has a leading zero: octal in YAML 1.1 "
-                f"({_CONSTRUCT.construct_yaml_int(node)}), decimal in YAML 1.2; write the "
+                f"({_yaml_1_1(node)}), decimal in YAML 1.2; write the "
                 "number without it, or quote it if it is text",
             )
         construct = {
