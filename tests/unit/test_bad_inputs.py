@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
@@ -20,6 +21,22 @@ CASES: list[dict[str, Any]] = yaml.safe_load(
 
 # Rich draws usage errors in a box: its frame is no part of the message.
 _FRAME = re.compile(r"[│╭╮╰╯─]+")
+
+
+def _storage(path: Path, case: dict[str, Any]) -> bytes | None:
+    """The case's storage file, when it gives one: `storage_text` (the file's whole text), or
+    `storage_cut` (a study database cut after that many bytes). Its bytes, to compare after."""
+    if "storage_text" in case:
+        path.write_text(case["storage_text"])
+    elif "storage_cut" in case:
+        store = optuna.storages.RDBStorage(f"sqlite:///{path}")
+        study = optuna.create_study(study_name="cut", storage=store)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=20)
+        store.engine.dispose()
+        path.write_bytes(path.read_bytes()[: case["storage_cut"]])
+    else:
+        return None
+    return path.read_bytes()
 
 
 def _csv(path: Path, changes: dict[str, Any]) -> None:
@@ -56,6 +73,7 @@ def test_a_bad_input_is_refused_in_one_line_and_leaves_nothing_behind(
         csv.write_text(case["csv_text"])
     else:
         _csv(csv, case.get("csv", {}))
+    stored = _storage(storage, case)
     places = {"spec": spec, "csv": csv, "tmp": work}
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "data"))
     env.setenv("FINSCALE_RUNS_DIR", str(tmp_path / "runs"))
@@ -72,5 +90,5 @@ def test_a_bad_input_is_refused_in_one_line_and_leaves_nothing_behind(
     assert "Traceback" not in err
     if "hidden" in case:
         assert case["hidden"] not in out + err
-    assert not storage.exists()
+    assert (storage.read_bytes() if storage.exists() else None) == stored
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
