@@ -52,7 +52,12 @@ _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 # Variables with the prefix that are read elsewhere on purpose (the test suite), not settings.
 _NOT_SETTINGS = frozenset(
-    {"FINSCALE_TEST_DATABASE_URL", "FINSCALE_TEST_POSTGRES_IMAGE", "FINSCALE_REQUIRE_ALL_TESTS"}
+    {
+        "FINSCALE_TEST_DATABASE_URL",
+        "FINSCALE_TEST_POSTGRES_IMAGE",
+        "FINSCALE_REQUIRE_ALL_TESTS",
+        "FINSCALE_PARENT_PID",  # set by `finscale run` and a pod for their workers
+    }
 )
 
 
