@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     )
     runs_dir: Path = Field(
         default=Path("runs"),
-        description="Local runs: worker logs (<runs>/<study>/worker-<i>.log) and the default "
-        "report folder (<runs>/report). The default SQLite file is a separate setting.",
+        description="Local runs: worker logs (<runs>/<study>/run-<id>/worker-<i>.log) and the "
+        "default report folder (<runs>/report). The default SQLite file is a separate setting.",
     )
 
     @field_validator("data_dir", "runs_dir", "sample_dir", "storage_url", mode="before")
