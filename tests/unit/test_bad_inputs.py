@@ -46,6 +46,8 @@ def _csv(path: Path, changes: dict[str, Any]) -> None:
     if "rows" in changes:
         bars = bars.iloc[: changes["rows"]]
     bars = bars.drop(columns=changes.get("drop", []))
+    for column, value in changes.get("fill", {}).items():
+        bars[column] = str(value)
     for row, values in changes.get("set", {}).items():
         for column, value in values.items():
             bars.loc[int(row) - 1, column] = str(value)
