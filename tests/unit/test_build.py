@@ -311,7 +311,7 @@ def test_a_feature_that_would_overflow_is_refused_and_nothing_is_written(
     bars.loc[320, "High"] = 1e200
     csv = tmp_path / "absurd.csv"
     bars.to_csv(csv, index=False)
-    wide = Plausibility(max_jump=1e300, max_day_range=1e300)
+    wide = Plausibility(max_jump=1e300, max_day_range=1e300, max_price=1e300)
     inputs = load_inputs("csv", ticker="ABS", csv_path=csv, bounds=wide)
     with pytest.raises(
         DataError,
