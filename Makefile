@@ -36,13 +36,18 @@ run: setup
 	$(BIN)/finscale run configs/experiments/validation.yaml --workers 2
 	$(BIN)/finscale report --experiment validation --out runs/report
 
+# Tests run in parallel processes (pytest-xdist). The slow ones mostly wait on worker processes,
+# outages and installs, so `make test` runs more of them than there are cores.
+TEST_PROCESSES ?= 4
+FAST_TEST_PROCESSES ?= 2
+
 # Every test: unit, integration (PostgreSQL from FINSCALE_TEST_DATABASE_URL), slow.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES)
 
 # The inner loop: unit tests that need no database and train nothing for long.
 test-fast: setup
-	$(BIN)/pytest tests/unit -m "not slow and not postgres" -q
+	$(BIN)/pytest tests/unit -m "not slow and not postgres" -q -n $(FAST_TEST_PROCESSES)
 
 lint: setup
 	$(BIN)/ruff check .
