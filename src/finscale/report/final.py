@@ -47,6 +47,8 @@ class FinalModel:
     losses: np.ndarray  # per-window test BCE, averaged over seeds
     skill: stats.Skill  # seed-averaged per-window losses against the base rate and baselines
     baselines: dict[str, tuple[float, float]]  # name → (test BCE, test AUC)
+    # (seeds, windows) per-window test BCE of each seed's run; empty: only the average known
+    seed_losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def beats(self) -> list[str]:
@@ -103,7 +105,8 @@ def final_model(result: StudyResult) -> FinalModel | None:
     logits = np.stack([decode_logits(r.test_logits) for r in runs])
     if logits.shape[1] != len(test.labels):
         return None
-    losses = np.mean([stats.bce_per_window(row, test.labels) for row in logits], axis=0)
+    seed_losses = np.stack([stats.bce_per_window(row, test.labels) for row in logits])
+    losses = seed_losses.mean(axis=0)
     base = result.baselines.get("base_rate")
     if base is not None and base.test is not None:
         base_logits = base.test
@@ -153,6 +156,7 @@ def final_model(result: StudyResult) -> FinalModel | None:
         losses=losses,
         skill=skill,
         baselines=baselines,
+        seed_losses=seed_losses,
     )
 
 
@@ -165,11 +169,24 @@ def final_scaling(
     starts: np.ndarray | None,
 ) -> ScalingFit | None:
     """The budgets' final models compared on test: the slope per decade with the joint block
-    bootstrap over the test windows (one model per budget: each point is that model)."""
+    bootstrap over the test windows, each model's seeds redrawn on every resample (one model
+    per budget: each point is that model's mean over its seeds)."""
     if len({m.budget_params for m in models}) < 2 or len({len(m.losses) for m in models}) != 1:
         return None
-    budgets = [BudgetTrials(m.budget, m.losses[None, :], np.array([m.param_count])) for m in models]
+    budgets = [
+        BudgetTrials(
+            m.budget,
+            m.seed_losses if m.seed_losses.size else m.losses[None, :],
+            np.full(max(len(m.seed_losses), 1), m.param_count),
+        )
+        for m in models
+    ]
     fit = fit_scaling(
-        budgets, top_k=1, n_resamples=n_resamples, seed=seed, min_block=horizon, starts=starts
+        budgets,
+        n_resamples=n_resamples,
+        seed=seed,
+        min_block=horizon,
+        starts=starts,
+        draws="seeds",
     )
-    return dataclasses.replace(fit, split="test", notes=())
+    return dataclasses.replace(fit, split="test")
