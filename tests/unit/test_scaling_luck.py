@@ -141,7 +141,6 @@ def simulate(tau: float, seed: int, *, window: bool) -> Runs:
             fit = fit_scaling(
                 budgets, n_resamples=RESAMPLES, seed=r, min_block=horizon, with_exponent=False
             )
-            assert fit.m == 3 and fit.luck_df == 13  # (8 - 1) + (5 - 1) + (3 - 1)
             nan = (math.nan, math.nan)
             rows.append(
                 (fit.slope.low, fit.slope.high, fit.detectable,
@@ -171,14 +170,15 @@ def test_a_law_shifts_the_interval_and_nothing_else() -> None:
     assert law.slope.low == pytest.approx(flat.slope.low + LAW, abs=1e-12)
     assert law.slope.high == pytest.approx(flat.slope.high + LAW, abs=1e-12)
     assert law.detectable == pytest.approx(flat.detectable, abs=1e-12)
+    assert flat.m == 3 and flat.luck_df == 13  # (8 - 1) + (5 - 1) + (3 - 1)
 
 
 @pytest.mark.parametrize("tau", TAUS)
 def test_with_no_true_scaling_wrong_verdicts_stay_rare_at_every_trial_spread(
     null: dict[float, Runs], tau: float
 ) -> None:
-    # Wrong verdicts 2.75 %, 1.75 %, 2.0 % at τ 0, 0.005, 0.01; coverage of the true slope is
-    # the same with or without a law (equivariance).
+    # Wrong verdicts 2.75 %, 3.25 %, 2.0 % at τ 0, 0.005, 0.01 (coverage 97-98 %); coverage
+    # of the true slope is the same with or without a law (equivariance).
     assert null[tau].wrong() <= 0.065
     assert null[tau].covers() >= 0.92
     assert null[tau].wrong(LAW) == 0.0  # under the law, never "bigger is worse"
@@ -188,19 +188,20 @@ def test_without_the_trials_luck_the_interval_is_wrong_as_the_issue_found(
     null: dict[float, Runs],
 ) -> None:
     # The interval as it was, on the same data: right without trial luck, wrong with it.
+    # (At τ 0.005: 12.25 % wrong, 88 % coverage.)
     assert null[0.0].wrong(window=True) <= 0.065  # 3.5 %
-    assert null[0.01].wrong(window=True) >= 0.15  # 27.5 %
-    assert null[0.01].covers(window=True) <= 0.85  # 72 %
+    assert null[0.01].wrong(window=True) >= 0.15  # 23.75 %
+    assert null[0.01].covers(window=True) <= 0.85  # 76 %
 
 
 def test_the_power_for_a_true_law_is_what_is_stated_and_half_what_windows_alone_allow(
     null: dict[float, Runs],
 ) -> None:
     power = {tau: null[tau].found(LAW) for tau in TAUS}
-    assert power[0.0] >= 0.5 * null[0.0].found(LAW, window=True)  # 0.97 of 0.985
-    assert power[0.0] >= 0.9  # 0.97
-    assert 0.75 <= power[0.005] <= 0.95  # 0.87
-    assert 0.45 <= power[0.01] <= 0.7  # 0.57: trial luck this large is hard to see through
+    assert power[0.0] >= 0.5 * null[0.0].found(LAW, window=True)  # 0.955 of 0.99
+    assert power[0.0] >= 0.9  # 0.955
+    assert 0.75 <= power[0.005] <= 0.95  # 0.885
+    assert 0.45 <= power[0.01] <= 0.7  # 0.545: trial luck this large is hard to see through
 
 
 @pytest.mark.parametrize("tau", TAUS)
@@ -208,8 +209,8 @@ def test_a_slope_the_size_of_the_detectable_effect_is_found_80_percent_of_the_ti
     null: dict[float, Runs], tau: float
 ) -> None:
     # The design's detectable effect: the median over replications of each one's own (0.015,
-    # 0.019, 0.028 BCE per decade); a true slope of that size is found 85 %, 86 %, 84 % of the
-    # time (the interval covers a little more than 95 %, so a little more than 80 %).
+    # 0.019, 0.029 BCE per decade); a true slope of that size is found 84.5 %, 85.5 %, 87 % of
+    # the time (the interval covers a little more than 95 %, so a little more than 80 %).
     detectable = float(np.median(null[tau].detectable))
     assert 0.7 <= null[tau].found(-detectable) <= 0.9
 
@@ -254,8 +255,8 @@ def test_two_seeds_that_spread_are_inside_the_test_slope_interval() -> None:
     # Seeds whose runs differ by 0.01 BCE for their seed alone; each model averages two. Their
     # spread has 3 degrees of freedom: taken as known (no χ² draw) the interval covers 88 %.
     with_seeds, averaged_alone = seeds_coverage(0.01, seeds=2, reps=REPS)
-    assert with_seeds >= 0.92  # 97 %
-    assert averaged_alone <= 0.75  # 62 %
+    assert with_seeds >= 0.92  # 96 %
+    assert averaged_alone <= 0.75  # 60 %
 
 
 def test_one_run_per_model_is_the_window_bootstrap_and_its_stretch_holds_coverage() -> None:

@@ -272,49 +272,53 @@ def test_expected_best_weights_match_an_enumeration_of_subsets() -> None:
         assert float(values[:3] @ w) == pytest.approx(float(np.mean(kept)))
 
 
+@pytest.mark.slow
 def test_the_joint_bootstrap_covers_a_known_law() -> None:
-    # L = 0.3 + 0.05 (N / 1e8)^-0.2 over five decades; each budget's best trial is on the law
-    # (offset 0), its others worse; window noise shared across budgets dwarfs the differences.
+    # L = 0.3 + 0.05 (N / 1e8)^-0.2 over five decades; each budget's one trial is on the law
+    # (nothing to redraw but the windows), and window noise shared across budgets dwarfs the
+    # differences. 400 replications, about 20 s. Covered 92 % (slope) and 93.5 % (α); without
+    # the interval's fixed-b stretch 88.5 % and 91 %.
     alpha = 0.2
     law = 0.3 + 0.05 * (SIZES / 1e8) ** -alpha
     true_slope = np.polyfit(np.log10(SIZES), law, 1)[0]
     rng = np.random.default_rng(10)
-    replications = 40
+    replications = 400
     covered_slope = covered_alpha = 0
     for r in range(replications):
-        spread = np.array([0.0, 0.005, 0.01, 0.02])
-        fit = fit_scaling(
-            _budgets(rng, law, [4] * 5, spread=spread), n_resamples=200, seed=r, min_block=H
-        )
+        budgets = _budgets(rng, law, [1] * 5, spread=np.zeros(1))
+        fit = fit_scaling(budgets, n_resamples=200, seed=r, min_block=H)
         assert fit.exponent is not None
         covered_slope += fit.slope.low <= true_slope <= fit.slope.high
         covered_alpha += fit.exponent.low <= alpha <= fit.exponent.high
-    assert covered_slope / replications >= 0.85
-    assert covered_alpha / replications >= 0.85
-    assert fit.verdict == "bigger is better" and fit.m == 4
+    assert covered_slope / replications >= 0.905
+    assert covered_alpha / replications >= 0.9
+    assert fit.verdict == "bigger is better" and fit.m == 1
 
 
+@pytest.mark.slow
 def test_no_scaling_with_fewer_trials_at_the_largest_budget_gives_no_spurious_trend() -> None:
     # Every budget's trials are draws from one law; the largest holds the fewest (pruning and
     # failures do that to 2B). The best of all trials favours the budgets searched longest.
+    # Trials' offsets spread by 0.02 (exponential): 200 replications, about 10 s. Wrong
+    # verdicts 2 %; with the trials held fixed (windows alone resampled) 10.5 %.
     law = np.full(5, 0.4)
     rng = np.random.default_rng(11)
-    replications = 40
-    slopes, alphas, naive, worse = [], [], [], 0
+    replications = 200
+    slopes, alphas, naive, wrong = [], [], [], 0
     for r in range(replications):
         budgets = _budgets(rng, law, [20, 16, 12, 8, 4])
         fit = fit_scaling(budgets, n_resamples=200, seed=r, min_block=H)
         assert fit.m == 4 and fit.exponent is not None
         slopes.append(fit.slope.per_decade)
         alphas.append(fit.exponent.alpha)
-        worse += fit.verdict == "bigger is worse"
+        wrong += fit.verdict in ("bigger is worse", "bigger is better")
         best_of_all = [b.losses.mean(axis=1).min() for b in budgets]
         naive.append(np.polyfit(np.log10(SIZES), best_of_all, 1)[0])
     typical_half_width = 0.001
     assert abs(np.median(slopes)) < typical_half_width
     assert 0.3 <= np.mean(np.array(slopes) < 0) <= 0.7
     assert abs(np.median(alphas)) < 0.05
-    assert worse / replications <= 0.1
+    assert wrong / replications <= 0.065
     assert np.mean(np.array(naive) > 0) >= 0.7  # spurious "inverse scaling"
 
 
