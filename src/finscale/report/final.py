@@ -5,8 +5,9 @@ trials the evaluation retrained (the study's top k, S seeds each), the final mod
 is the trial with the best mean validation BCE over its seeds — a choice made without the test
 split — and its test metrics are the mean and spread over those seeds. Its per-window test
 loss, averaged over seeds, is paired against the base rate's and the baselines' on the same
-windows, and the budgets' final models are compared with each other by the same joint block
-bootstrap as the search.
+windows, and the budgets' final models are compared with each other by the same joint
+bootstrap as the search: the test windows in blocks, and each final model's seeds redrawn as a
+budget's trials are.
 """
 
 from __future__ import annotations

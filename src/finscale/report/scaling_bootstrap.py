@@ -178,10 +178,11 @@ def _point_fit(
     params = 10 ** x0[0]
     exponent = fit_exponent(params, y0[0]) if with_exponent and len(budgets) >= 3 else None
     # The best trials (the search's winners), or the final models' seed-averaged losses.
-    pick = (lambda b: b.losses[0]) if draws == "trials" else (lambda b: b.losses.mean(axis=0))
-    paired = stats.paired_difference(
-        pick(budgets[-1]), pick(budgets[0]), min_lag=min_block, starts=starts
+    largest, smallest = (
+        (b.losses[0] if draws == "trials" else b.losses.mean(axis=0))
+        for b in (budgets[-1], budgets[0])
     )
+    paired = stats.paired_difference(largest, smallest, min_lag=min_block, starts=starts)
     notes = fit_notes(m, len(budgets), "finished trials", exponent) if draws == "trials" else []
     nan = tuple(math.nan for _ in budgets)
     fit = ScalingFit(
