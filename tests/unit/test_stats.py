@@ -431,3 +431,50 @@ def test_skill_names_its_tests_and_compares_on_the_same_windows() -> None:
     assert result.auc.estimate == pytest.approx(roc_auc_score(labels, logits))
     assert result.auc.test.startswith("AUC vs 0.5, DeLong SE Newey–West-inflated")
     assert result.vs_baselines["logistic"].mean < 0
+
+
+# --- the draws' luck -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.02])
+def test_the_spread_of_trials_beyond_their_window_noise_is_what_they_drew(tau: float) -> None:
+    # Three budgets of 30 trials, each trial offset by a draw of spread tau; the trials' own
+    # window noise alone spreads their mean losses by about 0.01.
+    from finscale.report.scaling_luck import spread
+
+    rng = np.random.default_rng(15)
+    common = 0.4 * ar1(rng, (N,), 0.9)
+    losses = [common + tau * rng.normal(size=(30, 1)) + 0.1 * ar1(rng, (30, N), 0.9)
+              for _ in range(3)]  # fmt: skip
+    idx = stats.block_bootstrap_indices(N, block_length=66, n_resamples=400, rng=rng)
+    counts = stats.resample_counts(idx, N) / N
+    found = spread(losses, [counts @ loss.T for loss in losses])
+    assert found is not None and found.df == 87
+    assert found.offsets.shape == (90,) and float(np.mean(found.offsets**2)) == pytest.approx(
+        1, abs=0.05
+    )
+    assert math.sqrt(found.total) > 0.008  # window noise alone spreads them
+    if tau:
+        assert math.sqrt(found.luck) == pytest.approx(tau, rel=0.25)
+    else:  # most of the spread is window noise; the block bootstrap sees a little less than
+        # all of it (as its fixed-b stretch says), which leaves the intervals a little wide
+        assert found.luck < 0.3 * found.total  # 21 %
+
+
+def test_the_sentence_names_what_was_redrawn_and_what_the_design_could_see() -> None:
+    budgets = _budgets(np.random.default_rng(16), np.full(5, 0.4), [4, 3, 3, 3, 3])[:2]
+    fit = fit_scaling(budgets, n_resamples=300, seed=0, min_block=H)
+    assert fit.verdict == "no detectable effect" and fit.luck_df == 5
+    assert fit.detectable > (fit.slope.high - fit.slope.low) / 2
+    assert fit.sentence.startswith(
+        f"inconclusive: could only see effects of at least {fit.detectable:.4f} BCE per 10× "
+        "parameters (80 % power); measured "
+    )
+    assert "and over each budget's trials (spread pooled over budgets, χ² on 5 df)" in fit.sentence
+    assert any(n.startswith("trials redrawn on every resample") for n in fit.notes)
+    # One run per final model: nothing but the windows to redraw, and the sentence says so.
+    seeds = [BudgetTrials(b.budget, b.losses[:1], b.param_counts[:1]) for b in budgets]
+    single = fit_scaling(seeds, n_resamples=300, seed=0, min_block=H, draws="seeds")
+    assert single.luck_df == 0 and math.isnan(single.luck)
+    assert "not over each final model's seeds (one seed each" in single.sentence
+    assert single.sentence.endswith("one final model per budget, its loss the mean over its seeds)")
