@@ -15,7 +15,7 @@ rates under a law are therefore read from the null replications shifted: the pow
 −0.02 per decade is the share whose upper end lies below 0.02.
 
 Run time (one core, measured on a shared 2-core machine): the trials' world, 400 replications per
-τ (200 at each horizon) with 300 resamples, about 35 s; the seeds' world about 20 s. Measured
+τ (200 at each horizon) with 300 resamples, about 25 s; the seeds' world about 15 s. Measured
 rates are in the comments; the bounds leave room for 400 replications (a rate of 5 % has a
 standard error of 1.1 %) and sit between the measured rate and the rate measured with the piece
 they guard removed.

@@ -276,7 +276,7 @@ def test_expected_best_weights_match_an_enumeration_of_subsets() -> None:
 def test_the_joint_bootstrap_covers_a_known_law() -> None:
     # L = 0.3 + 0.05 (N / 1e8)^-0.2 over five decades; each budget's one trial is on the law
     # (nothing to redraw but the windows), and window noise shared across budgets dwarfs the
-    # differences. 400 replications, about 20 s. Covered 92 % (slope) and 93.5 % (α); without
+    # differences. 400 replications, about 15 s. Covered 92 % (slope) and 93.5 % (α); without
     # the interval's fixed-b stretch 88.5 % and 91 %.
     alpha = 0.2
     law = 0.3 + 0.05 * (SIZES / 1e8) ** -alpha
@@ -299,7 +299,7 @@ def test_the_joint_bootstrap_covers_a_known_law() -> None:
 def test_no_scaling_with_fewer_trials_at_the_largest_budget_gives_no_spurious_trend() -> None:
     # Every budget's trials are draws from one law; the largest holds the fewest (pruning and
     # failures do that to 2B). The best of all trials favours the budgets searched longest.
-    # Trials' offsets spread by 0.02 (exponential): 200 replications, about 10 s. Wrong
+    # Trials' offsets spread by 0.02 (exponential): 200 replications, about 15 s. Wrong
     # verdicts 2 %; with the trials held fixed (windows alone resampled) 10.5 %.
     law = np.full(5, 0.4)
     rng = np.random.default_rng(11)
