@@ -89,7 +89,7 @@ def test_the_report_of_a_stored_experiment_is_unchanged(storage_copy: Path, tmp_
 
 
 @pytest.mark.slow
-def test_a_stored_trial_retrains_bit_for_bit(
+def test_a_stored_trial_retrains_to_its_stored_value(
     storage_copy: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     # given: a trial the 0.1.0 release trained, and the spec it ran
@@ -101,9 +101,12 @@ def test_a_stored_trial_retrains_bit_for_bit(
     # when: today's code retrains it from what the storage holds
     plan = plan_training(spec, settings=settings, trial=5)
     run = retrain(plan, settings=settings)
-    # then: the very same value, to the last bit
+    # then: the same value. Bit for bit on the machine that trained it (test_replay holds that);
+    # here to 1e-6 relative, because this storage was trained on another CPU, whose vector
+    # kernels sum in another order (measured: 9e-9 relative). A change to the model, the data or
+    # the trainer moves the value by far more.
     assert plan.stored_value is not None
-    assert run.result.value == plan.stored_value
+    assert run.result.value == pytest.approx(plan.stored_value, rel=1e-6, abs=0)
 
 
 @pytest.mark.slow
@@ -114,6 +117,7 @@ def test_a_stored_evaluation_run_retrains_to_its_stored_test_predictions(
     import sqlite3
 
     from finscale.hpo import evaluate_study
+    from finscale.predictions import decode_logits
     from finscale.spec import load_study
 
     with sqlite3.connect(storage_copy) as db:
@@ -129,5 +133,11 @@ def test_a_stored_evaluation_run_retrains_to_its_stored_test_predictions(
     (run,) = result.runs
     # then: the same trial, the same seed, the same test predictions and metrics
     assert (run.trial, run.seed_index, run.seed) == (before["trial"], 0, before["seed"])
-    assert run.test_logits == before["test_logits"]
-    assert run.to_json()["test"] == before["test"]
+    # to 1e-6 relative: the storage was trained on another CPU (see the test above)
+    assert decode_logits(run.test_logits) == pytest.approx(
+        decode_logits(before["test_logits"]), rel=1e-6, abs=1e-9
+    )
+    after = run.to_json()["test"]
+    assert after.keys() == before["test"].keys()
+    for key, value in before["test"].items():
+        assert after[key] == (value if value is None else pytest.approx(value, rel=1e-6)), key

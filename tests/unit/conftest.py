@@ -1,7 +1,7 @@
 """Unit tests train tiny models: torch runs them on one thread. Its default (a thread per core)
 only adds synchronisation at this size, and on a machine whose cores other processes share it
 makes each step several times slower. The thread count is restored when the unit tests end: a
-run's floating-point sums depend on it, and the golden test retrains stored trials bit for bit
+run's floating-point sums depend on it, and the replay test retrains stored trials bit for bit
 with torch's default."""
 
 from __future__ import annotations
