@@ -8,8 +8,9 @@
 #
 # Two stages: `build` installs the locked dependencies (requirements/, torch-cuda.txt for torch)
 # and then finscale into a virtual environment with scripts/install.sh, the script `make setup`
-# and the tests run, and builds the sample datasets; the final stage copies only those and runs
-# as a non-root user.
+# and the tests run, bakes finscale's code identity into the installed package (the digest of its
+# source files, which studies store: docs/search.md), and builds the sample datasets; the final
+# stage copies only those and runs as a non-root user.
 FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -25,6 +26,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY data/sample ./data/sample
 RUN scripts/install.sh cuda . \
+    && python -m finscale.identity --bake \
     && FINSCALE_DATA_DIR=/opt/finscale/data finscale data build --source sample
 
 FROM python:3.11.11-slim-bookworm

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 from collections.abc import Callable, Generator
 from pathlib import Path
 
@@ -28,6 +30,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # In parallel processes (`make test`: pytest-xdist), the long tests first, so that they
+        # are spread over the processes from the start rather than left to the end of one.
+        items.sort(key=_cost_rank)
+
+
+def _cost_rank(item: pytest.Item) -> int:
+    """0 for a slow integration test, 1 for another slow one, 2 for the rest (a stable sort
+    keeps each group in the collection's order, which every process collects alike)."""
+    slow = item.get_closest_marker("slow") is not None
+    return 0 if slow and item.get_closest_marker("integration") else 1 if slow else 2
 
 
 @pytest.hookimpl(wrapper=True)
@@ -41,6 +54,31 @@ def pytest_runtest_makereport(
         report.outcome = "failed"
         report.longrepr = f"skipped, but FINSCALE_REQUIRE_ALL_TESTS=1 forbids skips: {reason}"
     return report
+
+
+def build_sample_once(root: Path) -> Path:
+    """The sample datasets of kind a25 in `root/sample-a25`, built by the first caller: parallel
+    test processes (pytest-xdist) share one build, the others waiting on a file lock. Tests only
+    read it (a test that rebuilds copies it first)."""
+    from finscale.data import build_datasets, load_inputs
+
+    directory = root / "sample-a25"
+    with (root / "sample-a25.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "manifest.json").is_file():
+            build = root / "sample-a25.partial"
+            shutil.rmtree(build, ignore_errors=True)  # a build that failed half-way
+            build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=build)
+            build.rename(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample datasets (kind a25), built once per test run; every process of a parallel
+    run (pytest-xdist's workers share the parent of their temporary folders) reads the same."""
+    base = tmp_path_factory.getbasetemp()
+    return build_sample_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
 
 
 @pytest.fixture

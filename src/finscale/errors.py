@@ -91,6 +91,12 @@ class StudyMismatchError(FinscaleError):
     exit_code: int = ExitCode.BAD_INPUT
 
 
+class CodeMismatchError(StudyMismatchError):
+    """A study was created by other finscale code (its stored source digest differs from this
+    process's, `finscale.identity`); the message names both digests and how to allow it
+    (`--allow-code-change`, `FINSCALE_ALLOW_CODE_CHANGE=1`). Never retried."""
+
+
 class StudyFailedError(FinscaleError):
     """A study's budget is spent and not one trial completed: every counted trial failed. The
     message quotes the most common failure reason and how many trials it ended. Exit 2: the

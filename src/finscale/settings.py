@@ -16,6 +16,7 @@ CLI and pass it down; tests pass keywords, which outrank the environment.
 | `FINSCALE_POLL_INTERVAL_S` | `5` | how often an idle worker looks for work |
 | `FINSCALE_MEMORY_SHARE` | `1` | share of the device's memory a worker plans within |
 | `FINSCALE_RUNS_DIR` | `runs` | local runs: worker logs and the default report folder |
+| `FINSCALE_ALLOW_CODE_CHANGE` | `false` | join a study created by other finscale code (a warning) |
 
 The Postgres password never appears in a URL: libpq reads it from `PGPASSFILE` or `PGPASSWORD`.
 
@@ -109,6 +110,12 @@ class Settings(BaseSettings):
         default=Path("runs"),
         description="Local runs: worker logs (<runs>/<study>/worker-<i>.log) and the default "
         "report folder (<runs>/report). The default SQLite file is a separate setting.",
+    )
+
+    allow_code_change: bool = Field(
+        default=False,
+        description="Let a worker join a study that other finscale code created (its source "
+        "digest differs, `finscale.identity`), with a warning instead of exit 2.",
     )
 
     @field_validator("data_dir", "runs_dir", "sample_dir", "storage_url", mode="before")

@@ -31,7 +31,6 @@ import sqlalchemy
 import yaml
 from sqlalchemy.engine import make_url
 
-from finscale.data import build_datasets, load_inputs
 from finscale.hpo.storage import normalize_url
 
 
@@ -77,14 +76,6 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'studies.db'}"
     return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample datasets, built once."""
-    directory = tmp_path_factory.mktemp("data")
-    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=directory)
-    return directory
 
 
 SMALL: dict[str, Any] = {

@@ -1,6 +1,7 @@
 """The install path as the images take it: scripts/install.sh into a fresh virtual environment
-installs exactly the locks (hash-checked), then finscale; in it the image's build step (the sample
-datasets) runs, and the data Job's yfinance source is there. Slow: it installs torch."""
+installs exactly the locks (hash-checked), then finscale; in it the image's build steps (the code
+identity baked, the sample datasets) run, and the data Job's yfinance source is there. Slow: it
+installs torch."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from finscale.identity import source_digest
 from tests.conftest import REPO
 
 
@@ -57,9 +59,16 @@ def test_the_cpu_image_install_is_exactly_the_lock_and_runs(tmp_path: Path) -> N
     run_env = {**env, "FINSCALE_DATA_DIR": str(data)}
     finscale = str(venv / "bin" / "finscale")
     for command in (
+        [python, "-m", "finscale.identity", "--bake"],
         [finscale, "data", "build", "--source", "sample"],
         [finscale, "data", "verify"],
         [python, "-c", "import yfinance, talib, torch; assert torch.__version__.endswith('+cpu')"],
     ):
         result = subprocess.run(command, env=run_env, capture_output=True, text=True, cwd=tmp_path)
         assert result.returncode == 0, f"{command}: {result.stderr[-3000:]}"
+    # and the installed package's baked code identity is the source tree's: an image's workers
+    # join the studies that a checkout of the same code created
+    baked = subprocess.run(
+        [python, "-m", "finscale.identity"], env=run_env, capture_output=True, text=True, check=True
+    )
+    assert baked.stdout.strip() == source_digest(REPO / "src" / "finscale")

@@ -189,10 +189,9 @@ def test_train_refuses_a_bad_architecture_id(capsys: pytest.CaptureFixture[str])
 
 
 def test_train_takes_its_settings_from_a_spec(
-    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    data_dir: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env.setenv("FINSCALE_DATA_DIR", str(tmp_path))
-    run(["data", "build", "--kind", "a25"], capsys)
+    env.setenv("FINSCALE_DATA_DIR", str(data_dir))  # the sample datasets of kind a25
     spec = Path(__file__).parents[2] / "configs" / "experiments" / "validation.yaml"
     code, out, _ = run(
         ["train", str(spec), "--arch", "d32-l2-h2-f2", "--epochs", "1", "--device", "cpu"], capsys

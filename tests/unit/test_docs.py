@@ -348,7 +348,7 @@ STABLE_OUTPUT = (
 )
 REPORT_FILES = {
     "summary.md", "trials.csv", "trials.json", "best.json", "analysis.json",
-    "scaling-h1.png", "width-depth.png", "history-validation-50k-h1.png",
+    "scaling-h1.png", "scaling-h1-test.png", "width-depth.png", "history-validation-50k-h1.png",
 }  # fmt: skip
 
 

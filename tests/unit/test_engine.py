@@ -1,11 +1,14 @@
 """The search engine on SQLite with a cheap objective (no training): the budget is exact, an
 interrupted trial is handed back and rerun, racing workers never overshoot, a dead worker's
-trial is failed as stale and rerun with its parameters."""
+trial is failed as stale and rerun with its parameters, and a worker of other code joins a
+study only when allowed."""
 
 from __future__ import annotations
 
 import io
+import logging
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +20,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from finscale.data import build_datasets, load_inputs
-from finscale.errors import Interrupted
+from finscale.errors import CodeMismatchError, ExitCode, Interrupted
 from finscale.hpo.join import join_study
 from finscale.hpo.storage import open_storage
 from finscale.hpo.trial_budget import (
@@ -29,9 +31,12 @@ from finscale.hpo.trial_budget import (
     reserve_trial,
 )
 from finscale.hpo.worker import WorkerReport, run_worker
+from finscale.identity import code_sha256
 from finscale.model import Arch
+from finscale.records import ATTR_CODE_SHA256
 from finscale.settings import Settings
 from finscale.spec import StudySpec, load_study
+from tests.conftest import run_cli
 
 SPEC: dict[str, Any] = {
     "name": "eng",
@@ -54,13 +59,6 @@ SPEC: dict[str, Any] = {
     "workers": 2,
     "resources": {"gpus": 0, "memory_request": "2Gi", "memory_limit": "2Gi"},
 }
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("data")
-    build_datasets(load_inputs("sample", kinds=["a25"]), data_dir=directory)
-    return directory
 
 
 def _spec(folder: Path, n_trials: int) -> StudySpec:
@@ -234,3 +232,108 @@ def test_a_dead_workers_trial_goes_stale_and_is_rerun_with_its_parameters(
     assert len(reruns) == 1
     assert reruns[0].state == TrialState.COMPLETE
     assert reruns[0].params == dead.params
+
+
+# --- the code a study was created by --------------------------------------------------------
+
+OTHER_CODE = "c0de" * 16  # the digest of a changed checkout or a rebuilt image
+
+
+def _other_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("finscale.hpo.join.code_sha256", lambda: OTHER_CODE)
+
+
+def test_a_worker_of_the_same_code_joins_and_the_study_names_its_code(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    spec = make_study(2)
+    assert _run(spec, settings).final == _exact(2)
+    assert _study(spec, settings).user_attrs[ATTR_CODE_SHA256] == code_sha256()
+
+
+def test_a_worker_of_other_code_is_refused_with_exit_2_naming_both_codes(
+    make_study: Callable[..., StudySpec],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a study created by this code, and a worker whose code differs
+    spec = make_study(2)
+    _other_code(monkeypatch)
+    # when it joins, then it is refused before it runs anything
+    with pytest.raises(CodeMismatchError) as refused:
+        _run(spec, settings)
+    assert refused.value.exit_code == ExitCode.BAD_INPUT
+    message = str(refused.value)
+    assert code_sha256() in message and OTHER_CODE in message
+    assert "--allow-code-change" in message and "FINSCALE_ALLOW_CODE_CHANGE=1" in message
+    assert {t.state for t in _study(spec, settings).get_trials()} == {TrialState.WAITING}
+    # and `finscale worker` exits 2 with that message
+    for name, value in {
+        "STORAGE_URL": settings.storage_url,
+        "DATA_DIR": str(settings.data_dir),
+        "RUNS_DIR": str(settings.runs_dir),
+        "DEVICE": "cpu",
+    }.items():
+        env.setenv(f"FINSCALE_{name}", value)
+    code, _, err = run_cli(["worker", str(_spec_path(spec, settings))], capsys)
+    assert code == 2
+    assert "created by finscale code" in err and OTHER_CODE in err
+
+
+def test_a_worker_of_other_code_joins_when_allowed_with_a_warning(
+    make_study: Callable[..., StudySpec],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spec = make_study(3)
+    _run(make_study(2), settings)  # the study, created by this code, with 2 of 3 trials run
+    _other_code(monkeypatch)
+    allowed = settings.model_copy(update={"allow_code_change": True})
+    with caplog.at_level(logging.WARNING, logger="finscale.hpo.study"):
+        report = _run(spec, allowed)
+    assert report.trials_run == 1 and report.final == _exact(3)
+    warned = [r.getMessage() for r in caplog.records if "this worker runs" in r.getMessage()]
+    assert warned and code_sha256()[:12] in warned[0] and OTHER_CODE[:12] in warned[0]
+    assert _study(spec, settings).user_attrs[ATTR_CODE_SHA256] == code_sha256()  # unchanged
+    # `finscale worker --allow-code-change` allows it too (the budget is spent: it exits 0)
+    for name, value in {
+        "STORAGE_URL": settings.storage_url,
+        "DATA_DIR": str(settings.data_dir),
+        "RUNS_DIR": str(settings.runs_dir),
+        "DEVICE": "cpu",
+    }.items():
+        env.setenv(f"FINSCALE_{name}", value)
+    path = str(_spec_path(spec, settings))
+    assert run_cli(["worker", path], capsys)[0] == 2
+    code, _, err = run_cli(["worker", path, "--allow-code-change"], capsys)
+    assert code == 0 and "3/3 trials finished" in err
+
+
+def test_a_study_stored_without_a_code_identity_is_joined_with_a_warning(
+    make_study: Callable[..., StudySpec],
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given a study as a finscale that kept no code identity left it
+    spec = make_study(2)
+    database = settings.storage_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as connection:
+        connection.execute("DELETE FROM study_user_attributes WHERE key = ?", (ATTR_CODE_SHA256,))
+    connection.close()
+    # when a worker joins it, then it runs, says so, and does not claim the study for its code
+    with caplog.at_level(logging.WARNING, logger="finscale.hpo.study"):
+        assert _run(spec, settings).final == _exact(2)
+    assert any("without the identity of the code" in r.getMessage() for r in caplog.records)
+    assert ATTR_CODE_SHA256 not in _study(spec, settings).user_attrs
+
+
+def _spec_path(spec: StudySpec, settings: Settings) -> Path:
+    """The spec file `make_study` wrote for `spec` (beside the storage)."""
+    return (
+        Path(settings.storage_url.removeprefix("sqlite:///")).parent / f"spec-{spec.n_trials}.yaml"
+    )

@@ -78,6 +78,20 @@ def test_one_seed_gives_the_same_logits_twice(
     assert first.arch.id == ARCH.id and first.param_count == first.arch.param_count > 0
 
 
+def test_a_run_trains_with_the_thread_count_it_is_given_and_restores_the_process_s(
+    spec: StudySpec, prepared: Prepared, params: dict[str, float | int]
+) -> None:
+    before = torch.get_num_threads()
+    wanted = before + 1  # another count than the process's, whatever the machine
+    seen: list[int] = []
+    fit_trial(
+        spec, prepared, ARCH, params, seed=0, device=CPU, threads=wanted,
+        on_epoch=lambda *_: seen.append(torch.get_num_threads()),
+    )  # fmt: skip
+    assert seen == [wanted]
+    assert torch.get_num_threads() == before
+
+
 def test_the_memory_plan_is_shown_before_training(
     spec: StudySpec, prepared: Prepared, params: dict[str, float | int]
 ) -> None:
@@ -135,10 +149,11 @@ def test_a_stored_trial_is_rebuilt_from_the_storage_alone(spec: StudySpec) -> No
             **{k: optuna.distributions.CategoricalDistribution([v]) for k, v in stored.items()},
         },
         value=0.69,
-        user_attrs={"seed": 1234},
+        user_attrs={"seed": 1234, "torch_threads": 3},
     )
     rebuilt = rebuild_trial(spec, trial)
     assert (rebuilt.arch, rebuilt.seed, rebuilt.value) == ("d16-l1-h2-f2", 1234, 0.69)
+    assert rebuilt.threads == 3
     assert rebuilt.params["learning_rate"] == 3e-4
     assert rebuilt.params == stored
 
@@ -146,6 +161,7 @@ def test_a_stored_trial_is_rebuilt_from_the_storage_alone(spec: StudySpec) -> No
         params=trial.params, distributions=trial.distributions, value=0.7
     )
     assert rebuild_trial(spec, old).seed == old.number  # stored before the seed attribute
+    assert rebuild_trial(spec, old).threads is None  # and before the thread count
 
     no_arch = optuna.trial.create_trial(params={}, distributions={}, value=0.7)
     with pytest.raises(StudyNotFoundError, match="has no architecture parameter"):

@@ -159,6 +159,8 @@ def test_images_install_with_the_script_and_nothing_else(variant: str, dockerfil
     assert "USER 10001:10001" in text
     assert 'ENTRYPOINT ["finscale"]' in text
     assert "finscale data build --source sample" in text
+    # the code identity studies store, computed once into the installed package
+    assert "python -m finscale.identity --bake" in text
 
 
 def test_make_setup_installs_with_the_script() -> None:

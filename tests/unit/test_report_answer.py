@@ -229,16 +229,16 @@ def test_the_final_evaluation_is_the_headline_with_paired_tests_on_test(tmp_path
     (final,) = report.finals
     assert [m.budget for m in final.models] == ["50K", "500K", "5M"]
     assert all(m.seeds == 2 and math.isfinite(m.test_bce_sd) for m in final.models)
-    # the skilled models beat the base rate on the same test windows, by the paired test
+    # the skilled models beat the reference on the same test windows, by the paired test
     assert all(m.skill.vs_base_rate.p_lower < 0.025 for m in final.models)
-    assert all("base rate" in m.beats for m in final.models)
+    assert all("reference" in m.beats for m in final.models)
     assert set(final.models[0].skill.vs_baselines) == {"logistic"}
     assert final.fit is not None and final.fit.split == "test"
     summary = report.summary.read_text()
     answer = summary.split("## The answer")[1].split("##")[0]
-    assert "**On the test split**" in answer
-    assert "better than the base rate" in answer
-    assert "Across budgets on test:" in answer and "test windows" in answer
+    assert "**Horizon 1, on test**" in answer
+    assert "50K's final model is better than the reference (" in answer
+    assert "Across budgets 50K, 500K, 5M: " in answer and "test windows" in answer
     assert "## Final evaluation on test" in summary
     analysis = json.loads((tmp_path / "analysis.json").read_text())
     assert analysis["final"][0]["models"][0]["vs_base_rate"]["test"].startswith("paired")

@@ -90,13 +90,14 @@ def test_the_newey_west_standard_error_matches_a_direct_sum_inside_segments() ->
     assert "Newey–West SE (lag 6" in test.test
 
 
-def test_the_automatic_lag_is_at_least_the_horizon_and_a_tenth_of_the_windows() -> None:
+def test_the_automatic_lag_is_at_least_the_horizon_and_grows_with_persistence() -> None:
+    # (tests/unit/test_hac.py checks the lag against known truth)
     rng = np.random.default_rng(1)
     white = rng.normal(size=(2, 300))
-    assert stats.paired_difference(*white, min_lag=40).lag == 40
-    assert stats.paired_difference(*white, min_lag=5).lag == 30
+    assert stats.paired_difference(*white, min_lag=100).lag == 100
+    assert stats.paired_difference(*white, min_lag=5).lag >= 5
     persistent = ar1(rng, (2, 1000), 0.97)
-    assert stats.paired_difference(*persistent, min_lag=5).lag > 100  # Andrews' AR(1) plug-in
+    assert stats.paired_difference(*persistent, min_lag=5).lag > 100
 
 
 def test_a_predictor_against_itself_differs_by_zero_with_zero_se() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from finscale.cli.common import (
     out,
 )
 from finscale.errors import ExitCode
-from finscale.tiers import input_names
+from finscale.tiers import default_kinds, input_names
 
 data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no_args_is_help=True)
 
@@ -44,7 +45,10 @@ def data_build(
         list[DatasetKind] | None,
         typer.Option(
             "--kind",
-            help="Dataset kind to build (repeatable; default: every kind the source can feed).",
+            help=(
+                "Dataset kind to build (repeatable; default: the kinds built by default that "
+                f"the source can feed, {default_kinds()}; the others by name)."
+            ),
         ),
     ] = None,
     input_csv: Annotated[
@@ -174,6 +178,7 @@ def data_summary(
 ) -> None:
     """Windows per split (chronological and chunks) and positive rates of each dataset."""
     from finscale.data import load_dataset, read_manifest, summarize_splits
+    from finscale.data.summary import column_groups
 
     data_dir = _state(ctx).settings.data_dir
     try:
@@ -206,6 +211,15 @@ def data_summary(
             threshold=threshold,
             target=target.value,
         )
+        for label, columns in column_groups(name, dataset.feature_columns):
+            lines = textwrap.wrap(
+                f"{label} ({len(columns)}): {', '.join(columns)}",
+                width=max(40, out.width - 2),
+                initial_indent="  ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            )
+            out.print("\n".join(lines), highlight=False)
         views.show(out, views.splits_table(rows, width=out.width))
         for mode in ("chronological", "chunks"):
             settings = next(r.settings for r in rows if r.mode == mode)

@@ -84,7 +84,7 @@ def train_command(
 def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from finscale.hpo import base_rate_bce, retrain
+    from finscale.hpo import retrain
 
     spec = plan.spec
     shown = ", ".join(
@@ -109,21 +109,35 @@ def _print_training(plan: Any, settings: Settings, *, test: bool) -> None:
         f"val {counts['val']}, test {counts['test']}; best epoch {r.best_epoch} of {r.epochs_run} "
         f"({r.stop_reason}); {r.windows_per_s:.0f} windows/s"
     )
-    _say(
-        f"val: bce {r.val['bce']:.4f} (base rate {rates['val']:.3f}: bce "
-        f"{base_rate_bce(rates['val']):.4f}), auc {r.val['auc']:.4f} (base rate 0.5), "
-        f"accuracy {r.val['accuracy']:.3f} (all negative {1 - rates['val']:.3f})"
-    )
+    _say(_split_line("val", r.val, counts, rates))
     if plan.stored_value is not None:
         same = "the same" if r.value == plan.stored_value else "NOT the same"
         _say(f"stored value {plan.stored_value!r}, retrained {r.value!r}: {same}")
     if run.test is not None:
-        t = run.test
-        _say(
-            f"test: bce {t['bce']:.4f} (base rate {rates['test']:.3f}: bce "
-            f"{base_rate_bce(rates['test']):.4f}), auc {t['auc']:.4f} (base rate 0.5), "
-            f"accuracy {t['accuracy']:.3f} (all negative {1 - rates['test']:.3f})"
-        )
+        _say(_split_line("test", run.test, counts, rates))
+
+
+def _split_line(
+    split: str, metrics: dict[str, float], counts: dict[str, int], rates: dict[str, float]
+) -> str:
+    """A split's metrics beside its reference (a constant at the rate of every label a model may
+    use before the split) and its floor (a constant that knew the split's own rate)."""
+    from finscale.train.reference import reference
+
+    ref = reference(split, counts=counts, rates=rates)
+    return (
+        f"{split}: bce {metrics['bce']:.4f} (reference {ref.bce:.4f}: the {ref.source} rate "
+        f"{ref.rate:.3f}; floor {ref.floor:.4f}: a constant that knew the {split} rate "
+        f"{ref.own_rate:.3f}), auc {metrics['auc']:.4f} (0.5 for any constant), accuracy "
+        f"{metrics['accuracy']:.3f} (all negative {1 - ref.own_rate:.3f})"
+    )
+
+
+def _allowing(settings: Settings, allow_code_change: bool) -> Settings:
+    """The settings, with `--allow-code-change` (which only ever allows)."""
+    if allow_code_change:
+        return settings.model_copy(update={"allow_code_change": True})
+    return settings
 
 
 def worker_command(
@@ -151,15 +165,24 @@ def worker_command(
         int,
         typer.Option(min=1, help="Worker processes sharing this process's device (a pod)."),
     ] = 1,
+    allow_code_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code-change",
+            help="Join a study that other finscale code created (a warning, not exit 2); "
+            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
+        ),
+    ] = False,
 ) -> None:
-    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec,
-    bad data, a storage that refuses (authentication, no such database) or a study whose every
-    trial failed; 3 when the storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a
-    running trial is handed back first); 143 on SIGTERM (the trial is handed back)."""
+    """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec, bad
+    data, a storage that refuses (authentication, no such database), a study created by other
+    finscale code (unless --allow-code-change) or a study whose every trial failed; 3 when the
+    storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a running trial is handed back
+    first); 143 on SIGTERM (the trial is handed back)."""
     from finscale.hpo import worker_index, worker_until  # the pod module: no torch, no optuna
     from finscale.spec import load_study
 
-    settings = _state(ctx).settings
+    settings = _allowing(_state(ctx).settings, allow_code_change)
     index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
     from finscale.hpo import run_pod, run_worker
@@ -196,11 +219,19 @@ def run_command(
     study: Annotated[
         list[str] | None, typer.Option(help="Run only these studies (repeatable).")
     ] = None,
+    allow_code_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-code-change",
+            help="Join a study that other finscale code created (a warning, not exit 2); "
+            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
+        ),
+    ] = False,
 ) -> None:
     """Run every study of a spec locally: N worker processes each, live progress, results."""
     from finscale.spec import load_studies
 
-    settings = _state(ctx).settings
+    settings = _allowing(_state(ctx).settings, allow_code_change)
     specs = _select(load_studies(spec), study)  # before torch is imported
     from finscale.hpo import display_url, run_study
 

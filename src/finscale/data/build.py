@@ -96,15 +96,17 @@ def _trim_warmup(
     return frame.iloc[first:].reset_index(drop=True)
 
 
-def _ticker_features(bars: pd.DataFrame, tiers: tuple[str, ...]) -> pd.DataFrame:
+def _ticker_features(
+    bars: pd.DataFrame, tiers: tuple[str, ...], memo: features.Memo
+) -> pd.DataFrame:
     """Date + OHLCV + the features of the tiers computed from the ticker's bars."""
     frame = bars[["Date", *sources.OHLCV]].reset_index(drop=True)
-    computed = [features.compute_tier(t, bars).drop(columns="Date") for t in tiers]
+    computed = [features.compute_tier(t, bars, memo).drop(columns="Date") for t in tiers]
     return pd.concat([frame, *computed], axis=1)
 
 
 def _join_auxiliary(
-    frame: pd.DataFrame, series: Series, tiers: tuple[str, ...], *, what: str
+    frame: pd.DataFrame, series: Series, tiers: tuple[str, ...], memo: features.Memo, *, what: str
 ) -> pd.DataFrame:
     """The ticker's rows where `series` also has data, with the features of its tiers.
 
@@ -121,7 +123,7 @@ def _join_auxiliary(
             "share no dates"
         )
     frame = frame[(frame["Date"] >= first) & (frame["Date"] <= last)]
-    computed = [features.compute_tier(t, aux) for t in tiers]
+    computed = [features.compute_tier(t, aux, memo) for t in tiers]
     added = [c for t in tiers for c in TIERS[t].columns]
     merged = frame
     for part in computed:
@@ -143,16 +145,21 @@ def assemble_dataset(
     inputs: Inputs,
     *,
     max_feature: float = sources.Plausibility.max_feature,
+    memos: dict[str, features.Memo] | None = None,
 ) -> pd.DataFrame:
     """A dataset of `kind` (`finscale.tiers.DATASETS`): Date, OHLCV and its tiers' features, on
-    the ticker's trading days where every series it reads has data, warm-up rows dropped."""
+    the ticker's trading days where every series it reads has data, warm-up rows dropped.
+
+    `memos` keeps the functions computed per input series, for the next kind of the build."""
     dataset = DATASETS[kind]
     what = dataset.name(inputs.equity.ticker)
+    memos = {} if memos is None else memos
     own = tuple(t for t in dataset.tiers if TIERS[t].input == "ohlcv")
-    frame = _ticker_features(inputs.equity.bars, own)
+    frame = _ticker_features(inputs.equity.bars, own, memos.setdefault("ohlcv", {}))
     for name in dataset.auxiliary_inputs:
         tiers = tuple(t for t in dataset.tiers if TIERS[t].input == name)
-        frame = _join_auxiliary(frame, inputs.auxiliary[name], tiers, what=what)
+        memo = memos.setdefault(name, {})
+        frame = _join_auxiliary(frame, inputs.auxiliary[name], tiers, memo, what=what)
     return _trim_warmup(frame, what, max_feature=max_feature)
 
 
@@ -186,8 +193,9 @@ def _plan(inputs: Inputs, max_feature: float) -> list[_Planned]:
     for name, series in inputs.auxiliary.items():
         raw_name = str(INPUTS[name].raw_name)
         plans.append(_Planned(raw_name, "raw", "raw", series.bars, [series.source], 0))
+    memos: dict[str, features.Memo] = {}
     for kind in (k for k in DATASETS if k in inputs.kinds):
-        frame = assemble_dataset(kind, inputs, max_feature=max_feature)
+        frame = assemble_dataset(kind, inputs, max_feature=max_feature, memos=memos)
         name = DATASETS[kind].name(eq.ticker)
         lookback = features.lookback_rows(kind)
         plans.append(_Planned(name, "dataset", "processed", frame, [], lookback))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
 import talib
 from talib import abstract
 
-from finscale.tiers import DATASETS, INPUTS, TIERS, Feature, FeatureTier
+from finscale.tiers import DATASETS, HISTORY_ROWS, INPUTS, TIERS, Feature, FeatureTier
 
 _WEEK = "W-SUN"  # weeks run Monday..Sunday
 
@@ -147,56 +148,166 @@ def talib_functions() -> frozenset[str]:
     return frozenset(talib.get_functions())  # type: ignore[no-untyped-call]
 
 
-def _talib(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+Outputs = dict[str | None, np.ndarray]
+"""A function's outputs by name; None names the first (the only one of most)."""
+
+
+def _named(names: list[str], result: object) -> Outputs:
+    arrays = list(result) if isinstance(result, list | tuple) else [result]
+    out: Outputs = {n: np.asarray(a, dtype="float64") for n, a in zip(names, arrays, strict=True)}
+    out[None] = out[names[0]]
+    return out
+
+
+def _talib_outputs(feature: Feature, bars: pd.DataFrame) -> Outputs:
     function = abstract.Function(feature.function)  # type: ignore[attr-defined]
     arrays = {c.lower(): bars[c].to_numpy(dtype="float64") for c in bars.columns if c != "Date"}
-    result = function(arrays, **feature.params)
-    if feature.output is None:
-        return np.asarray(result)
-    return np.asarray(result[function.output_names.index(feature.output)])
+    return _named(list(function.output_names), function(arrays, **feature.params))
 
 
-def _daily(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+def _talib(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
+    """The function over the whole series."""
+    return _talib_outputs(feature, bars)[feature.output]
+
+
+def _restarted(feature: Feature, bars: pd.DataFrame) -> Outputs:
+    """The function over the `HISTORY_ROWS` rows ending at each day, its last values: NaN
+    until that much history exists, and the same whatever came before those rows."""
+    info = abstract.Function(feature.function).info  # type: ignore[attr-defined]
+    names = [n for v in info["input_names"].values() for n in ([v] if isinstance(v, str) else v)]
+    columns = {c.lower(): c for c in bars.columns}
+    arrays = [bars[columns[n]].to_numpy(dtype="float64") for n in names]
+    function = getattr(talib, feature.function)
+    out = np.full((len(info["output_names"]), len(bars)), np.nan)
+    for end in range(HISTORY_ROWS, len(bars) + 1):
+        result = function(*(a[end - HISTORY_ROWS : end] for a in arrays), **feature.params)
+        for i, values in enumerate(result if isinstance(result, tuple) else (result,)):
+            out[i, end - 1] = values[-1]
+    return _named(list(info["output_names"]), tuple(out))
+
+
+def _probe_bars(rows: int = 3 * HISTORY_ROWS) -> pd.DataFrame:
+    """Fixed made-up bars for measuring how functions behave."""
+    rng = np.random.default_rng(2024)
+    close = 100.0 * np.exp(np.cumsum(0.04 * (rng.random(rows) - 0.5)))
+    open_ = close * (1.0 + 0.01 * (rng.random(rows) - 0.5))
+    high = np.maximum(open_, close) * (1.0 + 0.01 * rng.random(rows))
+    low = np.minimum(open_, close) * (1.0 - 0.01 * rng.random(rows))
+    volume = 1e6 * (1.0 + rng.random(rows))
+    dates = pd.bdate_range("2000-01-03", periods=rows)
+    return pd.DataFrame(
+        {"Date": dates, "Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}
+    )
+
+
+# TA-Lib's own word that a function's value depends on where the series starts.
+_START_FLAGS = frozenset({"Function has an unstable period", "Output is path-dependent"})
+
+
+@cache
+def _depends_on_start(function: str, params: tuple[tuple[str, float], ...]) -> bool:
+    info = abstract.Function(function).info  # type: ignore[attr-defined]
+    if _START_FLAGS & set(info["function_flags"] or ()):
+        return True
+    # Not flagged, yet built on one that is (DEMA, MACD, TRIX, … on EMAs): measure.
+    bars = _probe_bars()
+    feature = Feature("probe", function, dict(params))
+    lookback = _talib_lookback(feature)
+    whole = _talib_outputs(feature, bars)
+    for cut in (HISTORY_ROWS // 4, HISTORY_ROWS // 2, HISTORY_ROWS):
+        later = _talib_outputs(feature, bars.iloc[cut:])
+        for name in info["output_names"]:
+            overlap, values = whole[name][cut + lookback :], later[name][lookback:]
+            scale = max(float(np.nanstd(overlap)), float(np.nanmax(np.abs(overlap))) * 1e-6)
+            if np.nanmax(np.abs(overlap - values)) > 1e-6 * scale:
+                return True
+    return False
+
+
+def depends_on_start(feature: Feature) -> bool:
+    """Whether the feature's function, run over a whole series, gives values beyond its
+    lookback that change when the series starts later (an EMA's seed, a running total, a
+    path-dependent stop): TA-Lib flags some, the others are found by measuring on made-up
+    bars. Ours never do."""
+    if feature.function in OWN_FUNCTIONS:
+        return False
+    return _depends_on_start(feature.function, tuple(sorted(feature.params.items())))
+
+
+def restarts(feature: Feature) -> bool:
+    """Whether the feature is computed on the `HISTORY_ROWS` rows ending at each day: its
+    function depends on where the series starts, and the row does not keep the whole history."""
+    return not feature.whole_history and depends_on_start(feature)
+
+
+def _outputs(feature: Feature, bars: pd.DataFrame) -> Outputs:
     own = OWN_FUNCTIONS.get(feature.function)
     if own is not None:
-        return np.asarray(own.compute(bars, **feature.params))
-    return _talib(feature, bars)
+        return {None: np.asarray(own.compute(bars, **feature.params), dtype="float64")}
+    if restarts(feature):
+        return _restarted(feature, bars)
+    return _talib_outputs(feature, bars)
 
 
-def compute_feature(feature: Feature, bars: pd.DataFrame) -> np.ndarray:
-    """One feature's values, one per row of `bars` (Date and the input's columns, sorted)."""
+Memo = dict[tuple[object, ...], Outputs]
+"""Outputs computed from one series, by function and parameters (`compute_tier(memo=…)`)."""
+
+
+def compute_feature(feature: Feature, bars: pd.DataFrame, memo: Memo | None = None) -> np.ndarray:
+    """One feature's values, one per row of `bars` (Date and the input's columns, sorted).
+
+    `memo` keeps every output of each function computed from these `bars`, so that a
+    function's other outputs, or the same feature in another tier, cost nothing.
+    """
     if feature.weekly:
         return weekly_to_daily(
-            bars["Date"], bars["Close"], lambda c: _daily(feature, pd.DataFrame({"Close": c}))
+            bars["Date"],
+            bars["Close"],
+            lambda c: _outputs(feature, pd.DataFrame({"Close": c}))[feature.output],
         )
-    return _daily(feature, bars)
+    memo = {} if memo is None else memo
+    key = (feature.function, tuple(sorted(feature.params.items())), feature.whole_history)
+    if key not in memo:
+        memo[key] = _outputs(feature, bars)
+    return memo[key][feature.output]
 
 
-def compute_tier(tier: str | FeatureTier, bars: pd.DataFrame) -> pd.DataFrame:
+def compute_tier(
+    tier: str | FeatureTier, bars: pd.DataFrame, memo: Memo | None = None
+) -> pd.DataFrame:
     """The features of a tier from validated bars of its input.
 
     Args:
         tier: a name in `finscale.tiers.TIERS`, or a tier.
         bars: `Date` and the columns of the tier's input (`INPUTS`), sorted by date.
+        memo: outputs already computed from these `bars` (see `compute_feature`); filled in.
 
     Returns:
         `Date` plus the tier's columns, one row per bar; warm-up rows hold NaN.
     """
     row = TIERS[tier] if isinstance(tier, str) else tier
-    out = pd.DataFrame({"Date": bars["Date"].to_numpy()})
-    for feature in row.features:
-        out[feature.name] = np.asarray(compute_feature(feature, bars), dtype="float64")
-    return out
+    memo = {} if memo is None else memo
+    columns = {f.name: compute_feature(f, bars, memo) for f in row.features}
+    return pd.concat(
+        [pd.DataFrame({"Date": bars["Date"].to_numpy()}), pd.DataFrame(columns)], axis=1
+    )
+
+
+def _talib_lookback(feature: Feature) -> int:
+    function = abstract.Function(feature.function, **feature.params)  # type: ignore[attr-defined]
+    return int(function.lookback)
 
 
 def feature_lookback(feature: Feature) -> int:
-    """Rows of history the feature reads before its first value."""
+    """Rows of history the feature reads before its first value: ours state theirs, TA-Lib's
+    abstract API gives its functions', a restarted function reads `HISTORY_ROWS`."""
     own = OWN_FUNCTIONS.get(feature.function)
     if own is not None:
         rows = own.lookback(feature.params)
+    elif restarts(feature):
+        rows = HISTORY_ROWS - 1
     else:
-        function = abstract.Function(feature.function, **feature.params)  # type: ignore[attr-defined]
-        rows = int(function.lookback)
+        rows = _talib_lookback(feature)
     # A weekly value shows after its week: count whole weeks of the longest kind.
     return (rows + 1) * _DAYS_PER_WEEK if feature.weekly else rows
 

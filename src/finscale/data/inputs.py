@@ -3,7 +3,8 @@ its dataset kinds need, from the shipped sample, CSV files or Yahoo Finance.
 
 Which series a build reads follows from the dataset kinds asked for: a kind whose tiers need VIX
 makes the sample and yfinance sources read VIX, and the csv source read `input_csv["vix"]`.
-Without a kind named, a build makes every kind its source can feed.
+Without a kind named, a build makes every kind its source can feed that is built by default
+(`DatasetKind.by_default`: not the larger tiers' a55, a105, a205, which take `--kind`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Inputs:
 
     equity: Series
     auxiliary: dict[str, Series] = field(default_factory=dict)
-    kinds: tuple[str, ...] = tuple(DATASETS)
+    kinds: tuple[str, ...] = tuple(k for k, d in DATASETS.items() if d.by_default)
 
 
 def ticker_name(symbol: str) -> str:
@@ -93,7 +94,8 @@ def _available(source: str, input_csv: Mapping[str, Path]) -> set[str]:
 def build_kinds(
     source: str, kinds: Sequence[str] | None, input_csv: Mapping[str, Path] | None = None
 ) -> tuple[str, ...]:
-    """The dataset kinds a build makes: `kinds`, or every kind the source can feed.
+    """The dataset kinds a build makes: `kinds`, or every kind built by default that the
+    source can feed.
 
     Raises:
         DataError: an unknown kind, or one whose input the source lacks (the csv source without
@@ -104,7 +106,9 @@ def build_kinds(
         raise DataError(f"--input-csv is for the csv source; the {source} source reads its own")
     available = _available(source, given)
     if kinds is None:
-        return tuple(k for k, d in DATASETS.items() if set(d.auxiliary_inputs) <= available)
+        return tuple(
+            k for k, d in DATASETS.items() if d.by_default and set(d.auxiliary_inputs) <= available
+        )
     for kind in kinds:
         if kind not in DATASETS:
             raise DataError(f"unknown dataset kind {kind!r}; expected one of {list(DATASETS)}")
@@ -165,7 +169,8 @@ def load_inputs(
         ticker: the symbol; `GSPC` (default) or `IXIC` for the sample, required for csv, `SPY`
             by default for yfinance.
         csv_path: the CSV of the csv source (Date, Open, High, Low, Close, Volume).
-        kinds: the dataset kinds to build (default: every kind the source can feed).
+        kinds: the dataset kinds to build (default: every kind built by default that the source
+            can feed).
         input_csv: for the csv source, a CSV per auxiliary input (`{"vix": path}`, Date, Close).
         sample_dir: where the sample files are (default: the shipped copy).
         history: replaces Yahoo's client (tests).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from finscale.data.windows import (
     split_chronological,
     split_chunks,
 )
+from finscale.tiers import OHLCV, TIERS, dataset_kind
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,25 @@ def summarize_splits(
                 )
             )
     return out
+
+
+def column_groups(name: str, columns: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """A dataset's columns (Date left out) by where they come from: OHLCV, then each tier of
+    its kind, a larger tier by the columns it adds to the one it extends (`a50 adds`). A
+    dataset whose columns are not its kind's is one group, `columns`."""
+    columns = tuple(c for c in columns if c != "Date")
+    try:
+        kind = dataset_kind(name)
+    except ValueError:
+        return [("columns", columns)]
+    if kind.columns != columns:
+        return [("columns", columns)]
+    groups: list[tuple[str, tuple[str, ...]]] = [("OHLCV", OHLCV)]
+    for tier_name in kind.tiers:
+        chain = [TIERS[tier_name]]
+        while chain[0].extends is not None:
+            chain.insert(0, chain[0].extends)
+        for tier in chain:
+            label = f"{tier.name} adds" if tier.extends is not None else tier.name
+            groups.append((label, tuple(f.name for f in tier.added)))
+    return groups

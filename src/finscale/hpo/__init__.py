@@ -20,7 +20,6 @@ from finscale.lazy import lazy_exports
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
     "DoesNotFitError": "fit",
-    "base_rate_bce": "train_one",
     "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -72,9 +71,6 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.storage import (
         open_for_reading as open_for_reading,
-    )
-    from finscale.hpo.train_one import (
-        base_rate_bce as base_rate_bce,
     )
     from finscale.hpo.train_one import (
         default_spec as default_spec,

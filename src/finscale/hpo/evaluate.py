@@ -11,7 +11,8 @@ are the report's headline.
 
 Each run is stored as a study user attribute (`finscale.eval.<trial>.<seed index>`) with its
 test logits, so the report needs only the storage, and an interrupted evaluation resumes where
-it stopped.
+it stopped. Each trial retrains with the CPU thread count it ran with (seed 0 then reproduces it
+bit for bit on the CPU); code other than the study's is named in a warning.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from finscale.errors import StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.fit import (
     StoredTrial,
+    announce_threads,
     check_stored_spec,
     epochs_to_refit,
     fit_trial,
@@ -40,10 +42,17 @@ from finscale.hpo.fit import (
     require_test_region,
 )
 from finscale.hpo.storage import display_url, open_for_reading, with_retries
-from finscale.hpo.study import ensure_study_records
+from finscale.hpo.study import ensure_study_records, warn_code
+from finscale.identity import code_sha256
 from finscale.model import parse_arch_id
 from finscale.predictions import encode_logits
-from finscale.records import ATTR_DATASET_SHA256, TRIAL_BEST_EPOCH, EvalRun, eval_key
+from finscale.records import (
+    ATTR_CODE_SHA256,
+    ATTR_DATASET_SHA256,
+    TRIAL_BEST_EPOCH,
+    EvalRun,
+    eval_key,
+)
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 from finscale.train import resolve_device
@@ -115,11 +124,13 @@ def evaluate_study(
     if not chosen:
         raise StudyNotFoundError(f"study {spec.name} has no completed trial to evaluate")
     prepared = _checked_data(spec, settings, study, retry, url=url)
+    warn_code(spec.name, attrs.get(ATTR_CODE_SHA256), code_sha256(), doing="evaluating it")
     device = resolve_device(settings.device)
     runs: list[EvalRun] = []
     trained = 0
     for trial in chosen:
         found = rebuild_trial(spec, trial)
+        announced = False
         for index in range(seeds):
             key = eval_key(trial.number, index)
             stored = attrs.get(key)
@@ -129,6 +140,9 @@ def evaluate_study(
                 if on_run:
                     on_run(run, False)
                 continue
+            if not announced:
+                announce_threads(found.threads, what=f"trial {trial.number}", device=device)
+                announced = True
             run = _train_run(
                 spec,
                 prepared,
@@ -224,6 +238,7 @@ def _train_run(
             epochs_to_refit(trial.user_attrs.get(TRIAL_BEST_EPOCH), found.params) if refit else None
         ),
         predict_test=True,
+        threads=found.threads,
     )
     assert fit.test is not None and fit.test_logits is not None  # predict_test
     result = fit.result

@@ -6,6 +6,7 @@ that a retrained trial reproduces the search's run by construction (bit for bit 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from finscale.hpo import inputs
 from finscale.hpo.study import check_spec, study_fingerprint
 from finscale.model import Arch, PatchTST
 from finscale.model.memory import BatchPlan, plan_batch
-from finscale.records import TRIAL_SEED
+from finscale.records import TRIAL_SEED, TRIAL_TORCH_THREADS
 from finscale.spec import StudySpec
 from finscale.train import (
     TrainResult,
@@ -28,10 +29,13 @@ from finscale.train import (
     predict,
     train,
 )
+from finscale.train.device import available_cores, torch_threads
 from finscale.train.trainer import EpochCallback, StepCallback
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
 
 
 class DoesNotFitError(SpecError):
@@ -98,6 +102,7 @@ def fit_trial(
     memory_share: float = 1.0,
     refit_epochs: int | None = None,
     predict_test: bool = False,
+    threads: int | None = None,
     on_plan: Callable[[BatchPlan], None] | None = None,
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
@@ -116,6 +121,8 @@ def fit_trial(
         refit_epochs: train on the training and validation windows together for this many
             epochs (early stopping cannot help then: the validation windows are trained on).
         predict_test: predict and score the test windows with the trained model.
+        threads: torch's CPU thread count while training and predicting (restored after);
+            None: as the process has it. A stored trial's (`StoredTrial.threads`) reproduces it.
         on_plan: called with the memory plan before training (the objective stores it).
         on_epoch: called after each epoch (`finscale.train.train`).
         on_step: called after each optimizer step (`finscale.train.train`).
@@ -149,19 +156,20 @@ def fit_trial(
     )
     if refit_epochs is not None:
         config = dataclasses.replace(config, patience=refit_epochs + 1)  # never stops early
-    trained, result = train(model, config, data, on_epoch=on_epoch, on_step=on_step)
     logits = test = None
-    if predict_test:
-        test_starts = prepared.splits.test
-        where = next(trained.parameters()).device
-        logits = predict(
-            trained,
-            torch.as_tensor(prepared.features, device=where),
-            torch.as_tensor(test_starts, device=where),
-            context_length=spec.model.context_length,
-            precision=precision,
-        )
-        test = binary_metrics(logits, prepared.windows.labels[test_starts])
+    with torch_threads(threads):
+        trained, result = train(model, config, data, on_epoch=on_epoch, on_step=on_step)
+        if predict_test:
+            test_starts = prepared.splits.test
+            where = next(trained.parameters()).device
+            logits = predict(
+                trained,
+                torch.as_tensor(prepared.features, device=where),
+                torch.as_tensor(test_starts, device=where),
+                context_length=spec.model.context_length,
+                precision=precision,
+            )
+            test = binary_metrics(logits, prepared.windows.labels[test_starts])
     return Fit(
         model=trained,
         result=result,
@@ -186,12 +194,13 @@ class StoredTrial:
     params: dict[str, float | int]  # every training parameter, checked
     seed: int
     value: float | None
+    threads: int | None = None  # torch's CPU threads while it trained (None: not stored)
 
 
 def rebuild_trial(spec: StudySpec, trial: FrozenTrial) -> StoredTrial:
-    """A stored trial's architecture, training parameters and seed, from the storage alone:
-    its `arch` parameter, its sampled parameters with the spec's fixed ones, its `seed`
-    attribute.
+    """A stored trial's architecture, training parameters, seed and thread count, from the
+    storage alone: its `arch` parameter, its sampled parameters with the spec's fixed ones, its
+    `seed` and `torch_threads` attributes.
 
     Raises:
         SpecError: a stored parameter unknown or out of the allowed range.
@@ -211,7 +220,37 @@ def rebuild_trial(spec: StudySpec, trial: FrozenTrial) -> StoredTrial:
         # Trials stored before the seed attribute trained with their number as the seed.
         seed=int(trial.user_attrs.get(TRIAL_SEED, trial.number)),
         value=trial.value,
+        threads=_threads(trial.user_attrs.get(TRIAL_TORCH_THREADS)),
     )
+
+
+def _threads(stored: Any) -> int | None:
+    return int(stored) if isinstance(stored, int | float) and stored >= 1 else None
+
+
+def announce_threads(threads: int | None, *, what: str, device: torch.device) -> None:
+    """Say with how many CPU threads a stored trial (`what`, e.g. "trial 3 of s") is
+    retrained, and warn when this machine has fewer cores than it ran with (slower, not
+    different) or when the trial stored no count (its result may differ in the last bits)."""
+    if device.type != "cpu":
+        return
+    if threads is None:
+        log.warning(
+            "%s stored no thread count; training with this process's %d torch threads: on the "
+            "CPU the result matches the search's bit for bit only at the count it ran with",
+            what, torch.get_num_threads(),
+        )  # fmt: skip
+        return
+    log.info(
+        "training with %d torch threads, as %s did, so that on the CPU it reproduces bit for bit",
+        threads, what,
+    )  # fmt: skip
+    cores = available_cores()
+    if cores < threads:
+        log.warning(
+            "%s ran with %d threads; this machine gives this process %d cores: the same "
+            "result, more slowly", what, threads, cores,
+        )  # fmt: skip
 
 
 def check_stored_spec(
@@ -241,6 +280,7 @@ __all__ = [
     "DoesNotFitError",
     "Fit",
     "StoredTrial",
+    "announce_threads",
     "check_stored_spec",
     "epochs_to_refit",
     "fit_trial",

@@ -17,12 +17,14 @@ from finscale.errors import DataError
 from finscale.hpo import storage
 from finscale.hpo.inputs import StudyData, feature_count, load_study_data, study_grid
 from finscale.hpo.study import (
+    Code,
     create_or_load_study,
     ensure_study_records,
     pinned_dataset,
     study_fingerprint,
     worker_seed,
 )
+from finscale.identity import code_sha256
 from finscale.model import Arch, extreme_archs
 from finscale.records import ATTR_BASELINES, ATTR_DATASET_SHA256, ATTR_WINDOWS
 from finscale.settings import Settings
@@ -83,11 +85,15 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
     input leaves nothing behind. A study is pinned to the dataset version it was created with:
     a worker joining it later loads that version, whatever was built since, and loads its rows
     only when it needs them (`Joined.prepared`) unless the study's records are still missing.
+    A new study stores the identity of the code that created it (`finscale.identity`); a study
+    created by other code is refused unless the settings allow it.
 
     Raises:
         SpecError, DataError: a bad spec or dataset, or the pinned dataset version is gone
             (exit 2).
         StudyMismatchError: the study exists with another search definition (exit 2).
+        CodeMismatchError: the study was created by other finscale code and
+            `settings.allow_code_change` is off (exit 2).
         StorageConfigError: the storage refused (authentication, no such database; exit 2).
         StorageUnavailableError: the storage did not answer by the deadline (exit 3).
     """
@@ -120,6 +126,7 @@ def join_study(spec: StudySpec, settings: Settings, *, index: int = 0) -> Joined
         fingerprint=fingerprint,
         extremes=extremes,
         seed=worker_seed(spec, index=index, started_trials=started),
+        code=Code(code_sha256(), allow_change=settings.allow_code_change),
         deadline_s=settings.storage_deadline_s,
     )
     joined = Joined(spec, store, study, grid, sha256, settings.data_dir, data)

@@ -21,15 +21,18 @@ from finscale.errors import TrainingError, TrialFailedError
 from finscale.hpo import inputs
 from finscale.hpo.events import EventLog
 from finscale.hpo.fit import DoesNotFitError, fit_trial
+from finscale.identity import code_sha256
 from finscale.model import Arch
 from finscale.model.memory import BatchPlan
 from finscale.predictions import encode_logits
 from finscale.records import (
     TRIAL_ACCUMULATION_STEPS,
+    TRIAL_CODE_SHA256,
     TRIAL_ESTIMATED_MEMORY_MIB,
     TRIAL_MICRO_BATCH,
     TRIAL_PARAM_COUNT,
     TRIAL_SEED,
+    TRIAL_TORCH_THREADS,
     TRIAL_WORKER,
     TrialRecord,
 )
@@ -104,6 +107,10 @@ class ArchitecturalObjective:
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
         seed = inputs.trial_seed(spec, trial.number)
         trial.set_user_attr(TRIAL_SEED, seed)
+        # What reproduces it besides its parameters and seed: the code, and on the CPU the
+        # thread count (`finscale train --trial` and `evaluate` train with the same).
+        trial.set_user_attr(TRIAL_CODE_SHA256, code_sha256())
+        trial.set_user_attr(TRIAL_TORCH_THREADS, torch.get_num_threads())
 
         def on_plan(plan: BatchPlan) -> None:
             trial.set_user_attr(TRIAL_MICRO_BATCH, plan.micro_batch)

@@ -19,10 +19,12 @@ import optuna
 from optuna.storages import RDBStorage
 
 from finscale import defaults
-from finscale.errors import StudyMismatchError
+from finscale.errors import CodeMismatchError, StudyMismatchError
 from finscale.hpo.storage import display_url, study_lock, with_retries
+from finscale.identity import short
 from finscale.records import (
     ATTR_BASELINES,
+    ATTR_CODE_SHA256,
     ATTR_DATASET_SHA256,
     ATTR_EXTREMES,
     ATTR_FIELDS,
@@ -90,6 +92,55 @@ def worker_seed(spec: StudySpec, *, index: int, started_trials: int) -> int | No
 
 
 @dataclass(frozen=True)
+class Code:
+    """The code identity of this process (`finscale.identity.code_sha256`) and whether it may
+    join a study another code created (`--allow-code-change`, `FINSCALE_ALLOW_CODE_CHANGE`)."""
+
+    sha256: str
+    allow_change: bool = False
+
+
+def check_code(name: str, stored: Any, code: Code, *, url: str) -> None:
+    """Refuse to join a study created by other code, unless allowed (then warn); warn about a
+    study stored without a code identity (created by an older finscale).
+
+    Raises:
+        CodeMismatchError: the stored digest differs and changes are not allowed (exit 2).
+    """
+    if stored is None:
+        log.warning(
+            "study %s was stored without the identity of the code that created it (an older "
+            "finscale); joining it with code %s, unchecked", name, short(code.sha256),
+        )  # fmt: skip
+        return
+    if stored == code.sha256:
+        return
+    if code.allow_change:
+        log.warning(
+            "study %s was created by finscale code %s; this worker runs %s (allowed: its trials "
+            "are compared with trials of other code)", name, short(str(stored)), short(code.sha256),
+        )  # fmt: skip
+        return
+    raise CodeMismatchError(
+        f"study {name} in {display_url(url)} was created by finscale code {stored}; this worker "
+        f"runs {code.sha256}: refusing to join it, since its trials would be compared with "
+        "trials of other code. Run the image (or checkout) that created it, start a new study "
+        "(a new experiment name), or allow it with --allow-code-change "
+        "(FINSCALE_ALLOW_CODE_CHANGE=1)"
+    )
+
+
+def warn_code(name: str, stored: Any, code_sha256: str, *, doing: str) -> None:
+    """Warn when a stored study was created by other code than this process's (`doing`:
+    what this process does with it, e.g. "retraining trial 3")."""
+    if stored is not None and stored != code_sha256:
+        log.warning(
+            "study %s was created by finscale code %s; %s with code %s: results may differ "
+            "from the search's", name, short(str(stored)), doing, short(code_sha256),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     """What defines a study's search, flattened, and its digest."""
 
@@ -122,9 +173,11 @@ def create_or_load_study(
     fingerprint: Fingerprint,
     extremes: dict[str, str],
     seed: int | None,
+    code: Code | None = None,
     deadline_s: float = defaults.STORAGE_DEADLINE_S,
 ) -> optuna.Study:
-    """Create the study, or load it and check that it searches what the spec says.
+    """Create the study, or load it and check that it searches what the spec says and was
+    created by this code.
 
     Under the study lock: a study is created once however many workers start together, its
     fingerprint is stored once, and the forced-extreme trials are enqueued once.
@@ -135,10 +188,13 @@ def create_or_load_study(
         fingerprint: from `study_fingerprint`.
         extremes: forced architectures to enqueue first, name → architecture id.
         seed: this worker's sampler seed.
+        code: this process's code identity, stored on a new study and checked against a
+            stored one (`check_code`); None: neither.
         deadline_s: how long to retry a storage that does not answer.
 
     Raises:
         StudyMismatchError: the stored fingerprint differs (the message lists the fields).
+        CodeMismatchError: the study was created by other code, and that is not allowed.
         StorageUnavailableError: the database did not answer.
     """
 
@@ -158,6 +214,8 @@ def create_or_load_study(
                 study.set_user_attr(ATTR_FINGERPRINT, fingerprint.digest)
                 study.set_user_attr(ATTR_FIELDS, fingerprint.fields)
                 study.set_user_attr(ATTR_SPEC, json.loads(spec.model_dump_json()))
+                if code is not None:
+                    study.set_user_attr(ATTR_CODE_SHA256, code.sha256)
                 forced = list(extremes.items())[: spec.n_trials]
                 for name, arch_id in forced:
                     study.enqueue_trial({"arch": arch_id}, user_attrs={TRIAL_FORCED: name})
@@ -172,6 +230,8 @@ def create_or_load_study(
                     + "\nUse a new study name (or experiment name), pin the dataset's sha256, or "
                     "restore the spec the study was created with."
                 )
+            elif code is not None:
+                check_code(spec.name, attrs.get(ATTR_CODE_SHA256), code, url=storage.url)
             if attrs.get(ATTR_N_TRIALS) != spec.n_trials:
                 study.set_user_attr(ATTR_N_TRIALS, spec.n_trials)  # may be extended later
             return study

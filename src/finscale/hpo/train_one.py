@@ -2,13 +2,15 @@
 trial's architecture, parameters and seed, or values given on the command line.
 
 A stored trial is rebuilt from what the storage holds alone (its `arch` parameter, its training
-parameters and its `seed` attribute, `finscale.hpo.fit.rebuild_trial`) and trained by
-`fit_trial` as the objective trains it, so that on the CPU the retrained value equals the
-stored one bit for bit.
+parameters, its `seed` and `torch_threads` attributes, `finscale.hpo.fit.rebuild_trial`) and
+trained by `fit_trial` as the objective trains it, with the trial's thread count, so that on the
+CPU the retrained value equals the stored one bit for bit. Code other than the study's is named
+in a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from finscale.errors import SpecError, StudyNotFoundError
 from finscale.hpo import inputs
 from finscale.hpo.fit import (
     StoredTrial,
+    announce_threads,
     check_stored_spec,
     fit_trial,
     rebuild_trial,
@@ -28,13 +31,16 @@ from finscale.hpo.fit import (
 )
 from finscale.hpo.read import read_studies
 from finscale.hpo.storage import display_url, open_for_reading
+from finscale.hpo.study import warn_code
+from finscale.identity import code_sha256
 from finscale.model import Arch, parse_arch_id
-from finscale.records import ATTR_DATASET_SHA256
+from finscale.records import ATTR_CODE_SHA256, ATTR_DATASET_SHA256
 from finscale.settings import Settings
 from finscale.spec import PARAMS_BY_NAME, DataSpec, StudySpec
 from finscale.train import TrainResult, resolve_device
-from finscale.train.metrics import binary_entropy
 from finscale.train.trainer import EpochCallback
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "GSPC.dataset.a25"
 
@@ -81,6 +87,12 @@ def stored_trial(spec: StudySpec, settings: Settings, number: int) -> tuple[Stor
         url=storage.url,
         doing="retrain",
     )
+    warn_code(
+        spec.name,
+        study.user_attrs.get(ATTR_CODE_SHA256),
+        code_sha256(),
+        doing=f"retraining trial {number}",
+    )
     return rebuild_trial(spec, study.trials[number]), dataset.sha256
 
 
@@ -96,6 +108,8 @@ class TrainPlan:
     source: str  # e.g. "trial 3 of validation-50k-h1", a spec path, "defaults"
     stored_value: float | None = None  # the trial's stored value, when replaying a trial
     dataset_sha256: str | None = None  # the dataset version to train on (default: the spec's)
+    threads: int | None = None  # torch's CPU threads, a replayed trial's (None: the process's)
+    replayed: bool = False  # a stored trial, retrained as it ran
 
 
 def plan_training(
@@ -112,7 +126,7 @@ def plan_training(
 
     Training parameters come from, by rising precedence: the spec's fixed or middle values,
     the stored trial's values (with `trial`), and `changes["training"]`. The seed is the stored
-    trial's seed with `trial`, else `seed`, else 0.
+    trial's seed with `trial`, else `seed`, else 0; a stored trial's thread count is kept.
 
     Args:
         spec: the study whose data and settings to use.
@@ -130,7 +144,7 @@ def plan_training(
     changed = spec.with_changes(dict(changes)) if changes else spec
     explicit = {k: v for k, v in (changes or {}).get("training", {}).items() if k in PARAMS_BY_NAME}
     params: dict[str, Any] = inputs.typical_params(changed)
-    stored_value = dataset_sha256 = None
+    stored_value = dataset_sha256 = threads = None
     if trial is not None:
         # The spec as given must be the study's; the changes are this retraining's own.
         found, dataset_sha256 = stored_trial(spec, settings, trial)
@@ -138,6 +152,7 @@ def plan_training(
         arch = arch or found.arch
         seed = found.seed if seed is None else seed
         source, stored_value = f"trial {trial} of {changed.name}", found.value
+        threads = found.threads
     params.update(explicit)
     if arch is None:
         raise SpecError("give an architecture (--arch ID) or a stored trial (--trial N)")
@@ -153,6 +168,8 @@ def plan_training(
         source=source,
         stored_value=stored_value,
         dataset_sha256=dataset_sha256,
+        threads=threads,
+        replayed=trial is not None,
     )
 
 
@@ -165,12 +182,8 @@ class Retrained:
     seed: int
     result: TrainResult
     windows: dict[str, int]
-    base_rate: dict[str, float]  # positive rate of each split's labels
+    base_rate: dict[str, float]  # positive rate of each split's labels (`train.reference`)
     test: dict[str, float] | None
-
-
-# The BCE of predicting a split's own positive rate (finscale.hpo exports it from here).
-base_rate_bce = binary_entropy
 
 
 def retrain(
@@ -194,15 +207,19 @@ def retrain(
     splits = prepared.splits
     if evaluate_test:
         require_test_region(spec, prepared, then="to evaluate on test")
+    device = resolve_device(settings.device)
+    if plan.replayed:
+        announce_threads(plan.threads, what=plan.source, device=device)
     fit = fit_trial(
         spec,
         prepared,
         parse_arch_id(plan.arch),
         plan.params,
         seed=plan.seed,
-        device=resolve_device(settings.device),
+        device=device,
         memory_share=settings.memory_share,
         predict_test=evaluate_test,
+        threads=plan.threads,
         on_epoch=on_epoch,
     )
     labels = prepared.windows.labels

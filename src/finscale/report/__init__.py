@@ -27,6 +27,7 @@ from finscale.report.checks import (
 from finscale.report.collect import StudyResult, study_result
 from finscale.report.export import write_exports
 from finscale.report.final import FinalAnswer, FinalModel, final_model, final_scaling
+from finscale.report.reference import shift_of, study_reference
 from finscale.report.scaling import ScalingResult, StudyWindows, scaling
 from finscale.report.summary import markdown
 
@@ -218,24 +219,36 @@ def _write_figures(found: _Analysis, results: list[StudyResult], out: Path) -> d
     for a in found.answers:
         path = figures.plot_scaling(a, out / f"scaling-h{a.horizon}.png")
         shown[f"scaling-h{a.horizon}"] = path.name
+    for f in found.finals:
+        path = figures.plot_final(f, out / f"scaling-h{f.horizon}-test.png")
+        shown[f"scaling-h{f.horizon}-test"] = path.name
     path = figures.plot_width_depth(found.width_depth, results, out / "width-depth.png")
     shown["width-depth"] = path.name
     for r in results:
-        path = figures.plot_history(r, out / f"history-{r.name}.png")
+        path = figures.plot_history(r, found.answers, out / f"history-{r.name}.png")
         shown[f"history-{r.name}"] = path.name
     return shown
 
 
 def _windows(results: list[StudyResult]) -> dict[str, StudyWindows]:
     """Per study, what the paired tests need beside the trials: the segments of its
-    validation windows and the baselines' logits on them."""
+    validation windows, the baselines' logits on them and their reference."""
     out = {}
     for r in results:
         if r.val_windows is None:
             continue
+        starts = stats.segments(r.val_windows.starts)
+        shift = shift_of(
+            study_reference(r, "val"),
+            r.val_windows.labels,
+            split="val",
+            horizon=r.horizon or 1,
+            starts=starts,
+        )
         out[r.name] = StudyWindows(
-            starts=stats.segments(r.val_windows.starts),
-            baselines={name: b.val for name, b in r.baselines.items()},
+            starts=starts,
+            baselines={name: b.val for name, b in r.baselines.items() if name != "base_rate"},
+            shift=shift,
         )
     return out
 

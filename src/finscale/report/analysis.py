@@ -1,13 +1,18 @@
 """analysis.json: the report's results in their JSON form, written from the typed results.
 
 Each class's form names its JSON fields where they differ from its own fields (`jsonform`;
-a class without one, such as `stats.Skill`, is written field by field);
-the file is what the 0.1.0 release wrote, key for key.
+a class without one is written field by field). Every key the 0.1.0 release wrote is kept but
+one: the final models' `baselines` no longer list "base_rate", the stored constant at the training
+rate, which the reference replaces. "vs_base_rate" and "base_rate_loss" are against the
+reference (`report.reference`); the keys added since carry the reference, the floor, the shift
+of the label rate, each claim and the per-seed values; "test_auc" is now the seed-averaged
+logits' AUC (the one tested against 0.5), not the mean of the seeds' AUCs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +22,9 @@ from finscale.report.checks import StudyFlags
 from finscale.report.export import records
 from finscale.report.final import FinalAnswer, FinalModel
 from finscale.report.jsonform import Forms, fields_of, pair, to_json
+from finscale.report.reference import Shift
 from finscale.report.scaling import BudgetPoint, ScalingResult
-from finscale.report.stats import AucTest, PairedTest
+from finscale.report.stats import AucTest, PairedTest, Skill
 
 _TEST = {
     "se": "se",
@@ -56,6 +62,8 @@ FORMS: Forms = {
         "top_k": "top_k",
         "note": "note",
         "points": "points",
+        "reference": "reference",
+        "baselines": "baseline_skill",
     },
     BudgetPoint: {
         "budget": "budget",
@@ -74,8 +82,21 @@ FORMS: Forms = {
         "top_losses": "top_losses",
         "partial": "partial",
     },
-    PairedTest: {"estimate": "mean", **_TEST},
+    PairedTest: {"estimate": "mean", **_TEST, "p_lower": "p_lower"},
     AucTest: {"estimate": "estimate", **_TEST},
+    Skill: fields_of(Skill, claim="claim"),
+    Shift: {
+        "split": "split",
+        "reference_rate": "reference.rate",
+        "reference_from": "reference.source",
+        "own_rate": "reference.own_rate",
+        "reference_bce": "reference.bce",
+        "floor_bce": "reference.floor",
+        "shift_gain": "reference.shift_gain",
+        "n": "n",
+        "shift": "test",
+        "flagged": "flagged",
+    },
     FinalAnswer: {
         "horizon": "horizon",
         "verdict": "fit.verdict",
@@ -83,6 +104,7 @@ FORMS: Forms = {
         "slope_per_decade": "fit.slope.per_decade",
         "slope_ci95": pair("fit.slope"),
         "models": "models",
+        "reference": "reference",
     },
     FinalModel: {
         "study": "study",
@@ -98,11 +120,24 @@ FORMS: Forms = {
         "test_bce_sd": "test_bce_sd",
         "test_auc": "test_auc",
         "test_auc_sd": "test_auc_sd",
+        "test_bce_per_seed": "test_bce_seeds",
+        "test_auc_per_seed": "test_auc_seeds",
+        "test_auc_seed_range": lambda m: _range(m.test_auc_seeds),
         "vs_base_rate": "skill.vs_base_rate",
+        "vs_floor": "skill.vs_floor",
+        "claim": "skill.claim",
         "auc_vs_half": "skill.auc",
         "vs_baselines": "skill.vs_baselines",
         "baselines": lambda m: {
-            k: {"test_bce": b, "test_auc": a} for k, (b, a) in m.baselines.items()
+            k: {
+                "test_bce": s.loss,
+                "test_auc": s.auc.estimate,
+                "vs_base_rate": s.vs_base_rate,
+                "vs_floor": s.vs_floor,
+                "claim": s.claim,
+                "auc_vs_half": s.auc,
+            }
+            for k, s in m.baseline_skill.items()
         },
         "beats": "beats",
     },
@@ -113,6 +148,11 @@ FORMS: Forms = {
         sentences=lambda f: f.sentences(),
     ),
 }
+
+
+def _range(values: tuple[float, ...]) -> list[float] | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return [min(finite), max(finite)] if finite else None
 
 
 def write_analysis(

@@ -3,10 +3,13 @@
 The search chose its trials on the validation windows; the test windows took no part. Of the
 trials the evaluation retrained (the study's top k, S seeds each), the final model of a budget
 is the trial with the best mean validation BCE over its seeds — a choice made without the test
-split — and its test metrics are the mean and spread over those seeds. Its per-window test
-loss, averaged over seeds, is paired against the base rate's and the baselines' on the same
-windows, and the budgets' final models are compared with each other by the same joint block
-bootstrap as the search.
+split — and its test BCE is the mean over those seeds (with their range or spread). Its loss on
+a test window is the mean over seeds of its runs' losses there (what one trained run gets on
+average, not the loss of the seed-averaged prediction); that per-window loss is paired against
+the reference's (a constant at the rate of the training and validation labels,
+`report.reference`), the floor's and the baselines' on the same windows. Its one AUC is that of
+the seed-averaged logits, the one tested against 0.5. The budgets' final models are compared
+with each other by the same joint block bootstrap as the search.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from finscale.predictions import decode_logits
 from finscale.records import EvalRun
 from finscale.report import stats
 from finscale.report.collect import StudyResult
+from finscale.report.reference import Shift, judge, shift_of, study_reference
 from finscale.report.scaling import BudgetTrials, ScalingFit, fit_scaling
 from finscale.train.metrics import auc
 
@@ -42,16 +46,21 @@ class FinalModel:
     val_bce: float  # mean over seeds (NaN after a refit): what the choice was made on
     test_bce: float  # mean over seeds
     test_bce_sd: float  # spread over seeds (NaN with one seed)
-    test_auc: float
-    test_auc_sd: float
+    test_auc: float  # of the seed-averaged logits: the AUC tested against 0.5
+    test_auc_sd: float  # spread of the per-seed AUCs (NaN with one seed)
     losses: np.ndarray  # per-window test BCE, averaged over seeds
-    skill: stats.Skill  # seed-averaged per-window losses against the base rate and baselines
+    skill: stats.Skill  # those losses against the reference, the floor and the baselines
     baselines: dict[str, tuple[float, float]]  # name → (test BCE, test AUC)
+    test_bce_seeds: tuple[float, ...] = ()  # each seed's test BCE
+    test_auc_seeds: tuple[float, ...] = ()  # each seed's test AUC
+    reference: Shift | None = None  # the test windows' reference, floor and rate shift
+    baseline_skill: dict[str, stats.Skill] = dataclasses.field(default_factory=dict)
 
     @property
     def beats(self) -> list[str]:
-        """What this model beats on test (one-sided 2.5 %): "base rate" and baseline names."""
-        names = ["base rate"] if self.skill.beats_base_rate else []
+        """What this model beats on test (one-sided 2.5 %): "reference" when its claim is
+        "better" (see `stats.Skill.claim`), then baseline names."""
+        names = ["reference"] if self.skill.beats_base_rate else []
         return names + [n for n, t in self.skill.vs_baselines.items() if t.p_lower < 0.025]
 
 
@@ -62,6 +71,16 @@ class FinalAnswer:
     horizon: int
     models: list[FinalModel]
     fit: ScalingFit | None  # None with fewer than two evaluated budgets
+
+    @property
+    def reference(self) -> Shift | None:
+        """The test windows' reference (the budgets share their windows)."""
+        return self.models[0].reference if self.models else None
+
+    @property
+    def baselines(self) -> dict[str, stats.Skill]:
+        """Each baseline on the test windows, against the reference."""
+        return self.models[0].baseline_skill if self.models else {}
 
 
 def _mean(values: list[float]) -> float:
@@ -93,6 +112,10 @@ def _chosen(result: StudyResult) -> tuple[int, list[EvalRun], int] | None:
     return number, by_trial[number], len(by_trial)
 
 
+def _seeds(runs: list[EvalRun], split: str, metric: str) -> tuple[float, ...]:
+    return tuple(getattr(r, split).get(metric, math.nan) for r in runs)
+
+
 def final_model(result: StudyResult) -> FinalModel | None:
     """The study's final model on test; None when it was not evaluated."""
     test = result.test_windows
@@ -103,38 +126,32 @@ def final_model(result: StudyResult) -> FinalModel | None:
     logits = np.stack([decode_logits(r.test_logits) for r in runs])
     if logits.shape[1] != len(test.labels):
         return None
+    # The model's loss on a window is the mean over seeds of its runs' losses (what one trained
+    # run gets on average); the AUC ranks the seed-averaged logits.
     losses = np.mean([stats.bce_per_window(row, test.labels) for row in logits], axis=0)
-    base = result.baselines.get("base_rate")
-    if base is not None and base.test is not None:
-        base_logits = base.test
-    else:
-        rate = float(np.clip(result.train_positive_rate, 1e-6, 1 - 1e-6))
-        base_logits = stats.constant_logits(rate, len(losses))
+    horizon, segments = result.horizon, stats.segments(test.starts)
+    shift = shift_of(
+        study_reference(result, "test"),
+        test.labels,
+        split="test",
+        horizon=horizon,
+        starts=segments,
+    )
     others = {
         name: b.test
         for name, b in result.baselines.items()
-        if name != "base_rate" and b.test is not None
+        if name != "base_rate" and b.test is not None and len(b.test) == len(test.labels)
     }
-    # The model's loss on a window is the mean over seeds of its runs' losses (what one trained
-    # model gets on average); the AUC ranks the seed-averaged logits.
-    segments = stats.segments(test.starts)
-    horizon = result.horizon
-
-    def versus(other: np.ndarray) -> stats.PairedTest:
-        other_loss = stats.bce_per_window(other, test.labels)
-        return stats.paired_difference(losses, other_loss, min_lag=horizon, starts=segments)
-
-    skill = stats.Skill(
-        loss=float(losses.mean()),
-        vs_base_rate=versus(base_logits),
-        auc=stats.auc_delong(logits.mean(axis=0), test.labels, min_lag=horizon, starts=segments),
-        vs_baselines={name: versus(b) for name, b in others.items()},
+    skill = judge(
+        logits.mean(axis=0),
+        test.labels,
+        losses=losses,
+        shift=shift,
+        baselines=others,
+        horizon=horizon,
+        starts=segments,
     )
-    baselines = {
-        name: (float(stats.bce_per_window(b.test, test.labels).mean()), auc(b.test, test.labels))
-        for name, b in result.baselines.items()
-        if b.test is not None
-    }
+    bces, aucs = _seeds(runs, "test", "bce"), _seeds(runs, "test", "auc")
     return FinalModel(
         study=result.name,
         budget=result.budget or result.name,
@@ -146,13 +163,23 @@ def final_model(result: StudyResult) -> FinalModel | None:
         candidates=candidates,
         refit=runs[0].refit,
         val_bce=_mean([r.val.get("bce", math.nan) for r in runs]),
-        test_bce=_mean([r.test.get("bce", math.nan) for r in runs]),
-        test_bce_sd=_sd([r.test.get("bce", math.nan) for r in runs]),
-        test_auc=_mean([r.test.get("auc", math.nan) for r in runs]),
-        test_auc_sd=_sd([r.test.get("auc", math.nan) for r in runs]),
+        test_bce=_mean(list(bces)),
+        test_bce_sd=_sd(list(bces)),
+        test_auc=skill.auc.estimate,
+        test_auc_sd=_sd(list(aucs)),
         losses=losses,
         skill=skill,
-        baselines=baselines,
+        baselines={
+            name: (float(stats.bce_per_window(b, test.labels).mean()), auc(b, test.labels))
+            for name, b in others.items()
+        },
+        test_bce_seeds=bces,
+        test_auc_seeds=aucs,
+        reference=shift,
+        baseline_skill={
+            name: judge(b, test.labels, shift=shift, horizon=horizon, starts=segments)
+            for name, b in others.items()
+        },
     )
 
 

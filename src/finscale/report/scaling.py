@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from finscale.report import stats
+from finscale.report.reference import Shift, judge, shift_of
 from finscale.report.scaling_bootstrap import BudgetTrials, ScalingFit, fit_scaling
 from finscale.report.scaling_fit import (
     ALPHA_MAX,
@@ -146,16 +147,26 @@ def _sized_rows(group: list[StudyResult]) -> dict[str, list[Row]]:
     }
 
 
-def _baseline_losses(
-    present: list[StudyResult], labels: np.ndarray, windows: Mapping[str, StudyWindows]
-) -> dict[str, float]:
-    """Each baseline's val BCE on the shared windows."""
+def _baselines_judged(
+    present: list[StudyResult],
+    labels: np.ndarray,
+    windows: Mapping[str, StudyWindows],
+    *,
+    horizon: int,
+) -> tuple[dict[str, float], Shift, dict[str, stats.Skill]]:
+    """Each baseline's val BCE on the shared windows, the windows' reference, and each
+    baseline's tests against the reference (no baseline was chosen on these windows)."""
     extra = windows.get(present[0].name, StudyWindows())
-    return {
-        name: float(stats.bce_per_window(logits, labels).mean())
-        for name, logits in extra.baselines.items()
-        if len(logits) == len(labels)
-    }
+    shift = extra.shift or shift_of(None, labels, split="val", horizon=horizon, starts=extra.starts)
+    kept = {n: v for n, v in extra.baselines.items() if len(v) == len(labels)}
+    losses = {n: float(stats.bce_per_window(v, labels).mean()) for n, v in kept.items()}
+    judged = {}
+    if 0 < labels.sum() < len(labels):
+        judged = {
+            n: judge(v, labels, shift=shift, horizon=horizon, starts=extra.starts)
+            for n, v in kept.items()
+        }
+    return losses, shift, judged
 
 
 def _horizon(
@@ -211,8 +222,10 @@ def _horizon(
         notes += list(fit.notes)
         points = [with_fitted_point(p, fit, i) for i, p in enumerate(points)]
     baselines: dict[str, float] = {}
+    reference: Shift | None = None
+    judged: dict[str, stats.Skill] = {}
     if joint and present and first is not None:
-        baselines = _baseline_losses(present, first, windows)
+        baselines, reference, judged = _baselines_judged(present, first, windows, horizon=horizon)
     return ScalingResult(
         horizon=horizon,
         metric=metric,
@@ -223,6 +236,8 @@ def _horizon(
         loss_name=loss_name,
         note="; ".join(notes),
         baselines=baselines,
+        reference=reference,
+        baseline_skill=judged,
     )
 
 

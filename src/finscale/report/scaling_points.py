@@ -13,6 +13,7 @@ import numpy as np
 from finscale.predictions import decode_labels, decode_logits
 from finscale.records import TRIAL_VAL_LABELS, TRIAL_VAL_LOGITS, fail_reason
 from finscale.report import stats
+from finscale.report.reference import Shift, judge, shift_of
 from finscale.report.scaling_bootstrap import BudgetTrials, ScalingFit
 from finscale.report.scaling_fit import (
     ExponentFit,
@@ -33,8 +34,9 @@ class StudyWindows:
     """What the report knows of a study's validation windows beyond its trials."""
 
     starts: np.ndarray | None = None  # segment starts (see `stats.segments`); None: one run
-    baselines: Mapping[str, np.ndarray] = field(default_factory=dict)  # name → val logits;
-    # "base_rate" (the training rate) is the bar of the skill test when present
+    baselines: Mapping[str, np.ndarray] = field(default_factory=dict)  # name → val logits
+    shift: Shift | None = None  # the reference (train rate) and the split's move from it;
+    # None: the split's own rate stands in
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class BudgetPoint:
     top_losses: tuple[float, ...]  # every completed trial's loss, best first
     top_params: tuple[int, ...]
     partial: bool  # the study has not spent its budget
-    base_rate_loss: float  # the base-rate predictor's BCE on the same windows (NaN: unknown)
+    base_rate_loss: float  # the reference constant's BCE on the same windows (NaN: unknown)
     skill: stats.Skill | None  # of the best trial; None without stored predictions
 
 
@@ -74,6 +76,8 @@ class ScalingResult:
     loss_name: str  # what the points measure
     note: str  # why there is no fit, or what limits it; empty when nothing does
     baselines: Mapping[str, float] = field(default_factory=dict)  # name → val BCE, same windows
+    reference: Shift | None = None  # the windows' reference, floor and rate shift
+    baseline_skill: Mapping[str, stats.Skill] = field(default_factory=dict)  # name → its tests
 
     @property
     def verdict(self) -> Verdict | None:
@@ -177,17 +181,15 @@ def joint_point(
     """A budget scored from its stored predictions: per-window losses and the paired tests."""
     lost = lost_trials(r)
     losses = np.stack([stats.bce_per_window(row[3], labels) for row in rows])
-    base = extra.baselines.get("base_rate")
-    if base is None:  # the split's own rate: the best constant in hindsight, a stricter bar
-        base = stats.constant_logits(float(np.clip(labels.mean(), 1e-6, 1 - 1e-6)), len(labels))
+    shift = extra.shift or shift_of(None, labels, split="val", horizon=horizon, starts=extra.starts)
     skill = None
     if 0 < labels.sum() < len(labels):
-        skill = stats.skill(
+        skill = judge(
             rows[0][3],
             labels,
-            base_logits=base,
-            baselines={k: v for k, v in extra.baselines.items() if k != "base_rate"},
-            min_lag=horizon,
+            shift=shift,
+            baselines=extra.baselines,
+            horizon=horizon,
             starts=extra.starts,
         )
     point = budget_point(
@@ -195,7 +197,7 @@ def joint_point(
         rows,
         losses.mean(axis=1).tolist(),
         lost=lost,
-        base_rate_loss=float(stats.bce_per_window(base, labels).mean()),
+        base_rate_loss=shift.reference.bce,
         skill=skill,
     )
     sizes = np.array([row[1] for row in rows])

@@ -11,7 +11,7 @@ Everything here is pure numpy/scipy and takes plain arrays in window (time) orde
 - `bce_per_window`, `constant_logits`, `binary_entropy`: losses from logits (the first and
   the last from `finscale.train.metrics`).
 - `paired_difference`: mean per-window loss difference with a Newey-West (HAC) standard error
-  (lag at least the horizon and a tenth of the windows, never below the iid error), fixed-b
+  (lag chosen from the data, at least the horizon; never below the iid error), fixed-b
   p-values, and the effective sample size; `unpaired_difference` is the wrong test, kept to
   show why pairing matters.
 - `auc_delong`, `paired_auc_delong`: AUC against 0.5, and two predictors' AUCs on the same
@@ -19,7 +19,8 @@ Everything here is pure numpy/scipy and takes plain arrays in window (time) orde
 - `block_bootstrap_indices`, `resample_counts` (from `bootstrap.py`): circular blocks, kept
   inside contiguous segments; the Newey-West variance and its fixed-b critical values are in
   `hac.py`.
-- `skill`: one predictor against the base rate and the baselines, each test named.
+- `skill`: one predictor against the reference constant, the floor and the baselines, each
+  test named, and the claim it supports (`Skill.claim`).
 
 Segments: in "chunks" split mode the validation windows form a few contiguous runs. `starts`
 (positions where a run begins, `segments`) keeps autocovariances and bootstrap blocks inside
@@ -126,9 +127,9 @@ def paired_difference(
         loss_b: those of predictor b on the same windows.
         min_lag: the smallest Newey-West lag; pass the horizon, since labels of windows fewer
             than h days apart overlap.
-        lag: a fixed lag (0: windows independent); None chooses the largest of `min_lag`,
-            Andrews' AR(1) plug-in and n/10 (autocorrelation outlasts the horizon: features
-            overlap over the whole context). Capped at n/3. P-values and `ci95` use fixed-b
+        lag: a fixed lag (0: windows independent); None chooses it from the data
+            (`finscale.report.hac.choose_lag`: longer the more the difference drifts beyond the
+            horizon, at least `min_lag`). Capped at n/3. P-values and `ci95` use fixed-b
             critical values (Kiefer-Vogelsang), which keep the level with such long lags.
         starts: segment starts (see `segments`); autocovariances stay inside segments.
 
@@ -319,19 +320,43 @@ def paired_auc_delong(
 # --- one predictor's skill -----------------------------------------------------------------------
 
 
+# What a skill test may say of a predictor against the reference constant (see `Skill.claim`).
+CLAIMS = ("better", "worse", "not distinguishable", "shift")
+
+
 @dataclass(frozen=True)
 class Skill:
-    """One predictor on the validation windows, against the base rate and the baselines."""
+    """One predictor on a split's windows, against the reference and the baselines.
+
+    The reference is the constant at the rate of every label a model may use before the split
+    (`finscale.train.reference`); the floor, a constant at the split's own rate, is what a
+    predictor that only foresaw a shift of that rate would approach.
+    """
 
     loss: float  # mean per-window BCE
-    vs_base_rate: PairedTest  # loss − the base rate's loss; negative = better
-    auc: AucTest  # against 0.5
+    vs_base_rate: PairedTest  # loss − the reference constant's loss; negative = better
+    auc: AucTest  # against 0.5: rate-free, a shift of the label rate cannot move it
     vs_baselines: dict[str, PairedTest]  # name → loss − that baseline's loss
+    vs_floor: PairedTest | None = None  # loss − a constant at the split's own rate (hindsight)
+    shifted: bool = False  # the split's rate moved from the reference's beyond the noise
+
+    @property
+    def claim(self) -> str:
+        """One of `CLAIMS`: "better" when the loss is below the reference's at the one-sided
+        2.5 % level and, if the split's rate shifted, below the floor's too (only then can the
+        shift not explain it); "shift" when it is below the reference's only; "worse" when above
+        at that level; else "not distinguishable"."""
+        t = self.vs_base_rate
+        if t.p_lower < 0.025:
+            if not self.shifted or (self.vs_floor is not None and self.vs_floor.p_lower < 0.025):
+                return "better"
+            return "shift"
+        return "worse" if 1 - t.p_lower < 0.025 else "not distinguishable"
 
     @property
     def beats_base_rate(self) -> bool:
-        """Lower loss than the base rate at the one-sided 2.5 % level."""
-        return self.vs_base_rate.p_lower < 0.025
+        """Better than the reference by the test and not by a shift of the rate alone."""
+        return self.claim == "better"
 
 
 def skill(
@@ -342,21 +367,28 @@ def skill(
     baselines: Mapping[str, np.ndarray] | None = None,
     min_lag: int = 1,
     starts: np.ndarray | None = None,
+    losses: np.ndarray | None = None,
+    floor_logits: np.ndarray | None = None,
+    shifted: bool = False,
 ) -> Skill:
     """Paired tests of one predictor on the windows of `labels`.
 
     Args:
-        logits: the predictor's logits, one per window in time order.
+        logits: the predictor's logits (or any score that ranks windows: the AUC's).
         labels: 0/1 labels of the windows.
-        base_logits: the base-rate predictor's logits (a constant; see `constant_logits`).
+        base_logits: the reference constant's logits (see `constant_logits`).
         baselines: name → logits of other predictors on the same windows.
         min_lag: the horizon (see `paired_difference`).
         starts: segment starts (see `segments`).
+        losses: the predictor's per-window BCE, when it is not that of `logits` (a model's
+            runs over several seeds: the mean of their per-window losses).
+        floor_logits: a constant at the split's own rate, tested as `vs_floor`.
+        shifted: the split's rate moved from the reference's beyond the noise (see `Skill`).
 
     Raises:
         ValueError: shapes differ, or the labels hold one class.
     """
-    loss = bce_per_window(logits, labels)
+    loss = bce_per_window(logits, labels) if losses is None else np.asarray(losses, "float64")
 
     def against(other: np.ndarray) -> PairedTest:
         return paired_difference(
@@ -368,4 +400,6 @@ def skill(
         vs_base_rate=against(base_logits),
         auc=auc_delong(logits, labels, min_lag=min_lag, starts=starts),
         vs_baselines={name: against(other) for name, other in (baselines or {}).items()},
+        vs_floor=None if floor_logits is None else against(floor_logits),
+        shifted=shifted,
     )

@@ -1,8 +1,10 @@
-"""The device a run trains on, and how much memory it may use."""
+"""The device a run trains on, how much memory it may use, and its CPU threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -67,3 +69,33 @@ def available_memory_bytes(device: torch.device, *, share: float = 1.0) -> int:
             available = min(available, limit - usage, int(limit * share))
             break
     return max(0, available - RESERVE_BYTES)
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[int]:
+    """Run the block with torch's intra-op thread count at `threads` (None: as it is), then
+    restore it. On the CPU the count decides how reductions are split, so a run reproduces
+    another bit for bit only at the count that one ran with.
+
+    Yields:
+        The thread count the block runs with.
+    """
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield before
+        return
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)

@@ -34,7 +34,7 @@ def bce_per_window(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def binary_entropy(rate: float) -> float:
     """The BCE of predicting a split's own positive rate for each of its windows (nats): the
-    best any constant can do there, a stricter bar than the training rate."""
+    best any constant can do there, the floor of `finscale.train.reference`."""
     if not 0.0 < rate < 1.0:
         return 0.0
     return -(rate * math.log(rate) + (1.0 - rate) * math.log(1.0 - rate))
