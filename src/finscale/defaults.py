@@ -28,3 +28,20 @@ MIN_DELTA = 0.001
 # How long one storage call is retried before a worker gives up with exit 3: long enough to
 # ride out a PostgreSQL restart or failover.
 STORAGE_DEADLINE_S = 300.0
+
+# Sane maxima: beyond them a value is a typo, not a plan, and is refused before anything is
+# allocated, started or written.
+MAX_BUDGET = 10**13  # parameters
+MAX_D_MODEL = 65_536
+MAX_LAYERS = 4_096
+MAX_HEADS = 1_024
+MAX_FF_RATIO = 64
+MAX_FEATURES = 10_000  # features per day
+MAX_CONTEXT_LENGTH = 10_000  # days per window (forty years)
+MAX_HORIZON = 250  # days ahead: a trading year
+MAX_TRIALS = 100_000  # a study's n_trials
+MAX_WORKERS = 1_000  # worker processes or pods of a study
+MAX_RETRIES = 100  # reruns of a stale trial
+MAX_PROCESSES = 64  # worker processes of one pod
+MAX_WAIT_S = 86_400.0  # any wait: a day
+MAX_SEED = 2**32 - 1  # NumPy's seeds

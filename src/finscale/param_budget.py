@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from finscale.defaults import MAX_BUDGET
+
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMBG]?)\s*$", re.IGNORECASE)
 
@@ -12,16 +14,22 @@ def parse_budget(text: str | int) -> int:
     """A budget as a parameter count: `2M` → 2_000_000, `50k`, `2B`, `800000`.
 
     Raises:
-        ValueError: not a positive number with an optional K, M or B suffix.
+        ValueError: not a positive number with an optional K, M or B suffix, or above
+            `MAX_BUDGET`.
     """
     if isinstance(text, int):
-        if text < 1:
-            raise ValueError(f"budget must be positive, got {text}")
+        if not 1 <= text <= MAX_BUDGET:
+            raise ValueError(f"budget must be from 1 to {budget_label(MAX_BUDGET)}, got {text}")
         return text
-    match = _BUDGET.match(text)
+    match = _BUDGET.match(text) if len(text) <= 100 else None
     if not match:
-        raise ValueError(f"budget {text!r}: expected a count like 2M, 20M, 50K or 800000")
-    count = round(float(match.group(1)) * _SUFFIXES[match.group(2).upper()])
+        shown = text if len(text) <= 40 else f"{text[:40]}…"
+        raise ValueError(f"budget {shown!r}: expected a count like 2M, 20M, 50K or 800000")
+    value = float(match.group(1)) * _SUFFIXES[match.group(2).upper()]
+    if value > MAX_BUDGET:  # also an infinite one: a number of 400 digits
+        shown = text if len(text) <= 40 else f"{text[:40]}…"
+        raise ValueError(f"budget {shown!r} is above the most, {budget_label(MAX_BUDGET)}")
+    count = round(value)
     if count < 1:
         raise ValueError(f"budget {text!r} must be positive")
     return count

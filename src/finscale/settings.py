@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finscale import defaults
 from finscale.errors import SettingsError
+from finscale.redaction import mask_secrets
 
 ENV_PREFIX = "FINSCALE_"
 
@@ -46,10 +47,11 @@ RENAMED = {"FINSCALE_STORAGE_ATTEMPTS": "FINSCALE_STORAGE_DEADLINE_S"}
 # The storages finscale opens: PostgreSQL through psycopg 3, and SQLite. Checked here by the
 # URL's scheme alone (importing sqlalchemy would slow every command); `finscale.hpo.storage`
 # parses the rest when it opens the storage.
-_STORAGE_SCHEME = re.compile(r"^(postgresql(\+psycopg)?|sqlite(\+pysqlite)?)://")
-
-# The password of a URL (`scheme://user:password@host`), masked in messages.
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+STORAGE_SCHEME = re.compile(r"^(postgresql(\+psycopg)?|sqlite(\+pysqlite)?)://")
+# An SQLite file under the home folder: `~` is expanded once, here (SQLite would not).
+_SQLITE_HOME = re.compile(r"^(sqlite(?:\+pysqlite)?:///)(~[^/]*)")
+# Values quoted in messages are cut to this many characters.
+_QUOTE_LIMIT = 200
 
 # Variables with the prefix that are read elsewhere on purpose (the test suite), not settings.
 _NOT_SETTINGS = frozenset(
@@ -81,10 +83,13 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where trials train: auto picks CUDA when present."
     )
-    heartbeat_interval_s: int = Field(default=30, ge=1, description="Seconds between heartbeats.")
+    heartbeat_interval_s: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between heartbeats (at most an hour)."
+    )
     heartbeat_grace_s: int = Field(
         default=120,
         ge=2,
+        le=86400,
         description="Silence after which a running trial counts as dead; at least twice the "
         "interval, so that one missed beat never fails a live trial.",
     )
@@ -103,6 +108,7 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         le=1,
+        allow_inf_nan=False,
         description="Share of the device's memory (or the container's) a worker plans within; "
         "a pod running N worker processes gives each 1/N.",
     )
@@ -125,15 +131,24 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("data_dir", "runs_dir", "sample_dir")
+    @classmethod
+    def _home_expanded(cls, path: Path | None) -> Path | None:
+        """`~` and `~user` are expanded once, here: every later use sees the real folder."""
+        return None if path is None else path.expanduser()
+
     @field_validator("storage_url")
     @classmethod
     def _supported_storage(cls, url: str) -> str:
-        if not _STORAGE_SCHEME.match(url):
+        if not STORAGE_SCHEME.match(url):
             scheme = url.split("://", 1)[0] if "://" in url else "(none)"
             raise ValueError(
                 f"unsupported storage URL scheme {scheme!r}; expected postgresql:// "
                 "(postgresql+psycopg://) or sqlite:///PATH"
             )
+        home = _SQLITE_HOME.match(url)
+        if home:
+            url = home.group(1) + str(Path(home.group(2)).expanduser()) + url[home.end() :]
         return url
 
     @model_validator(mode="after")
@@ -159,7 +174,9 @@ def _describe(error: ValidationError) -> str:
         variable = ENV_PREFIX + "__".join(loc).upper()
         value = problem.get("input")
         if isinstance(value, str):
-            value = _PASSWORD.sub(r"\1***@", value)
+            value = mask_secrets(value)
+            if len(value) > _QUOTE_LIMIT:
+                value = f"{value[:_QUOTE_LIMIT]}…"
         lines.append(f"{variable}={value!r}: {message}")
     return "\n".join(lines)
 
@@ -195,3 +212,21 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         and key.upper() not in known
         and key.upper() not in _NOT_SETTINGS
     )
+
+
+def check_folder(path: Path, variable: str) -> None:
+    """Refuse, before anything is created, a folder this process could not create or write
+    into: a path through a file (`/dev/null/runs`), or a folder without write permission.
+
+    Raises:
+        SettingsError: names the variable, its value and the part of the path at fault.
+    """
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:  # a relative path in a folder that vanished: nothing to check
+        return
+    if not existing.is_dir():
+        raise SettingsError(
+            f"{variable}={str(path)!r}: {existing} is not a folder, so {path} cannot be one"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SettingsError(f"{variable}={str(path)!r}: {existing} is not writable by this user")

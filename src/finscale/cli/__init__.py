@@ -5,6 +5,7 @@ order `--help` shows them) and holds the entry point."""
 from __future__ import annotations
 
 import sys
+import traceback
 
 from rich.text import Text
 
@@ -14,6 +15,7 @@ from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import report_command, status_command
 from finscale.cli.run import evaluate_command, run_command, train_command, worker_command
 from finscale.errors import FinscaleError
+from finscale.redaction import mask_secrets
 from finscale.settings import load_settings
 
 app.add_typer(data_app, name="data")
@@ -30,8 +32,18 @@ __all__ = ["app", "main"]
 
 
 def _print_error(message: str) -> None:
-    """`error: MESSAGE`, the message exactly as it is (no markup, no highlighting)."""
-    err.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+    """`error: MESSAGE`, the message as it is (no markup, no highlighting) but for the
+    passwords it may quote, which are masked."""
+    err.print(
+        Text.assemble(("error:", "red"), " ", mask_secrets(message)),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_traceback() -> None:
+    """The traceback of the error being handled, its secrets masked."""
+    err.print(mask_secrets(traceback.format_exc()).rstrip(), highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,16 +60,20 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="finscale", obj=state)
     except FinscaleError as e:
         if state is not None and state.debug:
-            err.print_exception()
+            _print_traceback()
         _print_error(str(e))
         sys.exit(e.exit_code)
     except OSError as e:
         if e.filename is None:  # not about a file: a bug, with its traceback
-            raise
+            _print_traceback()
+            sys.exit(1)
         if state is not None and state.debug:
-            err.print_exception()
+            _print_traceback()
         _print_error(f"{e.filename}: {e.strerror or e}")
         sys.exit(2)
+    except Exception:  # a bug: its traceback, with any password masked
+        _print_traceback()
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from finscale.errors import SpecError
+from finscale.redaction import mask_log_handlers
 from finscale.settings import RENAMED, Settings, unknown_variables
 
 app = typer.Typer(
@@ -90,6 +91,7 @@ def _root(
         stream=sys.stderr,
         force=True,
     )
+    mask_log_handlers()
     for name in unknown_variables():
         if name.upper() in RENAMED:
             log.warning("%s is no longer read; use %s", name, RENAMED[name.upper()])

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from finscale import defaults
 from finscale.cli import views
+from finscale.cli.bounds import bounded
 from finscale.cli.choices import DatasetKind, PriceTarget, Source
 from finscale.cli.common import (
     _ok,
@@ -126,15 +127,27 @@ def data_verify(
         str | None, typer.Option(help="With --dataset: the version it must be.")
     ] = None,
     wait: Annotated[
-        float, typer.Option(help="With --dataset: seconds to wait for it to appear.")
+        float,
+        typer.Option(
+            help="With --dataset: seconds to wait for it to appear (at most a day).",
+            callback=bounded(0, defaults.MAX_WAIT_S),
+        ),
     ] = 0.0,
 ) -> None:
-    """Check that the latest manifest entry of every dataset exists and matches its sha256."""
+    """Check the latest manifest entry of every dataset: its file exists inside the data
+    folder, with the recorded size, sha256, rows, columns and dates, and its lookback is the
+    one its features read."""
     from finscale.data import verify_manifest, wait_for_dataset
+    from finscale.data.integrity import entry_problems
 
     data_dir = _state(ctx).settings.data_dir
     if dataset is not None:
         found = wait_for_dataset(data_dir, dataset, sha256=sha256, timeout_s=wait)
+        problems = entry_problems(data_dir, found.entry)
+        for problem in problems:
+            err.print(_problem(problem), highlight=False)
+        if problems:
+            raise typer.Exit(code=ExitCode.BAD_INPUT)
         out.print(_ok(f"{found.name} {found.sha256} matches"), highlight=False)
         return
     problems = verify_manifest(data_dir)
@@ -159,6 +172,20 @@ def data_list(ctx: typer.Context) -> None:
     views.show(out, views.manifest_table(entries, data_dir / "manifest.json", width=out.width))
 
 
+def _horizons(text: str) -> str:
+    """Comma-separated horizons, each a whole number of days from 1 to the most."""
+    try:
+        days = [int(h) for h in text.split(",")]
+    except ValueError:
+        days = []
+    if not days or any(not 1 <= h <= defaults.MAX_HORIZON for h in days):
+        shown = text if len(text) <= 80 else f"{text[:80]}…"
+        raise typer.BadParameter(
+            f"{shown!r}; expected days from 1 to {defaults.MAX_HORIZON}, like 1,3,5"
+        )
+    return text
+
+
 @data_app.command("summary")
 def data_summary(
     ctx: typer.Context,
@@ -166,11 +193,18 @@ def data_summary(
         list[str] | None, typer.Argument(help="Datasets (default: every dataset in the manifest).")
     ] = None,
     context_length: Annotated[
-        int, typer.Option(help="Rows of features per window.")
+        int,
+        typer.Option(
+            help="Rows of features per window.",
+            callback=bounded(2, defaults.MAX_CONTEXT_LENGTH),
+        ),
     ] = defaults.CONTEXT_LENGTH,
-    horizons: Annotated[str, typer.Option(help="Comma-separated horizons in days.")] = "1,3,5",
+    horizons: Annotated[
+        str, typer.Option(help="Comma-separated horizons in days.", callback=_horizons)
+    ] = "1,3,5",
     threshold: Annotated[
-        float, typer.Option(help="Rise that makes a positive label.")
+        float,
+        typer.Option(help="Rise that makes a positive label.", callback=bounded(0, 1, below=True)),
     ] = defaults.THRESHOLD,
     target: Annotated[
         PriceTarget, typer.Option(help="close or high: which future price must rise.")
@@ -181,12 +215,7 @@ def data_summary(
     from finscale.data.summary import column_groups
 
     data_dir = _state(ctx).settings.data_dir
-    try:
-        hs = tuple(int(h) for h in horizons.split(","))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{horizons!r}; expected integers like 1,3,5", param_hint="--horizons"
-        ) from None
+    hs = tuple(int(h) for h in horizons.split(","))
     manifest = read_manifest(data_dir)
     chosen = names or manifest.datasets()
     if not chosen:

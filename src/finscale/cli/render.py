@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from finscale import defaults
 from finscale.cli import views
+from finscale.cli.bounds import bounded
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -21,9 +23,19 @@ from finscale.tiers import DATASETS, features_help
 def grid_command(
     budget: Annotated[str, typer.Argument(help="Parameter budget: 2M, 20M, 200M, 2B, 50K, …")],
     features: Annotated[
-        int, typer.Option(help=f"Features per day ({features_help()}).")
+        int,
+        typer.Option(
+            help=f"Features per day ({features_help()}).",
+            callback=bounded(1, defaults.MAX_FEATURES),
+        ),
     ] = DATASETS["a25"].num_features,
-    tolerance: Annotated[float, typer.Option(help="Accepted distance from the budget.")] = 0.25,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Accepted distance from the budget, as a fraction.",
+            callback=bounded(0, 1, above=True, below=True),
+        ),
+    ] = 0.25,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
     """The architectures of a parameter budget, with exact parameter counts."""
@@ -46,13 +58,27 @@ def grid_command(
     views.show(out, views.grid_table(grid, title=title, width=out.width))
 
 
+def _namespace(name: str) -> str:
+    from finscale.spec import NAME_LIMIT
+    from finscale.spec.base import DNS1123, shorten
+
+    if len(name) > NAME_LIMIT or not DNS1123.match(name):
+        raise typer.BadParameter(
+            f"{shorten(name)} is not a DNS-1123 name of at most {NAME_LIMIT} characters "
+            "(lower-case letters, digits and '-')"
+        )
+    return name
+
+
 def render_command(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of the manifests.")] = Path("jobs"),
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the folder differs; write nothing.")
     ] = False,
-    namespace: Annotated[str, typer.Option(help="Namespace of the rendered objects.")] = "finscale",
+    namespace: Annotated[
+        str, typer.Option(help="Namespace of the rendered objects.", callback=_namespace)
+    ] = "finscale",
     storage_url: Annotated[
         str, typer.Option(help="Storage URL the workers use (no password).")
     ] = "postgresql://finscale@finscale-postgres:5432/finscale",

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from finscale import defaults
 from finscale.cli import views
+from finscale.cli.bounds import bounded
 from finscale.cli.common import (
     _say,
     _state,
@@ -54,11 +56,19 @@ def report_command(
         int | None,
         typer.Option(
             help="Cap on m, the trials each budget's point is the expected best of "
-            "(default: the fewest finished trials among the budgets)."
+            "(default: the fewest finished trials among the budgets).",
+            callback=bounded(1, defaults.MAX_TRIALS),
         ),
     ] = None,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and importances.")] = 0,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples.", callback=bounded(1, 1_000_000))
+    ] = 2000,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the bootstrap and importances.", callback=bounded(0, defaults.MAX_SEED)
+        ),
+    ] = 0,
     plots: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
 ) -> None:
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
@@ -68,8 +78,6 @@ def report_command(
     from finscale.report.lines import answer_lines, closing_lines
     from finscale.spec import load_studies
 
-    if (top_k is not None and top_k < 1) or resamples < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--top-k/--resamples")
     settings = _state(ctx).settings
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
     storage = open_for_reading(settings)

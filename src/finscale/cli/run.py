@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from finscale import defaults
 from finscale.cli import views
+from finscale.cli.bounds import bounded
 from finscale.cli.choices import Device, Until
 from finscale.cli.common import (
     _say,
@@ -19,6 +21,9 @@ from finscale.cli.common import (
 )
 from finscale.settings import Settings
 
+# The largest worker index: pods of an Indexed Job times the processes of each.
+_MAX_INDEX = defaults.MAX_WORKERS * defaults.MAX_PROCESSES
+
 
 def train_command(
     ctx: typer.Context,
@@ -28,14 +33,24 @@ def train_command(
     study: Annotated[str | None, typer.Option(help="Study of the spec.")] = None,
     trial: Annotated[
         int | None,
-        typer.Option(help="Rebuild this stored trial: its architecture, parameters and seed."),
+        typer.Option(
+            help="Rebuild this stored trial: its architecture, parameters and seed.",
+            callback=bounded(0, defaults.MAX_TRIALS),
+        ),
     ] = None,
     arch: Annotated[str | None, typer.Option(help="Architecture id, e.g. d64-l48-h2-f4.")] = None,
     dataset: Annotated[
         str | None, typer.Option(help="Dataset name (default GSPC.dataset.a25).")
     ] = None,
-    horizon: Annotated[int | None, typer.Option(help="Days ahead that decide the label.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            help="Days ahead that decide the label.", callback=bounded(1, defaults.MAX_HORIZON)
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Most epochs.", callback=bounded(1, 1_000_000))
+    ] = None,
     assignments: Annotated[
         list[str] | None,
         typer.Option(
@@ -49,7 +64,10 @@ def train_command(
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed of initialization, shuffling and dropout (default: the trial's)."),
+        typer.Option(
+            help="Seed of initialization, shuffling and dropout (default: the trial's).",
+            callback=bounded(0, defaults.MAX_SEED),
+        ),
     ] = None,
     test: Annotated[bool, typer.Option("--test", help="Also report the test split.")] = False,
 ) -> None:
@@ -148,7 +166,11 @@ def worker_command(
     ] = None,
     index: Annotated[
         int | None,
-        typer.Option(min=0, help="Worker index; default: $JOB_COMPLETION_INDEX, else 0."),
+        typer.Option(
+            min=0,
+            help="Worker index; default: $JOB_COMPLETION_INDEX, else 0.",
+            callback=bounded(0, _MAX_INDEX),
+        ),
     ] = None,
     until: Annotated[
         Until,
@@ -159,11 +181,19 @@ def worker_command(
     ] = Until.done,
     closer: Annotated[
         int | None,
-        typer.Option(min=0, help="The worker index that stays until the study is done."),
+        typer.Option(
+            min=0,
+            help="The worker index that stays until the study is done.",
+            callback=bounded(0, _MAX_INDEX),
+        ),
     ] = None,
     processes: Annotated[
         int,
-        typer.Option(min=1, help="Worker processes sharing this process's device (a pod)."),
+        typer.Option(
+            min=1,
+            help="Worker processes sharing this process's device (a pod).",
+            callback=bounded(1, defaults.MAX_PROCESSES),
+        ),
     ] = 1,
     allow_code_change: Annotated[
         bool,
@@ -185,9 +215,10 @@ def worker_command(
     settings = _allowing(_state(ctx).settings, allow_code_change)
     index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
-    from finscale.hpo import run_pod, run_worker
+    from finscale.hpo import check_study_inputs, run_pod, run_worker
 
     if processes > 1:
+        check_study_inputs(study_spec, settings.data_dir)  # before a process starts
         code = run_pod(
             spec,
             study_spec.name,
@@ -214,7 +245,11 @@ def run_command(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Worker processes per study (default: the spec's)."),
+        typer.Option(
+            min=1,
+            help="Worker processes per study (default: the spec's).",
+            callback=bounded(1, defaults.MAX_WORKERS),
+        ),
     ] = None,
     study: Annotated[
         list[str] | None, typer.Option(help="Run only these studies (repeatable).")
@@ -233,8 +268,13 @@ def run_command(
 
     settings = _allowing(_state(ctx).settings, allow_code_change)
     specs = _select(load_studies(spec), study)  # before torch is imported
-    from finscale.hpo import display_url, run_study
+    from finscale.hpo import check_study_inputs, display_url, run_study
+    from finscale.settings import check_folder
 
+    # The folder of the logs and every study's inputs, before any study is created.
+    check_folder(settings.runs_dir, "FINSCALE_RUNS_DIR")
+    for s in specs:
+        check_study_inputs(s, settings.data_dir)
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
         run_study(
@@ -256,8 +296,14 @@ def evaluate_command(
     study: Annotated[
         list[str] | None, typer.Option(help="Evaluate only these studies (repeatable).")
     ] = None,
-    top_k: Annotated[int, typer.Option(help="Best trials of each study to retrain.")] = 3,
-    seeds: Annotated[int, typer.Option(help="Seeds per trial (the first is the trial's).")] = 3,
+    top_k: Annotated[
+        int,
+        typer.Option(help="Best trials of each study to retrain.", callback=bounded(1, 1000)),
+    ] = 3,
+    seeds: Annotated[
+        int,
+        typer.Option(help="Seeds per trial (the first is the trial's).", callback=bounded(1, 1000)),
+    ] = 3,
     refit: Annotated[
         bool, typer.Option(help="Train on training + validation windows for the best epoch count.")
     ] = False,
@@ -267,8 +313,6 @@ def evaluate_command(
     the runs go to the storage, where `finscale report` reads them."""
     from finscale.spec import load_studies
 
-    if top_k < 1 or seeds < 1:
-        raise typer.BadParameter("must be at least 1", param_hint="--top-k/--seeds")
     settings = _state(ctx).settings
     specs = _select(load_studies(spec), study)  # before torch is imported
     from finscale.hpo import evaluate_study

@@ -26,7 +26,7 @@ _WHERE = {
     "prepare": "preparation",
     "read_manifest": "manifest",
     "summarize_splits": "summary",
-    "verify_manifest": "manifest",
+    "verify_manifest": "integrity",
     "wait_for_dataset": "dataset",
 }
 
@@ -41,8 +41,8 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.data.inputs import dataset_names as dataset_names
     from finscale.data.inputs import load_inputs as load_inputs
     from finscale.data.inputs import parse_input_csv as parse_input_csv
+    from finscale.data.integrity import verify_manifest as verify_manifest
     from finscale.data.manifest import read_manifest as read_manifest
-    from finscale.data.manifest import verify_manifest as verify_manifest
     from finscale.data.preparation import Prepared as Prepared
     from finscale.data.preparation import SplitSettings as SplitSettings
     from finscale.data.preparation import prepare as prepare

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finscale.data.integrity import frame_problems
 from finscale.data.manifest import ManifestEntry, find_dataset, read_manifest, sha256_file
 from finscale.errors import DataError
 
@@ -44,10 +45,11 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
 
     Raises:
         DataError: the name or version is not in the manifest; the file is missing, its sha256
-            differs from the manifest's, or it holds other columns or a non-finite value.
+            differs from the manifest's, it holds other columns, rows or dates than the
+            manifest says, or a non-finite value.
     """
     entry = find_dataset(data_dir, name, sha256=sha256)
-    path = data_dir / entry.path
+    path = entry.file(data_dir)
     actual = sha256_file(path)
     if actual != entry.sha256:
         raise DataError(
@@ -55,10 +57,9 @@ def load_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Dat
             f"has {actual}; rebuild it with `finscale data build`"
         )
     frame = pd.read_parquet(path)
-    if list(frame.columns) != entry.columns:
-        raise DataError(
-            f"{path}: columns {list(frame.columns)} differ from the manifest's {entry.columns}"
-        )
+    problems = frame_problems(path, entry, frame)
+    if problems:
+        raise DataError(f"{problems[0]}; rebuild it with `finscale data build`")
     values = frame.drop(columns="Date").to_numpy(dtype="float64")
     if not np.isfinite(values).all():
         row, col = (int(v[0]) for v in np.nonzero(~np.isfinite(values)))

@@ -20,7 +20,8 @@ from typing import Literal
 import pandas as pd
 
 from finscale.data import sources
-from finscale.data.manifest import InputRef, read_manifest, sha256_file, verify_manifest
+from finscale.data.integrity import verify_manifest
+from finscale.data.manifest import InputRef, read_manifest, sha256_file
 from finscale.errors import DataError
 from finscale.tiers import DATASETS, INPUTS
 

@@ -1,9 +1,10 @@
 """The data manifest: what each built file is, where it came from, and its sha256.
 
 `<data dir>/manifest.json` is append-only: a rebuild that changes a dataset adds an entry, one
-that reproduces it adds nothing. Verification checks the latest entry of every name (older
-entries describe files that newer builds may have replaced; they stay for the record). Paths are
-relative to the data directory, so a copied or mounted data directory stays valid.
+that reproduces it adds nothing. Verification (`finscale.data.integrity`) checks the latest entry
+of every name (older entries describe files that newer builds may have replaced; they stay for
+the record). Paths are relative to the data directory, and inside it, so a copied or mounted data
+directory stays valid and no entry reads a file elsewhere.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 import os
 import tempfile
 from datetime import date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from finscale.errors import DataError
 
@@ -60,7 +61,7 @@ class ManifestEntry(BaseModel):
     kind: Literal["raw", "dataset"] = Field(
         description="A validated source snapshot, or a dataset."
     )
-    path: str = Field(description="File path relative to the data directory.")
+    path: str = Field(description="File path relative to the data directory, inside it.")
     sha256: str = Field(description="sha256 of the file's bytes.", pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0, description="File size.")
     rows: int = Field(ge=0, description="Number of rows.")
@@ -73,6 +74,28 @@ class ManifestEntry(BaseModel):
     inputs: list[InputRef] = Field(default_factory=list, description="What it was built from.")
     code_version: str = Field(description="finscale version and feature pipeline version.")
     created_at: datetime = Field(description="When the entry was written (UTC).")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_data_directory(cls, path: str) -> str:
+        parts = PurePosixPath(path).parts
+        if not parts or path.startswith(("/", "~")) or "\\" in path or ".." in parts:
+            raise ValueError(f"{path[:200]!r} is not a path inside the data directory")
+        return path
+
+    def file(self, data_dir: Path) -> Path:
+        """The entry's file in `data_dir`.
+
+        Raises:
+            DataError: a link on the way leads outside `data_dir`.
+        """
+        path = data_dir / self.path
+        if not path.resolve().is_relative_to(data_dir.resolve()):
+            raise DataError(
+                f"{data_dir / MANIFEST_NAME}: {self.name}: path {self.path!r} leads to "
+                f"{path.resolve()}, outside the data directory"
+            )
+        return path
 
 
 class Manifest(BaseModel):
@@ -154,7 +177,7 @@ def find_dataset(data_dir: Path, name: str, *, sha256: str | None = None) -> Man
             f"{data_dir / 'manifest.json'}: no dataset {name!r}{version} (datasets: {known}); "
             "build it with `finscale data build`"
         )
-    path = data_dir / entry.path
+    path = entry.file(data_dir)
     if not path.is_file():
         raise DataError(f"{path}: missing (dataset {name}); rebuild it with `finscale data build`")
     return entry
@@ -176,34 +199,3 @@ def write_manifest(manifest: Manifest, data_dir: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def verify_manifest(data_dir: Path) -> list[str]:
-    """Check the latest entry of every name: the file exists and its sha256 matches.
-
-    Returns:
-        One message per problem (empty when everything matches).
-
-    Raises:
-        DataError: the manifest itself is missing or invalid.
-    """
-    if not (data_dir / MANIFEST_NAME).exists():
-        raise DataError(
-            f"{data_dir / MANIFEST_NAME}: no data manifest; build data first (finscale data build)"
-        )
-    manifest = read_manifest(data_dir)
-    problems = []
-    for name in manifest.names():
-        entry = manifest.latest(name)
-        assert entry is not None
-        path = data_dir / entry.path
-        if not path.is_file():
-            problems.append(f"{path}: missing (latest entry of {name})")
-            continue
-        actual = sha256_file(path)
-        if actual != entry.sha256:
-            problems.append(
-                f"{path}: checksum mismatch for {name}: manifest has sha256 {entry.sha256}, "
-                f"the file has {actual}"
-            )
-    return problems

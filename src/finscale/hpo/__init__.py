@@ -20,6 +20,7 @@ from finscale.lazy import lazy_exports
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
     "DoesNotFitError": "fit",
+    "check_study_inputs": "inputs",
     "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -47,6 +48,9 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.fit import (
         fit_trial as fit_trial,
+    )
+    from finscale.hpo.inputs import (
+        check_study_inputs as check_study_inputs,
     )
     from finscale.hpo.local import (
         run_study as run_study,

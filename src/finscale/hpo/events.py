@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from finscale.redaction import mask_secrets
+
 
 def _plain(value: Any) -> Any:
     """JSON has no NaN or infinity: they become null."""
@@ -21,7 +23,8 @@ def _plain(value: Any) -> Any:
 
 
 class EventLog:
-    """Writes `{"ts": …, "event": …, "study": …, "worker": …, …}` lines to a stream."""
+    """Writes `{"ts": …, "event": …, "study": …, "worker": …, …}` lines to a stream, any
+    password a message quotes masked."""
 
     def __init__(self, *, study: str, worker: int, stream: TextIO | None = None) -> None:
         self.study = study
@@ -32,4 +35,5 @@ class EventLog:
         record = {"ts": round(time.time(), 3), "event": event}
         record.update(study=self.study, worker=self.worker)
         record.update(_plain(fields))
-        print(json.dumps(record, sort_keys=False), file=self.stream or sys.stdout, flush=True)
+        line = mask_secrets(json.dumps(record, sort_keys=False))
+        print(line, file=self.stream or sys.stdout, flush=True)

@@ -95,6 +95,22 @@ def feature_count(entry: ManifestEntry) -> int:
     return len(entry.columns) - 1
 
 
+def check_study_inputs(spec: StudySpec, data_dir: Path) -> None:
+    """What a study needs before anything of it is created or started, checked without loading
+    the rows: its dataset registered and its file present, and a grid that is not empty.
+    `join_study` checks the same for the study it joins; `finscale run` checks every study of a
+    spec first, and a pod before it starts its processes.
+
+    Raises:
+        DataError: the dataset (or the version the spec pins) is not there.
+        SpecError: no architecture of the space lies within the tolerance of the budget.
+    """
+    from finscale.data.manifest import find_dataset
+
+    entry = find_dataset(data_dir, spec.data.dataset, sha256=spec.data.sha256)
+    study_grid(spec, num_features=feature_count(entry))
+
+
 def training_data(spec: StudySpec, prepared: Prepared) -> TrainingData:
     """What the trainer reads: features, labels, and the training and validation windows."""
     return TrainingData(

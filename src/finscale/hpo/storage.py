@@ -36,6 +36,7 @@ from sqlalchemy.engine import URL, make_url
 
 from finscale import defaults
 from finscale.errors import StorageConfigError, StorageUnavailableError
+from finscale.redaction import mask_secrets, remove_at_exit
 from finscale.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,10 @@ _OPTUNA_TABLES = frozenset({"studies", "version_info"})
 
 
 def display_url(url: str) -> str:
-    """The storage URL with any password masked, for logs and messages."""
+    """The storage URL with any password masked (`user:***@`, `?password=***`), for logs,
+    messages and the report."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return mask_secrets(make_url(url).render_as_string(hide_password=True))
     except (sqlalchemy.exc.ArgumentError, ValueError):
         return "<unparsable storage URL>"
 
@@ -134,7 +136,8 @@ def private_pgpassfile(environ: dict[str, str] | None = None) -> Path | None:
     libpq ignores a password file that its group may read, but a Kubernetes Secret volume can
     only be read by a non-root worker through the pod's group (files belong to root). The file
     is copied once to a private temporary file (mode 0600, this user's) and `PGPASSFILE` points
-    there. Nothing is done when the file is already private or absent.
+    there; the copy is deleted when this process ends (normally, by an exception or by SIGTERM).
+    Nothing is done when the file is already private or absent.
 
     Returns:
         The private copy, if one was made.
@@ -151,6 +154,7 @@ def private_pgpassfile(environ: dict[str, str] | None = None) -> Path | None:
     if not mode & (stat.S_IRWXG | stat.S_IRWXO):
         return None
     fd, name = tempfile.mkstemp(prefix="finscale-pgpass-")
+    remove_at_exit(Path(name))
     with os.fdopen(fd, "wb") as copy:  # mkstemp creates it with mode 0600
         copy.write(source.read_bytes())
     env["PGPASSFILE"] = name

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy
 from sqlalchemy.engine import make_url
 
 from finscale.errors import SpecError
+from finscale.redaction import has_secret, mask_secrets
+from finscale.settings import STORAGE_SCHEME
 from finscale.tiers import SAMPLE_DATASETS
 
 # Datasets built into the worker images at build time (from the shipped sample).
@@ -43,9 +46,34 @@ class ClusterOptions:
     data_wait_s: int = 600
 
     def __post_init__(self) -> None:
-        if make_url(self.storage_url).password is not None:
-            raise SpecError(
-                "the storage URL of rendered Jobs must not carry a password: the workers read "
-                f"it from the Secret {self.secret_name!r} (key {self.secret_key!r}) through "
-                "PGPASSFILE"
-            )
+        secret = f"{self.secret_name!r} (key {self.secret_key!r})"
+        check_storage_url(self.storage_url, secret=secret)
+
+
+def check_storage_url(url: str, *, secret: str) -> None:
+    """Refuse a storage URL that rendered Jobs cannot use or must not hold: one that does not
+    parse, of a backend finscale does not open, or carrying a password in any form (`user:pw@`,
+    `?password=`, `sslpassword=`, a connection string's `password=`), which would be written
+    in plain text into the manifests.
+
+    Raises:
+        SpecError: names the option and the URL (its password masked).
+    """
+    shown = mask_secrets(url)
+    shown = repr(shown if len(shown) <= 200 else f"{shown[:200]}…")
+    if has_secret(url):
+        raise SpecError(
+            f"--storage-url {shown}: the storage URL of rendered Jobs must not carry a "
+            f"password: the workers read it from the Secret {secret} through PGPASSFILE. Put "
+            "it there and leave it out of the URL (as user:PASSWORD@ or as a password or "
+            "sslpassword parameter), which the manifests would hold in plain text"
+        )
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        parsed = None
+    if parsed is None or not STORAGE_SCHEME.match(url):
+        raise SpecError(
+            f"--storage-url {shown}: not a storage URL finscale opens; expected "
+            "postgresql://USER@HOST:PORT/DATABASE (or sqlite:///PATH)"
+        )

@@ -60,7 +60,8 @@ def parse_arch_id(arch_id: str) -> Arch:
     """The dimensions named by an id such as `d64-l48-h2-f4` (`ff256` for an absolute d_ff).
 
     Raises:
-        ValueError: the id is not of that form.
+        ValueError: the id is not of that form, a dimension is 0 or beyond its maximum
+            (`finscale.defaults`), or the width is no multiple of the head count.
     """
     match = _ARCH_ID.match(arch_id)
     if not match:
@@ -69,7 +70,25 @@ def parse_arch_id(arch_id: str) -> Arch:
         )
     d, layers, heads, ratio, ff = match.groups()
     d_ff = int(d) * int(ratio) if ratio else int(ff)
-    return Arch(d_model=int(d), n_layers=int(layers), n_heads=int(heads), d_ff=d_ff)
+    arch = Arch(d_model=int(d), n_layers=int(layers), n_heads=int(heads), d_ff=d_ff)
+    most = {
+        "d_model": defaults.MAX_D_MODEL,
+        "n_layers": defaults.MAX_LAYERS,
+        "n_heads": defaults.MAX_HEADS,
+        "d_ff": defaults.MAX_D_MODEL * defaults.MAX_FF_RATIO,
+    }
+    for name, value in arch.dims().items():
+        if not 1 <= value <= most[name]:
+            raise ValueError(
+                f"architecture id {arch_id!r}: {name} must be from 1 to {most[name]:,}, "
+                f"got {value:,}"
+            )
+    if arch.d_model % arch.n_heads:
+        raise ValueError(
+            f"architecture id {arch_id!r}: d_model ({arch.d_model}) must be a multiple of "
+            f"n_heads ({arch.n_heads})"
+        )
+    return arch
 
 
 def param_count(

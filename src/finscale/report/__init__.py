@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finscale.errors import ExitCode, FinscaleError
+from finscale.filenames import file_stem
 from finscale.records import StoredStudy
 from finscale.report import stats
 from finscale.report.analysis import write_analysis
@@ -225,7 +226,7 @@ def _write_figures(found: _Analysis, results: list[StudyResult], out: Path) -> d
     path = figures.plot_width_depth(found.width_depth, results, out / "width-depth.png")
     shown["width-depth"] = path.name
     for r in results:
-        path = figures.plot_history(r, found.answers, out / f"history-{r.name}.png")
+        path = figures.plot_history(r, found.answers, out / f"history-{file_stem(r.name)}.png")
         shown[f"history-{r.name}"] = path.name
     return shown
 

@@ -11,7 +11,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 # Kubernetes object names (Job, ConfigMap) and label values: DNS-1123, at most 63 characters.
 NAME_LIMIT = 63
+# Values quoted in messages are cut to this many characters (a megabyte of YAML is no message).
+QUOTE_LIMIT = 80
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def shorten(value: Any, limit: int = QUOTE_LIMIT, *, quote: bool = True) -> str:
+    """`value` as a message quotes it (its repr, or its text with `quote=False`), cut to
+    `limit` characters with the length of the whole."""
+    text = repr(value) if quote else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def _kinds(annotation: Any) -> set[Any]:
@@ -35,13 +46,14 @@ def _check_leaves(name: str, kinds: set[Any], value: Any) -> None:
         if isinstance(leaf, bool) and bool not in kinds:
             raise ValueError(f"{name}: expected {wanted}, got the boolean {leaf}")
         if isinstance(leaf, str) and numbers_only:
-            raise ValueError(f"{name}: expected {wanted}, got the string {leaf!r}")
+            raise ValueError(f"{name}: expected {wanted}, got the string {shorten(leaf)}")
         if isinstance(leaf, float) and plain == {int}:
             raise ValueError(f"{name}: expected an integer, got {leaf}")
 
 
 class SpecModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Numbers are finite: `.inf` and `.nan` are no bound, rate or delta.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,7 +90,10 @@ def describe_errors(error: ValidationError, where: str) -> str:
         parts = [str(p) for p in problem["loc"]]
         parts = [p for p in parts if not p.startswith(_INTERNAL_LOC) and p not in _SCALAR_BRANCHES]
         shown = (
-            "" if problem["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+            ""
+            if problem["type"] == "missing" or isinstance(value, dict)
+            else f" (got {shorten(value)})"
         )
-        lines.append(f"{where}: {'.'.join(parts) or '(top)'}: {problem['msg']}{shown}")
+        message = shorten(problem["msg"], 300, quote=False)
+        lines.append(f"{where}: {'.'.join(parts) or '(top)'}: {message}{shown}")
     return "\n".join(lines)

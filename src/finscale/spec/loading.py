@@ -4,34 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from finscale.errors import SpecError
 from finscale.spec.base import describe_errors
 from finscale.spec.experiment import ExperimentSpec
+from finscale.spec.strict_yaml import parse_yaml, read_spec_text
 from finscale.spec.study import StudySpec
 
 
 def load_spec(path: Path) -> ExperimentSpec | StudySpec:
     """Read an experiment spec, or a single study spec (what a Job's ConfigMap holds).
 
+    The file is read strictly (`finscale.spec.strict_yaml`): a regular file of bounded size,
+    no key twice, no YAML 1.1 reading that surprises.
+
     Raises:
-        SpecError: the file is missing, is not YAML, or does not validate; the message names the
-            file, the field path and the value.
+        SpecError: the file is missing, not a regular file, too large, not YAML, ambiguous, or
+            does not validate; the message names the file, the field path and the value.
     """
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{path}: is a folder, not a spec file") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read the spec: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file") from None
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    data = parse_yaml(read_spec_text(path), str(path))
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of spec fields, got {type(data).__name__}")
     model: type[ExperimentSpec] | type[StudySpec] = (

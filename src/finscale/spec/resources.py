@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from finscale import defaults
 from finscale.quantity import parse_quantity
 from finscale.spec.base import SpecModel
 
@@ -33,6 +34,9 @@ def _positive_quantity(text: str) -> str:
 
 Quantity = Annotated[str, AfterValidator(_positive_quantity)]
 
+# The longest a Job may run or stay after it finished.
+_YEAR_S = 365 * 86400
+
 
 class ResourcesSpec(SpecModel):
     """What each worker pod asks of the cluster (Kubernetes quantities stay strings)."""
@@ -46,14 +50,22 @@ class ResourcesSpec(SpecModel):
     cpu_limit: Quantity | None = Field(default=None, description="CPU limit.")
     memory_request: Quantity = Field(default="16Gi", description="Memory request.")
     memory_limit: Quantity = Field(default="16Gi", description="Memory limit.")
-    gpus: int = Field(default=1, ge=0, description="nvidia.com/gpu per pod (0 for CPU workers).")
+    gpus: int = Field(
+        default=1, ge=0, le=64, description="nvidia.com/gpu per pod (0 for CPU workers)."
+    )
     shm_size: Quantity = Field(default="2Gi", description="/dev/shm size.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints tolerated.")
     priority_class: str | None = Field(default=None, description="PriorityClass name.")
-    active_deadline_s: int | None = Field(default=None, ge=1, description="Job time limit.")
-    ttl_after_finished_s: int | None = Field(default=86400, ge=0, description="Job clean-up delay.")
-    backoff_limit_per_index: int = Field(default=3, ge=0, description="Retries of a failed pod.")
+    active_deadline_s: int | None = Field(
+        default=None, ge=1, le=_YEAR_S, description="Job time limit."
+    )
+    ttl_after_finished_s: int | None = Field(
+        default=86400, ge=0, le=_YEAR_S, description="Job clean-up delay."
+    )
+    backoff_limit_per_index: int = Field(
+        default=3, ge=0, le=1000, description="Retries of a failed pod."
+    )
     storage_deadline_s: int = Field(
         default=300,
         ge=1,
@@ -64,7 +76,7 @@ class ResourcesSpec(SpecModel):
     trials_per_pod: int = Field(
         default=1,
         ge=1,
-        le=64,
+        le=defaults.MAX_PROCESSES,
         description="Worker processes per pod sharing its device: each plans its memory within "
         "its share of the device (and the pod's CPUs are divided among them).",
     )

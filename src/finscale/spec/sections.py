@@ -6,10 +6,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import Field, computed_field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, computed_field, field_validator, model_validator
 
 from finscale import defaults
-from finscale.spec.base import SpecModel
+from finscale.spec.base import SpecModel, shorten
+
+# The largest value of each architecture dimension, and the most architectures a space holds
+# (every one is counted when a budget's grid is built).
+_MOST = {
+    "d_model": defaults.MAX_D_MODEL,
+    "n_layers": defaults.MAX_LAYERS,
+    "n_heads": defaults.MAX_HEADS,
+    "d_ff_ratio": defaults.MAX_FF_RATIO,
+}
+_MOST_ARCHITECTURES = 1_000_000
 
 
 class DataSpec(SpecModel):
@@ -60,7 +70,12 @@ class SplitSpec(SpecModel):
     test_blocks: int = Field(
         default=defaults.TEST_BLOCKS, ge=0, description="chunks: blocks drawn for test."
     )
-    seed: int = Field(default=defaults.SPLIT_SEED, description="chunks: seed of the draw.")
+    seed: int = Field(
+        default=defaults.SPLIT_SEED,
+        ge=0,
+        le=defaults.MAX_SEED,
+        description="chunks: seed of the draw.",
+    )
     embargo_rows: int | None = Field(
         default=None,
         ge=0,
@@ -95,7 +110,10 @@ class ModelSpec(SpecModel):
     """Model settings that are not searched."""
 
     context_length: int = Field(
-        default=defaults.CONTEXT_LENGTH, ge=2, description="Days per window."
+        default=defaults.CONTEXT_LENGTH,
+        ge=2,
+        le=defaults.MAX_CONTEXT_LENGTH,
+        description="Days per window.",
     )
     patch_length: int = Field(default=defaults.PATCH_LENGTH, ge=1, description="Days per patch.")
     stride: int = Field(default=defaults.STRIDE, ge=1, description="Days between patch starts.")
@@ -144,22 +162,34 @@ class ArchitectureSpec(SpecModel):
 
     @field_validator("d_model", "n_layers", "n_heads", "d_ff_ratio")
     @classmethod
-    def _positive_unique(cls, values: list[int]) -> list[int]:
-        if any(v < 1 for v in values):
-            raise ValueError(f"values must be positive, got {values}")
+    def _positive_unique(cls, values: list[int], info: ValidationInfo) -> list[int]:
+        most = _MOST[str(info.field_name)]
+        if any(not 1 <= v <= most for v in values):
+            shown = shorten(values)
+            raise ValueError(f"values must be from 1 to {most:,}, got {shown}")
         if len(set(values)) != len(values):
-            raise ValueError(f"values must be unique, got {values}")
+            raise ValueError(f"values must be unique, got {shorten(values)}")
         return values
+
+    @model_validator(mode="after")
+    def _searchable(self) -> ArchitectureSpec:
+        size = len(self.d_model) * len(self.n_layers) * len(self.n_heads) * len(self.d_ff_ratio)
+        if size > _MOST_ARCHITECTURES:
+            raise ValueError(
+                f"the space holds {size:,} architectures (d_model × n_layers × n_heads × "
+                f"d_ff_ratio); at most {_MOST_ARCHITECTURES:,} are searched"
+            )
+        return self
 
 
 class EarlyStoppingSpec(SpecModel):
     """When a trial's training stops (on the objective's metric)."""
 
     patience: int = Field(
-        default=defaults.PATIENCE, ge=1, description="Epochs without improvement."
+        default=defaults.PATIENCE, ge=1, le=1_000_000, description="Epochs without improvement."
     )
     min_delta: float = Field(
-        default=defaults.MIN_DELTA, ge=0, description="Smallest change that counts."
+        default=defaults.MIN_DELTA, ge=0, le=1, description="Smallest change that counts."
     )
 
 

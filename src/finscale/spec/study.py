@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from finscale import defaults
 from finscale.errors import SpecError
 from finscale.param_budget import parse_budget
 from finscale.spec.base import DNS1123, NAME_LIMIT, SpecModel, describe_errors
@@ -49,14 +50,23 @@ class StudyFields(SpecModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec, description="Optuna sampler.")
     pruner: PrunerSpec = Field(default_factory=PrunerSpec, description="Optuna pruner.")
     n_trials: int = Field(
-        default=50, ge=1, description="Finished trials of the study (all workers)."
+        default=50,
+        ge=1,
+        le=defaults.MAX_TRIALS,
+        description="Finished trials of the study (all workers).",
     )
     max_retries: int = Field(
         default=2,
         ge=0,
+        le=defaults.MAX_RETRIES,
         description="Reruns, with the same parameters, of a trial whose worker died.",
     )
-    workers: int = Field(default=1, ge=1, description="Worker processes or pods sharing the study.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=defaults.MAX_WORKERS,
+        description="Worker processes or pods sharing the study.",
+    )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Per worker pod.")
 
 
@@ -66,7 +76,9 @@ class StudySpec(StudyFields):
     name: str = Field(description="Study name (DNS-1123): <experiment>-<budget>-h<horizon>.")
     experiment: str = Field(description="Name of the experiment the study belongs to.")
     budget: str = Field(description="Parameter budget label, e.g. 2M.")
-    horizon: int = Field(ge=1, le=250, description="Days ahead that decide the label.")
+    horizon: int = Field(
+        ge=1, le=defaults.MAX_HORIZON, description="Days ahead that decide the label."
+    )
 
     @field_validator("name")
     @classmethod
