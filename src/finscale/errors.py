@@ -125,6 +125,14 @@ class WorkerFailedError(FinscaleError):
         self.exit_code = exit_code
 
 
+class LocalFileError(FinscaleError):
+    """A local file or folder cannot be written: the disk is full, the path is read-only or
+    not permitted, or it runs through a file. Names the path and the cause. Exit 2: a rerun
+    fails the same way until the disk or the path is fixed."""
+
+    exit_code: int = ExitCode.BAD_INPUT
+
+
 class TrialFailedError(FinscaleError):
     """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
     on. The message is stored as the trial's `fail_reason`."""

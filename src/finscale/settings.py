@@ -55,7 +55,12 @@ _QUOTE_LIMIT = 200
 
 # Variables with the prefix that are read elsewhere on purpose (the test suite), not settings.
 _NOT_SETTINGS = frozenset(
-    {"FINSCALE_TEST_DATABASE_URL", "FINSCALE_TEST_POSTGRES_IMAGE", "FINSCALE_REQUIRE_ALL_TESTS"}
+    {
+        "FINSCALE_TEST_DATABASE_URL",
+        "FINSCALE_TEST_POSTGRES_IMAGE",
+        "FINSCALE_REQUIRE_ALL_TESTS",
+        "FINSCALE_PARENT_PID",  # set by `finscale run` and a pod for their workers
+    }
 )
 
 
@@ -114,8 +119,8 @@ class Settings(BaseSettings):
     )
     runs_dir: Path = Field(
         default=Path("runs"),
-        description="Local runs: worker logs (<runs>/<study>/worker-<i>.log) and the default "
-        "report folder (<runs>/report). The default SQLite file is a separate setting.",
+        description="Local runs: worker logs (<runs>/<study>/run-<id>/worker-<i>.log) and the "
+        "default report folder (<runs>/report). The default SQLite file is a separate setting.",
     )
 
     allow_code_change: bool = Field(

@@ -9,7 +9,7 @@ import traceback
 
 from rich.text import Text
 
-from finscale.cli.common import _State, app, err, size_consoles
+from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import report_command, status_command
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     turns a `FinscaleError` into its message and exit code (a traceback only with `--debug`).
 
     A file that cannot be read or written (an output folder without permission, a spec path
-    that is a folder) is bad input too: one line and exit 2.
+    that is a folder, a full disk) is bad input too: one line and exit 2.
     """
     state: _State | None = None
     size_consoles()
@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> None:
         _print_error(str(e))
         sys.exit(e.exit_code)
     except OSError as e:
-        if e.filename is None:  # not about a file: a bug, with its traceback
+        if e.filename is None and e.errno not in DISK_ERRORS:  # a bug, with its traceback
             _print_traceback()
             sys.exit(1)
         if state is not None and state.debug:
             _print_traceback()
-        _print_error(f"{e.filename}: {e.strerror or e}")
+        where = e.filename if e.filename is not None else "writing a file"
+        _print_error(f"{where}: {e.strerror or e}")
         sys.exit(2)
     except Exception:  # a bug: its traceback, with any password masked
         _print_traceback()

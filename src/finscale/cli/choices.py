@@ -33,6 +33,15 @@ class Source(StrEnum):
     yfinance = "yfinance"
 
 
+class Allowance(StrEnum):
+    """What `data build --allow` accepts: `finscale.data.sources.ALLOWABLE`."""
+
+    old_dates = "old-dates"
+    gaps = "gaps"
+    flat_prices = "flat-prices"
+    zero_volume = "zero-volume"
+
+
 class PriceTarget(StrEnum):
     """Which future price must rise: `finscale.data.labels.Target`."""
 

@@ -3,11 +3,14 @@ marks of a passed or failed check, plain printing, and the choice of studies."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -51,6 +54,23 @@ def size_consoles() -> None:
 
 
 log = logging.getLogger("finscale")
+
+# What a write may meet on a disk: full, over quota, read-only, no permission, failing.
+DISK_ERRORS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+)
+
+
+@contextlib.contextmanager
+def writing_into(path: Path) -> Iterator[None]:
+    """A disk error raised inside without a file name (a write that found the disk full) names
+    `path`, the folder being written, so that the user learns where and why."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno not in DISK_ERRORS:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
 
 
 @dataclass

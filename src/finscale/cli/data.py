@@ -12,7 +12,7 @@ from rich.text import Text
 from finscale import defaults
 from finscale.cli import views
 from finscale.cli.bounds import bounded
-from finscale.cli.choices import DatasetKind, PriceTarget, Source
+from finscale.cli.choices import Allowance, DatasetKind, PriceTarget, Source
 from finscale.cli.common import (
     _ok,
     _problem,
@@ -70,6 +70,16 @@ def data_build(
     max_feature: Annotated[
         float, typer.Option(help="Largest magnitude of a feature after the build.")
     ] = 1e18,
+    max_price: Annotated[float, typer.Option(help="Highest price a bar may have.")] = 1e12,
+    allow: Annotated[
+        list[Allowance] | None,
+        typer.Option(
+            "--allow",
+            help="Accept, with a warning, what is refused by default as implausible: dates "
+            "before 1900, gaps of more than 30 days, a close unchanged or no volume for 10 "
+            "rows in a row (repeatable).",
+        ),
+    ] = None,
     if_missing: Annotated[
         bool,
         typer.Option(
@@ -83,8 +93,11 @@ def data_build(
 
     Bars are refused, naming file, row, column and value, when they are implausible: a price
     more than --max-jump times (or less than 1/--max-jump of) the previous close, a High more
-    than --max-day-range times the Low, a volume above --max-volume, or a feature beyond
-    --max-feature after the build. Raise a bound for an instrument that needs it.
+    than --max-day-range times the Low, a volume above --max-volume, a price above --max-price,
+    or a feature beyond --max-feature after the build; a date in the future; and, unless
+    --allow accepts them, a date before 1900, a gap of more than 30 days between bars, or a
+    close unchanged or a volume of 0 for 10 rows in a row. Bars on weekends and a few days
+    without volume are warned of. Raise a bound for an instrument that needs it.
     """
     from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
 
@@ -94,6 +107,8 @@ def data_build(
         max_day_range=max_day_range,
         max_volume=max_volume,
         max_feature=max_feature,
+        max_price=max_price,
+        allow=frozenset(a.value for a in allow or []),
     )
     input_files = parse_input_csv(input_csv or [])
     kinds = None if kind is None else [str(k.value) for k in kind]

@@ -14,6 +14,7 @@ from finscale.cli.common import (
     _say,
     _state,
     out,
+    writing_into,
 )
 
 
@@ -83,16 +84,17 @@ def report_command(
     storage = open_for_reading(settings)
     stored = read_studies(storage, study, deadline_s=settings.storage_deadline_s) if storage else []
     target = out_dir or settings.runs_dir / "report"
-    report = write_report(
-        stored,
-        target,
-        storage=display_url(settings.storage_url),
-        experiment=experiment,
-        expected=expected,
-        top_k=top_k,
-        n_resamples=resamples,
-        seed=seed,
-        plots=plots,
-    )
+    with writing_into(target):
+        report = write_report(
+            stored,
+            target,
+            storage=display_url(settings.storage_url),
+            experiment=experiment,
+            expected=expected,
+            top_k=top_k,
+            n_resamples=resamples,
+            seed=seed,
+            plots=plots,
+        )
     for line in [*answer_lines(report), *closing_lines(report, target)]:
         _say(line)

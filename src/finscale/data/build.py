@@ -67,9 +67,17 @@ def _trim_warmup(
     finite = np.isfinite(values)
     complete = finite.all(axis=1)
     if not complete.any():
+        warmup = max(map(features.lookback_rows, DATASETS)) + 1
+        never = [c for j, c in enumerate(frame.columns[1:]) if not finite[:, j].any()]
+        if len(frame) >= warmup and never:  # long enough: a feature that is never defined
+            raise DataError(
+                f"{what}: no row has every feature: column {never[0]!r} has no finite value on "
+                f"any of the {len(frame)} rows ({len(never)} such columns); check the source "
+                "bars (zero volume, flat prices)"
+            )
         raise DataError(
             f"{what}: no row has every feature; {len(frame)} rows are fewer than the indicators' "
-            f"warm-up ({max(map(features.lookback_rows, DATASETS)) + 1} rows or more)"
+            f"warm-up ({warmup} rows or more)"
         )
     first = int(np.argmax(complete))
     holes = ~finite[first:]

@@ -40,6 +40,11 @@ _MISSING_WORDS = frozenset({"nan", "na", "n/a", "null", "none", "-"})
 _TRAILING_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
+# What `finscale data build --allow NAME` accepts that is refused by default: dates before
+# 1900, gaps longer than `max_gap_days`, prices or volumes that stay put for `max_still_rows`.
+ALLOWABLE: tuple[str, ...] = ("old-dates", "gaps", "flat-prices", "zero-volume")
+
+
 @dataclass(frozen=True)
 class Plausibility:
     """Bounds beyond which a bar is a data error, not a market move. The defaults fit indices,
@@ -54,22 +59,42 @@ class Plausibility:
         max_volume: the most shares a day may trade.
         max_feature: the largest magnitude a feature may reach after the build; beyond it the
             normalization's squares overflow and every trial ends with a NaN loss.
+        max_price: the highest price a bar may have (1e308 overflows every indicator).
+        max_gap_days: the most calendar days between two bars (a market closes for days, not
+            months: a longer hole is missing data, and windows across it mix two eras).
+        max_still_rows: the most rows in a row with an unchanged close, or with no volume
+            (a stale or filled series; at 20 the volatility and volume features cannot be
+            computed at all).
+        allow: the checks of `ALLOWABLE` to accept instead of refusing (`--allow NAME`).
     """
 
     max_jump: float = 10.0
     max_day_range: float = 10.0
     max_volume: float = 1e13
     max_feature: float = 1e18
+    max_price: float = 1e12
+    max_gap_days: int = 30
+    max_still_rows: int = 10
+    allow: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("max_jump", "max_day_range"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 1):
                 raise DataError(f"plausibility bound {name}={value!r}: expected a factor above 1")
-        for name in ("max_volume", "max_feature"):
+        for name in ("max_volume", "max_feature", "max_price"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise DataError(f"plausibility bound {name}={value!r}: expected a positive number")
+        for name in ("max_gap_days", "max_still_rows"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise DataError(
+                    f"plausibility bound {name}={value!r}: expected a count of 2 or more"
+                )
+        unknown = sorted(set(self.allow) - set(ALLOWABLE))
+        if unknown:
+            raise DataError(f"--allow {unknown[0]!r}: expected one of {', '.join(ALLOWABLE)}")
 
 
 def _row(frame: pd.DataFrame, i: int) -> str:
@@ -151,7 +176,9 @@ def validate_bars(
             date; a missing, non-numeric or infinite value; a price that is not positive; a
             negative volume; a High below Open, Close or Low, or a Low above Open or Close;
             an implausible bar (see `Plausibility`): a volume above the ceiling, a price too many
-            times the previous close, a High too many times the Low.
+            times the previous close, a High too many times the Low; an implausible series
+            (`finscale.data.plausible`): a date in the future or before 1900, a gap of months,
+            prices that do not move or no volume for many rows, a price above the ceiling.
     """
     frame = _canonical_columns(frame)
     if len(frame) == 0:
@@ -185,7 +212,8 @@ def validate_bars(
             f"{origin}: column 'Date': {dates.iloc[rows[0]].date()} appears more than once "
             f"(rows {listed})"
         )
-    backwards = np.flatnonzero(np.diff(dates.to_numpy()) < np.timedelta64(0))
+    stamps = dates.to_numpy()  # compared, not subtracted: 300 years of nanoseconds overflow
+    backwards = np.flatnonzero(stamps[1:] < stamps[:-1])
     if backwards.size:
         i = int(backwards[0]) + 1
         raise DataError(
@@ -208,6 +236,9 @@ def validate_bars(
         )
     _check_bar_ranges(out, origin)
     _check_plausible(out, origin, columns, bounds or Plausibility())
+    from finscale.data.plausible import check_series  # it reads this module's helpers
+
+    check_series(out, origin, columns, bounds or Plausibility())
     return out
 
 

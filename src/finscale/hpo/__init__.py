@@ -25,6 +25,7 @@ _WHERE = {
     "display_url": "storage",
     "evaluate_study": "evaluate",
     "fit_trial": "fit",
+    "follow_parent": "lifeline",
     "open_for_reading": "storage",
     "plan_training": "train_one",
     "read_studies": "read",
@@ -51,6 +52,9 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.inputs import (
         check_study_inputs as check_study_inputs,
+    )
+    from finscale.hpo.lifeline import (
+        follow_parent as follow_parent,
     )
     from finscale.hpo.local import (
         run_study as run_study,

@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 from finscale.errors import (
     ExitCode,
     Interrupted,
+    LocalFileError,
     SpecError,
     StorageUnavailableError,
     WorkerFailedError,
@@ -30,10 +31,12 @@ from finscale.hpo.processes import (
     STOP_MARGIN_S,
     StopRequested,
     WorkerProcess,
+    exit_text,
     stop_workers,
     worker_environment,
 )
 from finscale.hpo.read import StudySummary, summarize
+from finscale.hpo.run_logs import RunLogs
 from finscale.hpo.storage import with_retries
 from finscale.hpo.trial_budget import budget_state
 from finscale.settings import Settings
@@ -86,20 +89,31 @@ def _start_workers(
     *,
     workers: int,
     settings: Settings,
-    log_dir: Path,
+    logs: RunLogs,
 ) -> None:
     """Start the workers, appending each to `procs` as it starts (so that a failure half-way
-    still leaves every started one supervised)."""
+    still leaves every started one supervised). Each appends to its own log of this run, and
+    ends when this process does, however it dies (`hpo/lifeline.py`)."""
     env = worker_environment(settings)
     for index in range(workers):
-        log_path = log_dir / f"worker-{index}.log"
+        log_path = logs.path(index)
         command = [
             sys.executable, "-m", "finscale", "worker", str(spec_path),
             "--study", spec.name, "--index", str(index),
         ]  # fmt: skip
-        with log_path.open("wb") as log_file:
+        with log_path.open("ab") as log_file:
             process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         procs.append(WorkerProcess(index, process, log_path))
+
+
+def _close_logs(procs: list[WorkerProcess], logs: RunLogs) -> dict[int, str]:
+    """End each worker's log with how it ended; why each log that refused it did."""
+    refused = {}
+    for w in procs:
+        cause = logs.close(w.index, w.process.returncode)
+        if cause is not None:
+            refused[w.index] = cause
+    return refused
 
 
 def run_study(
@@ -126,15 +140,19 @@ def run_study(
     """
     if workers < 1:
         raise SpecError(f"--workers must be at least 1, got {workers}")
-    joined = join_study(spec, settings, index=0)
-    log_dir = settings.runs_dir / spec.name
-    log_dir.mkdir(parents=True, exist_ok=True)
+    # The logs first: a runs folder that cannot be written fails before any study is set up.
+    logs = RunLogs.create(settings.runs_dir, spec.name, workers=workers)
+    try:
+        joined = join_study(spec, settings, index=0)
+    except BaseException:
+        logs.discard()
+        raise
     stop = StopRequested()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     procs: list[WorkerProcess] = []
     try:
-        _start_workers(procs, spec_path, spec, workers=workers, settings=settings, log_dir=log_dir)
-        display.started(f"{spec.name}: {workers} workers, logs in {log_dir}")
+        _start_workers(procs, spec_path, spec, workers=workers, settings=settings, logs=logs)
+        display.started(f"{spec.name}: {workers} workers, logs in {logs.folder}")
         while True:
             summary: StudySummary | None
             try:
@@ -160,6 +178,7 @@ def run_study(
         stop_workers(procs, timeout_s=settings.storage_deadline_s + STOP_MARGIN_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        refused = _close_logs(procs, logs)
         display.stopped()
 
     def read(what: str, call: Callable[[], T]) -> T:
@@ -174,12 +193,14 @@ def run_study(
             done = read("counting trials", lambda: budget_state(joined.study, spec.n_trials)).done
     for w in failed:
         code = w.process.returncode
-        message = (
-            f"worker {w.index} of {spec.name} exited with code {code}; "
-            f"the end of {w.log}:\n{_tail(w.log)}"
-        )
+        ended = f"worker {w.index} (pid {w.process.pid}) of {spec.name} {exit_text(code)}"
+        if w.index in refused:  # the log could not say why: its disk or folder is the cause
+            raise LocalFileError(f"{ended}; its log {w.log} cannot be written: {refused[w.index]}")
+        message = f"{ended}; the end of {w.log}:\n{_tail(w.log)}"
         if code == ExitCode.BAD_INPUT or not done:
             passed_on = code in (ExitCode.BAD_INPUT, ExitCode.STORAGE_UNAVAILABLE)
             raise WorkerFailedError(message, exit_code=code if passed_on else ExitCode.ERROR)
         display.warn(f"{message}\n(the other workers finished the study)")
+    for index, cause in refused.items():
+        display.warn(f"the log of worker {index}, {logs.path(index)}, is incomplete: {cause}")
     return read("reading the results", lambda: summarize(joined.study))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,10 +18,14 @@ from finscale.hpo.processes import (
     STOP_MARGIN_S,
     StopRequested,
     WorkerProcess,
+    exit_status,
+    exit_text,
     stop_workers,
     worker_environment,
 )
 from finscale.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Exit codes of a pod's worker processes, most telling first: a bad input ends the pod's Job
 # (never retried), an unreachable storage is retried, a signal hands trials back.
@@ -71,7 +76,8 @@ def run_pod(
 
     Returns:
         The pod's exit code: 0 when every worker exited 0, else the most telling of theirs
-        (2, then 3, then 143), else 1.
+        (2, then 3, then 143, else the first failure's, 128 + N for a worker killed by signal
+        N); the last line on standard error names that worker, its pid and how it ended.
     """
     if processes < 1:
         raise SpecError(f"--processes must be at least 1, got {processes}")
@@ -92,16 +98,33 @@ def run_pod(
             if closer is not None:
                 command += ["--closer", str(closer * processes)]
             # Output goes to the pod's own: one JSON event stream for the log collector.
-            procs.append(WorkerProcess(j, subprocess.Popen(command, env=env), Path("-")))
+            process = subprocess.Popen(command, env=env)
+            procs.append(WorkerProcess(index * processes + j, process, Path("-")))
         while any(w.process.poll() is None for w in procs) and not stop.received:
             time.sleep(0.2)
     finally:
         stop_workers(procs, timeout_s=settings.storage_deadline_s + STOP_MARGIN_S)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    codes = [w.process.returncode for w in procs]
     if stop.received:
         return ExitCode.INTERRUPTED
-    if all(code == ExitCode.OK for code in codes):
+    return _pod_outcome(procs, pod=index)
+
+
+def _pod_outcome(procs: list[WorkerProcess], *, pod: int) -> int:
+    """The pod's exit code from its workers': 0 when all exited 0, else the most telling one
+    (2, then 3, then 143, else the first failure's; a worker killed by signal N counts as
+    128 + N). Each failed worker gets a line on standard error, the one that decided last."""
+    failed = [w for w in procs if w.process.returncode != ExitCode.OK]
+    if not failed:
         return ExitCode.OK
-    return next((c for c in _POD_CODES if c in codes), ExitCode.ERROR)
+    status = {w.index: exit_status(w.process.returncode) for w in failed}
+    code = next((c for c in _POD_CODES if c in status.values()), status[failed[0].index])
+    decider = next(w for w in failed if status[w.index] == code)
+    for w in [*(w for w in failed if w is not decider), decider]:
+        log.error(
+            "pod %d: worker %d (process %d of %d, pid %d) %s; the pod exits %d",
+            pod, w.index, procs.index(w) + 1, len(procs), w.process.pid,
+            exit_text(w.process.returncode), code,
+        )  # fmt: skip
+    return code

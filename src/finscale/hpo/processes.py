@@ -17,15 +17,37 @@ from finscale.settings import ENV_PREFIX, Settings
 # hand-back may wait that long for the storage) before it is killed.
 STOP_MARGIN_S = 60
 
+# The supervisor's process id, in its workers' environment: a worker ends when that process
+# does (`hpo/lifeline.py`), however it dies.
+PARENT_PID_VARIABLE = "FINSCALE_PARENT_PID"
+
 
 def worker_environment(settings: Settings) -> dict[str, str]:
     """The process environment with `settings` spelled as FINSCALE_* variables, so that a
-    worker process sees exactly the settings of its parent."""
+    worker process sees exactly the settings of its parent, and this process named as the
+    parent it must not outlive."""
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         if value is not None:
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    env[PARENT_PID_VARIABLE] = str(os.getpid())
     return env
+
+
+def exit_text(code: int) -> str:
+    """How a process ended, from its return code: `exited with code 3`, or `was killed by
+    SIGKILL` (a negative code is the signal that ended it)."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def exit_status(code: int) -> int:
+    """A return code as a shell reports it: a process killed by signal N is 128 + N."""
+    return 128 - code if code < 0 else code
 
 
 @dataclass

@@ -20,6 +20,8 @@ import math
 import os
 import random
 import re
+import socket
+import sqlite3
 import stat
 import tempfile
 import threading
@@ -68,10 +70,28 @@ _PERMANENT = re.compile(
             r"invalid (integer|port|sslmode) value",
             r"invalid URI",
             r"unable to open database file",
+            r"invalid port number",
+            # DNS says the host does not exist (EAI_NONAME, NXDOMAIN), in psycopg's words and
+            # libpq's; a temporary resolution failure (EAI_AGAIN) is retried.
+            rf"failed to resolve host .*\[Errno {socket.EAI_NONAME}\]",
+            r'could not translate host name "[^"]*" to address: '
+            r"(Name or service not known|nodename nor servname provided, or not known)",
         )
     ),
     re.IGNORECASE,
 )
+
+# SQLite result codes (the low byte of an extended code) that waiting cannot fix, and what each
+# means for the file: it is read-only, damaged, on a full disk, or no database at all.
+_SQLITE_PERMANENT = {
+    sqlite3.SQLITE_READONLY: "the file or its folder is read-only",
+    sqlite3.SQLITE_CORRUPT: "the file is damaged (truncated or overwritten): restore it from a "
+    "copy, or point FINSCALE_STORAGE_URL at another file",
+    sqlite3.SQLITE_FULL: "the disk that holds it is full: free space, or point "
+    "FINSCALE_STORAGE_URL at another disk",
+    sqlite3.SQLITE_NOTADB: "the file is not an SQLite database (or is damaged): point "
+    "FINSCALE_STORAGE_URL at a study database, or restore it from a copy",
+}
 
 # The storages finscale opens, backend → accepted drivers (None: SQLAlchemy's default).
 _DRIVERS = {"postgresql": ("psycopg",), "sqlite": ("pysqlite",)}
@@ -122,7 +142,24 @@ def parse_url(url: str) -> URL:
             f"storage URL {display_url(url)}: unsupported driver {driver!r}; finscale opens "
             f"{backend} with {' or '.join(_DRIVERS[backend])}"
         )
+    if backend == "sqlite" and _in_memory(parsed):
+        raise StorageConfigError(
+            f"storage URL {display_url(url)}: an in-memory SQLite database lives and dies with "
+            "one process, and a study is shared by its workers; give a file: sqlite:///PATH"
+        )
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise StorageConfigError(
+            f"storage URL {display_url(url)}: port {parsed.port} is not in 1-65535"
+        )
     return parsed
+
+
+def _in_memory(parsed: URL) -> bool:
+    """Whether an SQLite URL names an in-memory database (`sqlite://`, `sqlite:///:memory:`,
+    or a `file:` URI in memory mode)."""
+    database = parsed.database or ""
+    mode = parsed.query.get("mode")
+    return database in ("", ":memory:") or database.startswith("file::memory:") or mode == "memory"
 
 
 def normalize_url(url: str) -> str:
@@ -186,6 +223,8 @@ def classify(error: BaseException) -> Literal["transient", "permanent"] | None:
     chain = list(_chain(error))
     if any(
         isinstance(e, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError)
+        or _sqlite_problem(e) is not None
+        or (isinstance(e, socket.gaierror) and e.errno == socket.EAI_NONAME)
         for e in chain
     ):
         return "permanent"
@@ -195,6 +234,27 @@ def classify(error: BaseException) -> Literal["transient", "permanent"] | None:
     if any(_PERMANENT.search(str(e)) for e in chain):
         return "permanent"
     return "transient"
+
+
+def _sqlite_problem(error: BaseException) -> str | None:
+    """What a permanent SQLite error says about the file (damaged, full, read-only, not a
+    database), or None for any other error."""
+    if not isinstance(error, sqlite3.Error):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else _SQLITE_PERMANENT.get(code & 0xFF)
+
+
+def _advice(error: BaseException) -> str:
+    """What a permanent refusal means, when the driver's words do not say it: `; …` or ''."""
+    for e in _chain(error):
+        problem = _sqlite_problem(e)
+        if problem is not None:
+            return f"; {problem}"
+    text = " ".join(str(e) for e in _chain(error))
+    if re.search(rf"\[Errno {socket.EAI_NONAME}\]|could not translate host name", text):
+        return "; DNS says that host does not exist (check the host name)"
+    return ""
 
 
 def cause_text(error: BaseException) -> str:
@@ -274,7 +334,7 @@ def with_retries(call: Callable[[], T], *, what: str, url: str, deadline_s: floa
                 raise
             if kind == "permanent":
                 raise StorageConfigError(
-                    f"storage {display_url(url)} refused {what}: {cause_text(e)}"
+                    f"storage {display_url(url)} refused {what}: {cause_text(e)}{_advice(e)}"
                 ) from e
             REACHABILITY.failed()
             elapsed = time.monotonic() - started
