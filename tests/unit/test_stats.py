@@ -273,49 +273,53 @@ def test_expected_best_weights_match_an_enumeration_of_subsets() -> None:
         assert float(values[:3] @ w) == pytest.approx(float(np.mean(kept)))
 
 
+@pytest.mark.slow
 def test_the_joint_bootstrap_covers_a_known_law() -> None:
-    # L = 0.3 + 0.05 (N / 1e8)^-0.2 over five decades; each budget's best trial is on the law
-    # (offset 0), its others worse; window noise shared across budgets dwarfs the differences.
+    # L = 0.3 + 0.05 (N / 1e8)^-0.2 over five decades; each budget's one trial is on the law
+    # (nothing to redraw but the windows), and window noise shared across budgets dwarfs the
+    # differences. 400 replications, about 15 s. Covered 92 % (slope) and 93.5 % (α); without
+    # the interval's fixed-b stretch 88.5 % and 91 %.
     alpha = 0.2
     law = 0.3 + 0.05 * (SIZES / 1e8) ** -alpha
     true_slope = np.polyfit(np.log10(SIZES), law, 1)[0]
     rng = np.random.default_rng(10)
-    replications = 40
+    replications = 400
     covered_slope = covered_alpha = 0
     for r in range(replications):
-        spread = np.array([0.0, 0.005, 0.01, 0.02])
-        fit = fit_scaling(
-            _budgets(rng, law, [4] * 5, spread=spread), n_resamples=200, seed=r, min_block=H
-        )
+        budgets = _budgets(rng, law, [1] * 5, spread=np.zeros(1))
+        fit = fit_scaling(budgets, n_resamples=200, seed=r, min_block=H)
         assert fit.exponent is not None
         covered_slope += fit.slope.low <= true_slope <= fit.slope.high
         covered_alpha += fit.exponent.low <= alpha <= fit.exponent.high
-    assert covered_slope / replications >= 0.85
-    assert covered_alpha / replications >= 0.85
-    assert fit.verdict == "bigger is better" and fit.m == 4
+    assert covered_slope / replications >= 0.905
+    assert covered_alpha / replications >= 0.9
+    assert fit.verdict == "bigger is better" and fit.m == 1
 
 
+@pytest.mark.slow
 def test_no_scaling_with_fewer_trials_at_the_largest_budget_gives_no_spurious_trend() -> None:
     # Every budget's trials are draws from one law; the largest holds the fewest (pruning and
     # failures do that to 2B). The best of all trials favours the budgets searched longest.
+    # Trials' offsets spread by 0.02 (exponential): 200 replications, about 15 s. Wrong
+    # verdicts 2 %; with the trials held fixed (windows alone resampled) 10.5 %.
     law = np.full(5, 0.4)
     rng = np.random.default_rng(11)
-    replications = 40
-    slopes, alphas, naive, worse = [], [], [], 0
+    replications = 200
+    slopes, alphas, naive, wrong = [], [], [], 0
     for r in range(replications):
         budgets = _budgets(rng, law, [20, 16, 12, 8, 4])
         fit = fit_scaling(budgets, n_resamples=200, seed=r, min_block=H)
         assert fit.m == 4 and fit.exponent is not None
         slopes.append(fit.slope.per_decade)
         alphas.append(fit.exponent.alpha)
-        worse += fit.verdict == "bigger is worse"
+        wrong += fit.verdict in ("bigger is worse", "bigger is better")
         best_of_all = [b.losses.mean(axis=1).min() for b in budgets]
         naive.append(np.polyfit(np.log10(SIZES), best_of_all, 1)[0])
     typical_half_width = 0.001
     assert abs(np.median(slopes)) < typical_half_width
     assert 0.3 <= np.mean(np.array(slopes) < 0) <= 0.7
     assert abs(np.median(alphas)) < 0.05
-    assert worse / replications <= 0.1
+    assert wrong / replications <= 0.065
     assert np.mean(np.array(naive) > 0) >= 0.7  # spurious "inverse scaling"
 
 
@@ -428,3 +432,50 @@ def test_skill_names_its_tests_and_compares_on_the_same_windows() -> None:
     assert result.auc.estimate == pytest.approx(roc_auc_score(labels, logits))
     assert result.auc.test.startswith("AUC vs 0.5, DeLong SE Newey–West-inflated")
     assert result.vs_baselines["logistic"].mean < 0
+
+
+# --- the draws' luck -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.02])
+def test_the_spread_of_trials_beyond_their_window_noise_is_what_they_drew(tau: float) -> None:
+    # Three budgets of 30 trials, each trial offset by a draw of spread tau; the trials' own
+    # window noise alone spreads their mean losses by about 0.01.
+    from finscale.report.scaling_luck import spread
+
+    rng = np.random.default_rng(15)
+    common = 0.4 * ar1(rng, (N,), 0.9)
+    losses = [common + tau * rng.normal(size=(30, 1)) + 0.1 * ar1(rng, (30, N), 0.9)
+              for _ in range(3)]  # fmt: skip
+    idx = stats.block_bootstrap_indices(N, block_length=66, n_resamples=400, rng=rng)
+    counts = stats.resample_counts(idx, N) / N
+    found = spread(losses, [counts @ loss.T for loss in losses])
+    assert found is not None and found.df == 87
+    assert found.offsets.shape == (90,) and float(np.mean(found.offsets**2)) == pytest.approx(
+        1, abs=0.05
+    )
+    assert math.sqrt(found.total) > 0.008  # window noise alone spreads them
+    if tau:
+        assert math.sqrt(found.luck) == pytest.approx(tau, rel=0.25)
+    else:  # most of the spread is window noise; the block bootstrap sees a little less than
+        # all of it (as its fixed-b stretch says), which leaves the intervals a little wide
+        assert found.luck < 0.3 * found.total  # 21 %
+
+
+def test_the_sentence_names_what_was_redrawn_and_what_the_design_could_see() -> None:
+    budgets = _budgets(np.random.default_rng(16), np.full(5, 0.4), [4, 3, 3, 3, 3])[:2]
+    fit = fit_scaling(budgets, n_resamples=300, seed=0, min_block=H)
+    assert fit.verdict == "no detectable effect" and fit.luck_df == 5
+    assert fit.detectable > (fit.slope.high - fit.slope.low) / 2
+    assert fit.sentence.startswith(
+        f"inconclusive: could only see effects of at least {fit.detectable:.4f} BCE per 10× "
+        "parameters (80 % power); measured "
+    )
+    assert "and over each budget's trials (spread pooled over budgets, χ² on 5 df)" in fit.sentence
+    assert any(n.startswith("trials redrawn on every resample") for n in fit.notes)
+    # One run per final model: nothing but the windows to redraw, and the sentence says so.
+    seeds = [BudgetTrials(b.budget, b.losses[:1], b.param_counts[:1]) for b in budgets]
+    single = fit_scaling(seeds, n_resamples=300, seed=0, min_block=H, draws="seeds")
+    assert single.luck_df == 0 and math.isnan(single.luck)
+    assert "not over each final model's seeds (one seed each" in single.sentence
+    assert single.sentence.endswith("one final model per budget, its loss the mean over its seeds)")

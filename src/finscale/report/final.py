@@ -9,7 +9,8 @@ average, not the loss of the seed-averaged prediction); that per-window loss is 
 the reference's (a constant at the rate of the training and validation labels,
 `report.reference`), the floor's and the baselines' on the same windows. Its one AUC is that of
 the seed-averaged logits, the one tested against 0.5. The budgets' final models are compared
-with each other by the same joint block bootstrap as the search.
+with each other by the same joint bootstrap as the search: the test windows in blocks, and each
+final model's seeds redrawn as a budget's trials are.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class FinalModel:
     test_auc_seeds: tuple[float, ...] = ()  # each seed's test AUC
     reference: Shift | None = None  # the test windows' reference, floor and rate shift
     baseline_skill: dict[str, stats.Skill] = dataclasses.field(default_factory=dict)
+    # (seeds, windows) per-window test BCE of each seed's run; empty: only the average known
+    seed_losses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def beats(self) -> list[str]:
@@ -128,7 +131,8 @@ def final_model(result: StudyResult) -> FinalModel | None:
         return None
     # The model's loss on a window is the mean over seeds of its runs' losses (what one trained
     # run gets on average); the AUC ranks the seed-averaged logits.
-    losses = np.mean([stats.bce_per_window(row, test.labels) for row in logits], axis=0)
+    seed_losses = np.stack([stats.bce_per_window(row, test.labels) for row in logits])
+    losses = seed_losses.mean(axis=0)
     horizon, segments = result.horizon, stats.segments(test.starts)
     shift = shift_of(
         study_reference(result, "test"),
@@ -180,6 +184,7 @@ def final_model(result: StudyResult) -> FinalModel | None:
             name: judge(b, test.labels, shift=shift, horizon=horizon, starts=segments)
             for name, b in others.items()
         },
+        seed_losses=seed_losses,
     )
 
 
@@ -192,11 +197,24 @@ def final_scaling(
     starts: np.ndarray | None,
 ) -> ScalingFit | None:
     """The budgets' final models compared on test: the slope per decade with the joint block
-    bootstrap over the test windows (one model per budget: each point is that model)."""
+    bootstrap over the test windows, each model's seeds redrawn on every resample (one model
+    per budget: each point is that model's mean over its seeds)."""
     if len({m.budget_params for m in models}) < 2 or len({len(m.losses) for m in models}) != 1:
         return None
-    budgets = [BudgetTrials(m.budget, m.losses[None, :], np.array([m.param_count])) for m in models]
+    budgets = [
+        BudgetTrials(
+            m.budget,
+            m.seed_losses if m.seed_losses.size else m.losses[None, :],
+            np.full(max(len(m.seed_losses), 1), m.param_count),
+        )
+        for m in models
+    ]
     fit = fit_scaling(
-        budgets, top_k=1, n_resamples=n_resamples, seed=seed, min_block=horizon, starts=starts
+        budgets,
+        n_resamples=n_resamples,
+        seed=seed,
+        min_block=horizon,
+        starts=starts,
+        draws="seeds",
     )
-    return dataclasses.replace(fit, split="test", notes=())
+    return dataclasses.replace(fit, split="test")

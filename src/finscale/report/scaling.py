@@ -1,5 +1,6 @@
 """Does a bigger transformer predict this market better? Each budget's best validation loss
-against parameter count, with an uncertainty that comes from the validation windows themselves.
+against parameter count, with an uncertainty that comes from the validation windows and from
+the trials the search drew.
 
 What is fitted, and why:
 
@@ -7,7 +8,8 @@ What is fitted, and why:
   parameters, least squares on log10 N. BCE has an entropy floor, so a log-log slope of raw BCE
   says little (0.375 → 0.300 across 2M → 2B is "α ≈ 0.03"); a slope in BCE per decade is in the
   units the base rate and the baselines are shown in. "Bigger is better" only when its 95 %
-  interval lies below 0, "bigger is worse" when above, else "no detectable effect".
+  interval lies below 0, "bigger is worse" when above, else "no detectable effect", printed
+  as inconclusive with the effect the design could have seen.
 - **Exponent of the reducible loss**, L(N) = E + A·(N/N₀)^(−α), E in [0, min L], A ≥ 0, with
   three budgets or more (three parameters need three points; with exactly three the curve passes
   through them). Profile least squares over a grid of α in [-1, 2] (closed-form E and A for
@@ -17,8 +19,12 @@ What is fitted, and why:
 
 Uncertainty: a circular block bootstrap over validation windows, the SAME resampled windows for
 every budget and trial, so that the noise common to all budgets (the hard windows are hard for
-all) cancels as it does in the data; the selection of each budget's best is redone on every
-resample, so search luck and the winner's curse are inside the interval.
+all) cancels as it does in the data; and on every resample each budget's trials are redrawn
+(which configurations and seeds its search happened to draw: `report.scaling_luck`) and its
+expected best of m recomputed on them, so that search luck and the winner's curse are inside the
+interval. Windows are treated as dependent within blocks, trials as independent draws within a
+budget. Where the interval holds 0, the sentence gives the smallest slope per decade the design
+would have found with 80 % power instead of a bare "no detectable effect".
 
 Equal search effort: each budget's point is the expected best of m trials drawn at random from
 its finished trials, with the same m for every budget (m = min(top_k, smallest number of

@@ -1,11 +1,14 @@
 """The joint bootstrap of a scaling fit: each budget's completed trials scored on the same
-validation windows, resampled together (see `report.scaling` for why)."""
+windows, the windows resampled together for every budget and each budget's trials (or a final
+model's seeds) redrawn on every resample (see `report.scaling` for why, `report.scaling_luck`
+for how the draws are redrawn)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from finscale.report.scaling_fit import (
     interval,
     slopes,
 )
+from finscale.report.scaling_luck import Spread, redrawn_means, spread
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class BudgetTrials:
     @property
     def n_finished(self) -> int:
         return len(self.losses) + self.n_lost
+
+
+Draws = Literal["trials", "seeds"]  # what a budget's rows are: its search's trials, or its
+# final model's seeds on test
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class ScalingFit:
     band_params: tuple[float, ...] = field(default=(), repr=False)  # the slope line's 95 % band
     band_low: tuple[float, ...] = field(default=(), repr=False)
     band_high: tuple[float, ...] = field(default=(), repr=False)
+    draws: Draws = "trials"
+    # The smallest slope per decade (either sign, BCE per 10× parameters) that the verdict
+    # would find with 80 % power, from the resampled slopes (NaN: no bootstrap).
+    detectable: float = math.nan
+    luck: float = math.nan  # τ: spread of a draw's mean loss beyond its window noise
+    luck_df: int = 0  # degrees of freedom of that spread (0: the draws were not redrawn)
 
     @property
     def verdict(self) -> Verdict:
@@ -73,6 +87,20 @@ class ScalingFit:
             return "bigger is worse"
         return "no detectable effect"
 
+    def _resampled(self) -> str:
+        """What the bootstrap redrew, for the sentence."""
+        owner = "each budget's trials" if self.draws == "trials" else "each final model's seeds"
+        if self.luck_df > 0:
+            luck = f"and over {owner} (spread pooled over budgets, χ² on {self.luck_df} df)"
+        else:
+            one = "trial" if self.draws == "trials" else "seed"
+            luck = f"not over {owner} (one {one} each: their luck is not in the interval)"
+        return (
+            f"bootstrap over {self.n_windows} {self.split} windows in blocks of "
+            f"{self.block_length}, the same for every budget, {luck}; "
+            f"{self.slope.n_resamples} resamples"
+        )
+
     @property
     def sentence(self) -> str:
         """The verdict with its test, as the report prints it."""
@@ -81,16 +109,19 @@ class ScalingFit:
         if self.verdict == "untested":
             return f"{change} (untested: no window-level predictions to resample)"
         points = (
-            "one final model per budget"
-            if self.split == "test"
-            else f"each budget's point the expected best of {self.m} trials, selection redone "
-            "on every resample"
+            "one final model per budget, its loss the mean over its seeds"
+            if self.draws == "seeds"
+            else f"each budget's point the expected best of {self.m} trials, recomputed on "
+            "every resample"
         )
-        return (
-            f"{self.verdict}: {change}, 95 % interval [{s.low:+.4f}, {s.high:+.4f}] "
-            f"(joint circular block bootstrap over {self.n_windows} {self.split} windows, blocks "
-            f"of {self.block_length}, {s.n_resamples} resamples; {points})"
-        )
+        interval = f"95 % interval [{s.low:+.4f}, {s.high:+.4f}]"
+        test = f"({self._resampled()}; {points})"
+        if self.verdict == "no detectable effect" and math.isfinite(self.detectable):
+            return (
+                f"inconclusive: could only see effects of at least {self.detectable:.4f} BCE per "
+                f"10× parameters (80 % power); measured {change}, {interval} {test}"
+            )
+        return f"{self.verdict}: {change}, {interval} {test}"
 
 
 def _points(means: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> np.ndarray:
@@ -129,6 +160,8 @@ def _point_fit(
     n: int,
     min_block: int,
     starts: np.ndarray | None,
+    draws: Draws,
+    with_exponent: bool,
 ) -> tuple[ScalingFit, np.ndarray]:
     """The fit on all windows, without intervals, and the points' log10 sizes (1, budgets)."""
     # Each point sits at the size of its expected winner on all windows, the same size in
@@ -143,10 +176,14 @@ def _point_fit(
     )[None, :]
     slope0, intercept0 = slopes(x0, y0)
     params = 10 ** x0[0]
-    exponent = fit_exponent(params, y0[0]) if len(budgets) >= 3 else None
-    paired = stats.paired_difference(
-        budgets[-1].losses[0], budgets[0].losses[0], min_lag=min_block, starts=starts
+    exponent = fit_exponent(params, y0[0]) if with_exponent and len(budgets) >= 3 else None
+    # The best trials (the search's winners), or the final models' seed-averaged losses.
+    largest, smallest = (
+        (b.losses[0] if draws == "trials" else b.losses.mean(axis=0))
+        for b in (budgets[-1], budgets[0])
     )
+    paired = stats.paired_difference(largest, smallest, min_lag=min_block, starts=starts)
+    notes = fit_notes(m, len(budgets), "finished trials", exponent) if draws == "trials" else []
     nan = tuple(math.nan for _ in budgets)
     fit = ScalingFit(
         budgets=tuple(b.budget for b in budgets),
@@ -160,7 +197,8 @@ def _point_fit(
         largest_vs_smallest=paired,
         block_length=0,
         n_windows=n,
-        notes=tuple(fit_notes(m, len(budgets), "finished trials", exponent)),
+        notes=tuple(notes),
+        draws=draws,
     )
     return fit, x0
 
@@ -184,6 +222,57 @@ def _exponent_interval(
     )
 
 
+def _detectable(slope: np.ndarray, stretch: float) -> float:
+    """The smallest true slope per decade, of either sign, whose interval would exclude 0 in
+    80 % of studies like this one: the resampled slopes shifted until their 80th percentile
+    meets the interval's far end (the spread stretched as the interval is); for a normal
+    spread, (1.96 + 0.84) × stretch × its standard deviation."""
+    low, low80, mid, high80, high = np.percentile(slope, [2.5, 20.0, 50.0, 80.0, 97.5])
+    better = (high - mid) + (high80 - mid)  # a slope this far below 0 is found 80 % of the time
+    worse = (mid - low) + (mid - low80)
+    return float(stretch * max(better, worse))
+
+
+def _luck_note(draws: Draws, found: Spread | None) -> str:
+    if found is None:
+        return (
+            f"every budget has one {draws[:-1]}: the {draws} are not redrawn, and the luck of "
+            f"which {draws[:-1]} was drawn is not in the interval"
+        )
+    luck = math.sqrt(found.luck)
+    seen = (
+        f"spread by {luck:.4f} BCE beyond their window noise"
+        if luck >= 5e-5
+        else "spread no more than their window noise explains"
+    )
+    return (
+        f"{draws} redrawn on every resample: their mean losses {seen} (pooled over budgets, "
+        f"{found.df} degrees of freedom); each resample gives every {draws[:-1]} a new offset, "
+        "one of all budgets' offsets, with the spread drawn from its χ² distribution so that a "
+        f"spread seen in few {draws} is not taken as known (a Student-t correction)"
+    )
+
+
+def _resampled_points(
+    budgets: Sequence[BudgetTrials],
+    weights: list[np.ndarray],
+    counts: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, Spread | None]:
+    """Each budget's point on every resample (R, budgets), centred on the points on all
+    windows, and the spread of the draws it redrew."""
+    losses = [b.losses for b in budgets]
+    means = [counts @ loss.T for loss in losses]
+    found = spread(losses, means)
+    if found is not None:
+        means = redrawn_means(losses, means, found, rng)
+    y = _points(means, weights)
+    # The bootstrap's own world biases a best of m (its repeated windows and trials); the
+    # interval keeps the resamples' spread about the estimate, not that bias.
+    y0 = _points([loss.mean(axis=1)[None, :] for loss in losses], weights)
+    return y0 + (y - y.mean(axis=0, keepdims=True)), found
+
+
 def _with_bootstrap(
     fit: ScalingFit,
     budgets: Sequence[BudgetTrials],
@@ -195,14 +284,15 @@ def _with_bootstrap(
     seed: int,
     starts: np.ndarray | None,
 ) -> ScalingFit:
-    """The point fit with its intervals: every budget resampled on the same windows."""
+    """The point fit with its intervals: the windows resampled together for every budget, each
+    budget's draws redrawn."""
     n = fit.n_windows
     rng = np.random.default_rng(seed)
     idx = stats.block_bootstrap_indices(
         n, block_length=block, n_resamples=n_resamples, rng=rng, starts=starts
     )
     counts = stats.resample_counts(idx, n) / n
-    y = _points([counts @ b.losses.T for b in budgets], weights)
+    y, found = _resampled_points(budgets, weights, counts, rng)
     x = np.broadcast_to(x0, y.shape)
     slope, intercept = slopes(x, y)
     stretch = fixed_b_critical_value(block, n) / fixed_b_critical_value(0, n)
@@ -211,7 +301,7 @@ def _with_bootstrap(
     params = np.asarray(fit.params)
     grid = np.geomspace(params.min() / 1.5, params.max() * 1.5, 40)
     lines = intercept[:, None] + slope[:, None] * np.log10(grid)[None, :]
-    exponent, notes = fit.exponent, list(fit.notes)
+    exponent, notes = fit.exponent, [*fit.notes, _luck_note(fit.draws, found)]
     if exponent is not None:
         exponent = _exponent_interval(exponent, x0[0], y, stretch)
         if exponent.share_at_edge > 0.05:
@@ -237,6 +327,9 @@ def _with_bootstrap(
         band_params=tuple(grid.tolist()),
         band_low=tuple(interval(lines, stretch)[0].tolist()),
         band_high=tuple(interval(lines, stretch)[1].tolist()),
+        detectable=_detectable(slope, stretch),
+        luck=math.sqrt(found.luck) if found is not None else math.nan,
+        luck_df=found.df if found is not None else 0,
     )
 
 
@@ -249,8 +342,11 @@ def fit_scaling(
     block_length: int | None = None,
     min_block: int = 1,
     starts: np.ndarray | None = None,
+    draws: Draws = "trials",
+    with_exponent: bool = True,
 ) -> ScalingFit:
-    """Fit how the best validation loss changes with size, resampling windows jointly.
+    """Fit how the best loss changes with size, resampling windows jointly and redrawing each
+    budget's trials (or seeds) on every resample.
 
     Args:
         budgets: two or more budgets, smallest first, all scored on the same windows.
@@ -262,6 +358,10 @@ def fit_scaling(
             the largest and the smallest budget's best trials (at least `min_block`).
         min_block: the horizon: labels of windows closer than that overlap.
         starts: segment starts of the windows (see `stats.segments`); blocks stay inside.
+        draws: "trials": each budget's rows are its search's trials and its point their
+            expected best of m; "seeds": they are one final model's seeds and its point their
+            mean (`top_k` is then ignored).
+        with_exponent: False: the slope alone (no exponent; simulations of the verdict).
 
     Returns:
         The fit; its `verdict` and `sentence` say what the slope per decade shows.
@@ -271,11 +371,24 @@ def fit_scaling(
             scored on different numbers of windows.
     """
     n = _windows_shared(budgets)
-    m = min(b.n_finished for b in budgets)
-    if top_k is not None:
-        m = max(1, min(m, top_k))
-    weights = [expected_best_weights(len(b.losses), n_total=b.n_finished, m=m) for b in budgets]
-    fit, x0 = _point_fit(budgets, weights, m=m, n=n, min_block=min_block, starts=starts)
+    if draws == "seeds":
+        m = 1
+        weights = [np.full(len(b.losses), 1 / len(b.losses)) for b in budgets]
+    else:
+        m = min(b.n_finished for b in budgets)
+        if top_k is not None:
+            m = max(1, min(m, top_k))
+        weights = [expected_best_weights(len(b.losses), n_total=b.n_finished, m=m) for b in budgets]
+    fit, x0 = _point_fit(
+        budgets,
+        weights,
+        m=m,
+        n=n,
+        min_block=min_block,
+        starts=starts,
+        draws=draws,
+        with_exponent=with_exponent,
+    )
     if n_resamples < 1:
         return fit
     assert fit.largest_vs_smallest is not None
