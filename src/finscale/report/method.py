@@ -13,9 +13,11 @@ def method_section(files: list[str]) -> list[str]:
         "estimates only, and the note says so), so every comparison is made on the same "
         "windows. Skill is the per-window BCE difference between a trial and a "
         "predictor (the reference, a logistic regression, a gradient-boosted tree) on those "
-        "windows, with a Newey–West standard error whose lag is at least the horizon and a tenth "
-        "of the windows (overlapping windows are not independent; the effective sample says "
-        "how many independent windows they are worth), and fixed-b p-values. AUC is tested "
+        "windows, with a Newey–West standard error whose lag grows with the losses' own "
+        "persistence (2.5·√(|B|·n), Andrews' |B| measured on the series; at least the horizon, "
+        "at most a third of the windows: overlapping windows are not independent, and the "
+        "effective sample says how many independent windows they are worth), and fixed-b "
+        "p-values. AUC is tested "
         "against 0.5 with DeLong's standard error, inflated the same way; no label rate moves "
         "it, so it stands beside every BCE verdict.",
         "",

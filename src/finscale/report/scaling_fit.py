@@ -209,11 +209,11 @@ def interval(draws: np.ndarray, stretch: float) -> tuple[np.ndarray, np.ndarray]
     median by `stretch`.
 
     A block bootstrap's variance is a Bartlett-kernel long-run variance whose bandwidth is the
-    block length (Künsch 1989); with blocks of a tenth of the windows, fixed-b asymptotics
-    (Kiefer-Vogelsang) say a normal quantile is too small for it. `stretch` is the fixed-b
-    critical value over 1.96 (1.15 at b = n/10): without it, 95 % intervals of the slope of one
-    run per budget covered 86.5-88.5 % of known laws in tests/unit/test_stats.py and
-    test_scaling_luck.py, with it 91-92 %. It stretches the whole spread, the draws' luck
+    block length (Künsch 1989); with blocks that long a share of the windows, fixed-b
+    asymptotics (Kiefer-Vogelsang) say a normal quantile is too small for it. `stretch` is the
+    fixed-b critical value over 1.96 (1.15 at b = n/10): without it, 95 % intervals of the slope
+    of one run per budget covered 86.5-88.5 % of known laws in tests/unit/test_stats.py and
+    test_scaling_luck.py, with it 93 %. It stretches the whole spread, the draws' luck
     included, where it is conservative."""
     low, mid, high = np.percentile(draws, [2.5, 50.0, 97.5], axis=0)
     return mid - stretch * (mid - low), mid + stretch * (high - mid)
