@@ -41,3 +41,12 @@ def budget_label(count: int) -> str:
         if count % scale == 0:
             return f"{count // scale}{suffix}"
     return str(count)
+
+
+def short_count(n: float) -> str:
+    """A parameter count in two significant digits: 5769 → "5.8K", 26209 → "26K"."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size * 0.9995:
+            value = n / size
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+    return f"{n:.0f}"

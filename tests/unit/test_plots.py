@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.transforms import Bbox
 
+from finscale.param_budget import short_count
 from finscale.report import Report, write_report
 from finscale.report.plots import (
     final_figure,
@@ -32,7 +33,7 @@ from finscale.report.plots import (
     width_depth_figure,
 )
 from finscale.report.plots.history import reference_values
-from finscale.report.plots.layout import short_count, untangle_ticks
+from finscale.report.plots.layout import untangle_ticks
 from finscale.report.plots.scaling import PAIRED_LABEL
 from finscale.report.plots.views import validation_view
 

@@ -134,7 +134,7 @@ def test_run_progress_and_results_fit_80_columns(
         return summary
 
     narrow.setattr("finscale.hpo.run_study", run_study)
-    narrow.setattr("finscale.hpo.check_study_inputs", lambda *_: None)  # no data needed
+    narrow.setattr("finscale.hpo.check_inputs", lambda *_: None)  # no data needed
     code, out, err = run(["run", str(spec)], capsys)
     assert code == 0, err
     messages = ("storage sqlite:", f"{LONG}-50k-h1: 2 workers, logs in")

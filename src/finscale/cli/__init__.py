@@ -9,6 +9,7 @@ import traceback
 
 from rich.text import Text
 
+from finscale.cli.check import check_command
 from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
@@ -19,6 +20,7 @@ from finscale.redaction import mask_secrets
 from finscale.settings import load_settings
 
 app.add_typer(data_app, name="data")
+app.command("check")(check_command)
 app.command("grid")(grid_command)
 app.command("train")(train_command)
 app.command("render")(render_command)

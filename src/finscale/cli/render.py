@@ -10,18 +10,24 @@ import typer
 from finscale import defaults
 from finscale.cli import views
 from finscale.cli.bounds import bounded
-from finscale.cli.common import (
-    _ok,
-    _problem,
-    err,
-    out,
-)
-from finscale.errors import ExitCode
+from finscale.cli.common import _ok, _problem, _state, err, out
+from finscale.errors import ExitCode, SpecError
 from finscale.tiers import DATASETS, features_help
 
 
 def grid_command(
-    budget: Annotated[str, typer.Argument(help="Parameter budget: 2M, 20M, 200M, 2B, 50K, …")],
+    ctx: typer.Context,
+    budget: Annotated[
+        str | None,
+        typer.Argument(help="Parameter budget: 2M, 20M, 200M, 2B, 50K, … (or --spec)."),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            help="An experiment spec: each study's grid, with its space, tolerance and model "
+            "(its dataset's feature count, from the data when built)."
+        ),
+    ] = None,
     features: Annotated[
         int,
         typer.Option(
@@ -38,16 +44,33 @@ def grid_command(
     ] = 0.25,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
 ) -> None:
-    """The architectures of a parameter budget, with exact parameter counts."""
+    """The architectures of a parameter budget (or of each study of a spec), with exact
+    parameter counts."""
     import json
 
     from finscale.model import budget_label, build_grid, parse_budget
 
+    if spec is not None:
+        if budget is not None:
+            raise typer.BadParameter("give a budget or --spec, not both", param_hint="BUDGET")
+        _spec_grids(ctx, spec, as_json=as_json)
+        return
+    if budget is None:
+        raise typer.BadParameter("give a budget (e.g. 2M) or --spec SPEC", param_hint="BUDGET")
     try:
         count = parse_budget(budget)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="BUDGET") from None
     grid = build_grid(count, num_features=features, tolerance=tolerance)
+    if not grid:
+        from finscale.model import nearest_budgets, space_archs
+
+        near = nearest_budgets(count, space_archs(num_features=features), tolerance=tolerance)
+        raise typer.BadParameter(
+            f"no architecture of the default space has {budget} ± {tolerance:.0%} parameters "
+            f"with {features} features; nearest budgets with architectures: {' and '.join(near)}",
+            param_hint="BUDGET",
+        )
     if as_json:
         rows = [{"id": a.id, **a.dims(), "param_count": a.param_count} for a in grid]
         typer.echo(json.dumps(rows, indent=2))
@@ -56,6 +79,30 @@ def grid_command(
         f"{budget_label(count)}: {len(grid)} architectures ({features} features, ±{tolerance:.0%})"
     )
     views.show(out, views.grid_table(grid, title=title, width=out.width))
+
+
+def _spec_grids(ctx: typer.Context, spec: Path, *, as_json: bool) -> None:
+    """`grid --spec`: each study's grid; exit 2 naming every study whose grid is empty."""
+    import json
+
+    from finscale.hpo.preflight import check_study
+    from finscale.spec import load_studies
+
+    settings = _state(ctx).settings
+    checks = [check_study(s, settings) for s in load_studies(spec)]
+    if as_json:
+        rows = {
+            c.name: [{"id": a.id, **a.dims(), "param_count": a.param_count} for a in c.grid]
+            for c in checks
+        }
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        for c in (c for c in checks if c.grid):
+            title = f"{c.name}: {len(c.grid)} architectures ({c.num_features} features)"
+            views.show(out, views.grid_table(list(c.grid), title=title, width=out.width))
+    empty = [f"study {c.name}: {c.problems[0]}" for c in checks if not c.grid and c.problems]
+    if empty:
+        raise SpecError("\n".join(empty))
 
 
 def _namespace(name: str) -> str:
@@ -84,8 +131,15 @@ def render_command(
     ] = "postgresql://finscale@finscale-postgres:5432/finscale",
 ) -> None:
     """One Job (and the ConfigMap holding its StudySpec) per study, into --out."""
+    from finscale.hpo.preflight import check_grids
     from finscale.k8s import ClusterOptions, drift, render, write
+    from finscale.spec import load_studies
 
+    # A Job for a budget without architectures would only fail on the cluster, after its pods
+    # were scheduled: refused here (the feature count from the dataset's kind).
+    problems = check_grids(load_studies(spec))
+    if problems:
+        raise SpecError("\n".join(problems))
     files = render(spec, options=ClusterOptions(namespace=namespace, storage_url=storage_url))
     if check:
         problems = drift(files, out_dir)

@@ -269,13 +269,12 @@ def run_command(
 
     settings = _allowing(_state(ctx).settings, allow_code_change)
     specs = _select(load_studies(spec), study)  # before torch is imported
-    from finscale.hpo import check_study_inputs, display_url, run_study
+    from finscale.hpo import check_inputs, display_url, run_study
     from finscale.settings import check_folder
 
     # The folder of the logs and every study's inputs, before any study is created.
     check_folder(settings.runs_dir, "FINSCALE_RUNS_DIR")
-    for s in specs:
-        check_study_inputs(s, settings.data_dir)
+    check_inputs(specs, settings)
     _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
     summaries = [
         run_study(

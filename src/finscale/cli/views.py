@@ -19,12 +19,15 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.table import Table
 
+from finscale.param_budget import short_count
+
 if TYPE_CHECKING:
     from finscale.data.build import Built
     from finscale.data.manifest import ManifestEntry
     from finscale.data.summary import SplitSummary
     from finscale.hpo import EvalRun
     from finscale.hpo.local import RunProgress
+    from finscale.hpo.preflight import SpecCheck
     from finscale.hpo.read import StudySummary
     from finscale.model import Arch
 
@@ -350,6 +353,36 @@ def grid_table(grid: Sequence[Arch], *, title: str, width: int) -> Table:
         for a in grid
     ]
     return table(columns, rows, width=width, title=title)
+
+
+def check_table(check: SpecCheck, *, width: int) -> Table:
+    """`finscale check`: per study, what it would search and whether it can."""
+    columns = (
+        Column("study", whole=True),
+        Column("budget"),
+        Column("features", justify="right"),
+        Column("architectures", justify="right"),
+        Column("sizes"),
+        Column("storage", drop=1),
+        Column("check"),
+    )
+    rows = []
+    for s in check.studies:
+        sizes = (
+            f"{short_count(s.grid[0].param_count)}–{short_count(s.grid[-1].param_count)}"
+            if s.grid
+            else NONE
+        )
+        rows.append([
+            s.name, s.budget, NONE if s.num_features is None else str(s.num_features),
+            str(len(s.grid)), sizes, s.stored or NONE, "ok" if not s.problems else "✗",
+        ])  # fmt: skip
+    return table(columns, rows, width=width, title=f"{check.path}: {_count(len(rows), 'study')}")
+
+
+def _count(n: int, noun: str) -> str:
+    plural = {"study": "studies"}.get(noun, f"{noun}s")
+    return f"{n} {noun if n == 1 else plural}"
 
 
 # --- finscale data --------------------------------------------------------------------------

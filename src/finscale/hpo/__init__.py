@@ -20,6 +20,7 @@ from finscale.lazy import lazy_exports
 # Each public name and the module that defines it: the one list (`__all__` follows from it).
 _WHERE = {
     "DoesNotFitError": "fit",
+    "check_inputs": "preflight",
     "check_study_inputs": "inputs",
     "default_spec": "train_one",
     "display_url": "storage",
@@ -67,6 +68,9 @@ if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.
     )
     from finscale.hpo.pod import (
         worker_until as worker_until,
+    )
+    from finscale.hpo.preflight import (
+        check_inputs as check_inputs,
     )
     from finscale.hpo.read import (
         read_studies as read_studies,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from finscale.errors import SpecError
-from finscale.model import Arch, ArchSpace, build_grid
+from finscale.model import Arch, ArchSpace, build_grid, nearest_budgets, space_archs
+from finscale.param_budget import short_count
 from finscale.spec import PARAMS_BY_NAME, TRAINING_PARAMS, StudySpec
 from finscale.train import TrainConfig, TrainingData
 
@@ -122,30 +123,57 @@ def training_data(spec: StudySpec, prepared: Prepared) -> TrainingData:
     )
 
 
+def _space_options(spec: StudySpec) -> dict[str, Any]:
+    a, m = spec.architecture, spec.model
+    return {
+        "space": ArchSpace(
+            tuple(a.d_model), tuple(a.n_layers), tuple(a.n_heads), tuple(a.d_ff_ratio)
+        ),
+        "context_length": m.context_length,
+        "patch_length": m.patch_length,
+        "stride": m.stride,
+        "revin": m.revin,
+    }
+
+
+def grid_problem(spec: StudySpec, *, num_features: int) -> str | None:
+    """Why a study's budget has no architecture (what the space spans and the nearest budgets
+    that have some), or None when it has."""
+    options = _space_options(spec)
+    tolerance = spec.architecture.tolerance
+    if build_grid(spec.budget_params, num_features=num_features, tolerance=tolerance, **options):
+        return None
+    everything = space_archs(num_features=num_features, **options)
+    if not everything:
+        return (
+            f"budget {spec.budget}: the search space has no architecture at all (every d_model "
+            "is indivisible by every n_heads); change architecture.d_model or n_heads"
+        )
+    nearest = nearest_budgets(spec.budget_params, everything, tolerance=tolerance)
+    return (
+        f"budget {spec.budget}: no architecture of the search space has {spec.budget} "
+        f"± {tolerance:.0%} parameters with {num_features} features (the space spans "
+        f"{short_count(everything[0].param_count)} to {short_count(everything[-1].param_count)}); "
+        f"nearest budgets with architectures: {' and '.join(nearest)}; or widen "
+        "architecture.d_model, n_layers, d_ff_ratio or tolerance"
+    )
+
+
 def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
     """The architecture grid of a study's budget.
 
     Raises:
         SpecError: no architecture of the space lies within the tolerance of the budget.
     """
-    a = spec.architecture
-    grid = build_grid(
+    problem = grid_problem(spec, num_features=num_features)
+    if problem is not None:
+        raise SpecError(f"study {spec.name}: {problem}")
+    return build_grid(
         spec.budget_params,
         num_features=num_features,
-        space=ArchSpace(tuple(a.d_model), tuple(a.n_layers), tuple(a.n_heads), tuple(a.d_ff_ratio)),
-        tolerance=a.tolerance,
-        context_length=spec.model.context_length,
-        patch_length=spec.model.patch_length,
-        stride=spec.model.stride,
-        revin=spec.model.revin,
+        tolerance=spec.architecture.tolerance,
+        **_space_options(spec),
     )
-    if not grid:
-        raise SpecError(
-            f"study {spec.name}: no architecture of the search space has {spec.budget} "
-            f"± {a.tolerance:.0%} parameters with {num_features} features; widen the space "
-            "(architecture.d_model, n_layers, d_ff_ratio) or the tolerance"
-        )
-    return grid
 
 
 def resolve_precision(spec: StudySpec, device: torch.device) -> Precision:

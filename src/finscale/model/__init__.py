@@ -20,9 +20,11 @@ _WHERE = {
     "build_grid": "grid",
     "extreme_archs": "grid",
     "find_arch": "grid",
+    "nearest_budgets": "grid",
     "param_count": "grid",
     "parse_arch_id": "grid",
     "parse_budget": "finscale.param_budget",
+    "space_archs": "grid",
 }
 
 __all__ = sorted(_WHERE)
@@ -33,8 +35,10 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.model.grid import build_grid as build_grid
     from finscale.model.grid import extreme_archs as extreme_archs
     from finscale.model.grid import find_arch as find_arch
+    from finscale.model.grid import nearest_budgets as nearest_budgets
     from finscale.model.grid import param_count as param_count
     from finscale.model.grid import parse_arch_id as parse_arch_id
+    from finscale.model.grid import space_archs as space_archs
     from finscale.model.patchtst import PatchTST as PatchTST
     from finscale.model.patchtst import PatchTSTConfig as PatchTSTConfig
     from finscale.param_budget import budget_label as budget_label

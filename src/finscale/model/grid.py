@@ -10,9 +10,11 @@ written down.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from finscale import defaults
 
@@ -152,9 +154,34 @@ def build_grid(
     Returns:
         The architectures ordered by parameter count, then d_model, n_layers, n_heads, d_ff.
     """
+    low, high = _bounds(budget, tolerance)
+    everything = space_archs(
+        num_features=num_features,
+        space=space,
+        context_length=context_length,
+        patch_length=patch_length,
+        stride=stride,
+        revin=revin,
+    )
+    return [a for a in everything if low <= a.param_count <= high]
+
+
+def _bounds(budget: int, tolerance: float) -> tuple[int, int]:
+    return int(budget * (1 - tolerance)), int(budget * (1 + tolerance))
+
+
+def space_archs(
+    *,
+    num_features: int,
+    space: ArchSpace | None = None,
+    context_length: int = defaults.CONTEXT_LENGTH,
+    patch_length: int = defaults.PATCH_LENGTH,
+    stride: int = defaults.STRIDE,
+    revin: bool = False,
+) -> list[Arch]:
+    """Every architecture of `space` whatever its size, ordered as `build_grid` orders them."""
     space = space or ArchSpace()
-    low, high = int(budget * (1 - tolerance)), int(budget * (1 + tolerance))
-    grid = []
+    archs = set()
     for d, layers, heads, ratio in itertools.product(
         space.d_model, space.n_layers, space.n_heads, space.d_ff_ratio
     ):
@@ -170,11 +197,39 @@ def build_grid(
             stride=stride,
             revin=revin,
         )
-        if low <= count <= high:
-            grid.append(Arch(d, layers, heads, ratio * d, count))
-    return sorted(
-        set(grid), key=lambda a: (a.param_count, a.d_model, a.n_layers, a.n_heads, a.d_ff)
+        archs.add(Arch(d, layers, heads, ratio * d, count))
+    return sorted(archs, key=lambda a: (a.param_count, a.d_model, a.n_layers, a.n_heads, a.d_ff))
+
+
+def nearest_budgets(budget: int, archs: Iterable[Arch], *, tolerance: float) -> list[str]:
+    """For a budget without architectures: the budgets nearest to it, below and above, that have
+    some (an architecture of `archs` within `tolerance`), as a person writes them (`430K`).
+    Empty when the space has no architecture at all."""
+    low, high = _bounds(budget, tolerance)
+    counts = sorted({a.param_count for a in archs})
+    out = []
+    below = [c for c in counts if c < low]
+    if below:  # the largest budget whose range still reaches down to that count
+        out.append(_label_near(below[-1] / (1 - tolerance), below[-1], tolerance, math.floor))
+    above = [c for c in counts if c > high]
+    if above:  # the smallest budget whose range reaches up to that count
+        out.append(_label_near(above[0] / (1 + tolerance), above[0], tolerance, math.ceil))
+    return out
+
+
+def _label_near(target: float, count: int, tolerance: float, rounding: Any) -> str:
+    """`target` rounded (down or up) to the fewest significant digits whose budget's range
+    still holds `count`."""
+    scale, suffix = next(
+        ((s, x) for s, x in ((10**9, "B"), (10**6, "M"), (10**3, "K")) if target >= s), (1, "")
     )
+    for digits in range(2, 10):
+        step = 10 ** (math.floor(math.log10(target / scale)) - digits + 1)
+        value = rounding(target / scale / step) * step
+        low, high = _bounds(round(value * scale), tolerance)
+        if low <= count <= high:
+            return f"{float(f'{value:.{digits}g}'):g}{suffix}"
+    return str(count)
 
 
 def find_arch(grid: Iterable[Arch], arch_id: str) -> Arch:

@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, NullLocator
 from matplotlib.transforms import Bbox
 
+from finscale.param_budget import short_count
+
 DPI = 110
 # Reference lines, in the order the references come (the base rate first).
 REFERENCE_STYLES = (
@@ -22,15 +24,6 @@ REFERENCE_STYLES = (
     ("tab:brown", (0, (5, 2))),
     ("tab:olive", (0, (1, 2))),
 )
-
-
-def short_count(n: float) -> str:
-    """A parameter count in two significant digits: 5769 → "5.8K", 26209 → "26K"."""
-    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= size * 0.9995:
-            value = n / size
-            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
-    return f"{n:.0f}"
 
 
 def budget_label(budget: str, params: float) -> str:
