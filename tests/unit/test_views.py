@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -137,7 +139,13 @@ def test_run_progress_and_results_fit_80_columns(
     narrow.setattr("finscale.hpo.check_inputs", lambda *_: None)  # no data needed
     code, out, err = run(["run", str(spec)], capsys)
     assert code == 0, err
-    messages = ("storage sqlite:", f"{LONG}-50k-h1: 2 workers, logs in")
+    # Written to a file, progress is stamped lines of text (never wrapped, for grep) and the
+    # results a table that fits.
+    progress = re.findall(r"^\d\d:\d\d:\d\d (.*)$", out, flags=re.M)
+    assert progress[0].startswith(f"{LONG}-50k-h1: 2 workers, logs in")
+    assert progress[1].startswith(f"{LONG}-50k-h1: 3/3 finished (2 complete, 1 fail)")
+    stamped = [line for line in out.splitlines() if re.match(r"\d\d:\d\d:\d\d ", line)]
+    messages = ("storage sqlite:", *stamped)
     assert_fits(out, [f"{LONG}-50k-h1", ARCH, "0.6931 (#1)", "Results"], messages=messages)
 
 
@@ -154,3 +162,45 @@ def test_a_name_wider_than_the_rest_allows_stays_whole() -> None:
     console = Console(width=80, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     views.show(console, drawn)
     assert_fits(console.export_text(), [name, ARCH])
+
+
+def test_a_run_written_to_a_file_says_each_trial_start_and_end_with_the_time_left() -> None:
+    # given: a study of 4 trials seen by `run` twice a second, written where no terminal is
+    from finscale.hpo.local import RunProgress
+    from finscale.hpo.read import StudySummary
+    from finscale.spec import load_studies
+
+    (study,) = load_studies(REPO / "configs" / "experiments" / "validation.yaml")
+    console = Console(file=io.StringIO(), width=80)
+    now = [0.0]
+    display = views.PlainProgress(console, quiet_s=300, clock=lambda: now[0])
+
+    def look(t: float, finished: int, running: int, best: float | None = None) -> None:
+        now[0] = t
+        states = {"COMPLETE": finished, "RUNNING": running}
+        summary = StudySummary(
+            name=study.name, n_trials=4, finished=finished, states=states, best_value=best,
+            best_trial=0 if best else None, best_arch="d24-l4-h4-f2" if best else None,
+            best_params={},
+        )  # fmt: skip
+        display.progress(RunProgress(study, summary, alive=2, workers=2))
+
+    display.started("validation-50k-h1: 2 workers, logs in runs/x")
+    look(0.5, 0, 0)  # no trial yet
+    look(1.0, 0, 2)  # two trials started
+    look(1.5, 0, 2)  # nothing new: no line
+    look(60.0, 1, 1, 0.3731)  # one ended after a minute
+    look(61.0, 1, 2, 0.3731)  # the next started
+    look(400.0, 1, 2, 0.3731)  # quiet for five minutes: a line all the same
+    display.stopped()
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    # then: one line per change (or per quiet five minutes), each stamped, none redrawn
+    assert len(lines) == 6, lines
+    assert all(re.match(r"\d\d:\d\d:\d\d ", line) for line in lines)
+    assert "0/4 finished" in lines[1] and "0 running" in lines[1]
+    assert "0/4 finished" in lines[2] and "2 running" in lines[2]
+    assert "1/4 finished (1 complete)" in lines[3] and "best 0.3731 (#0) d24-l4-h4-f2" in lines[3]
+    assert "1m00s elapsed" in lines[3] and "about 3m00s left" in lines[3]  # 60 s per trial, 3 left
+    assert "2 running" in lines[4]
+    assert "6m40s elapsed" in lines[5]
+    assert "\x1b" not in console.file.getvalue()  # type: ignore[attr-defined]

@@ -282,7 +282,7 @@ def run_command(
             s,
             workers=s.workers if workers is None else workers,
             settings=settings,
-            display=views.LiveProgress(out),
+            display=views.LiveProgress(out) if out.is_terminal else views.PlainProgress(out),
         )
         for s in specs
     ]

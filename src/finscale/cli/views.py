@@ -9,7 +9,8 @@ onto a second line; nothing is ever shortened with an ellipsis.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -298,6 +299,85 @@ class LiveProgress:
 
     def warn(self, text: str) -> None:
         self._console.print(f"warning: {text}", markup=False)
+
+
+class PlainProgress:
+    """What `finscale run` writes where no one watches a terminal (a file, a pipe, a CI log):
+    a line whenever a trial starts or ends, with the study's progress, its best value, the time
+    elapsed and an estimate of the time left, and a line at least every `quiet_s` seconds while
+    nothing changes. No cursor movement: every line stays readable in a log."""
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        quiet_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._console = console
+        self._quiet_s = quiet_s
+        self._clock = clock
+        self._start = 0.0
+        self._said = 0.0
+        self._last: tuple[int, int] | None = None
+
+    def _line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self._console.print(f"{stamp} {text}", markup=False, highlight=False, soft_wrap=True)
+        self._said = self._clock()
+
+    def started(self, text: str) -> None:
+        self._start = self._said = self._clock()
+        self._last = None
+        self._line(text)
+
+    def progress(self, progress: RunProgress) -> None:
+        summary = progress.summary
+        if summary is None:
+            return
+        running = summary.states.get("RUNNING", 0)
+        now = (summary.finished, running)
+        changed = now != self._last
+        if not changed and self._clock() - self._said < self._quiet_s:
+            return
+        self._last = now
+        self._line(progress_line(progress, elapsed_s=self._clock() - self._start))
+
+    def stopped(self) -> None:
+        self._last = None
+
+    def warn(self, text: str) -> None:
+        self._console.print(f"warning: {text}", markup=False, soft_wrap=True)
+
+
+def progress_line(progress: RunProgress, *, elapsed_s: float) -> str:
+    """One line of a running study: `name: 3/8 finished (…), 2 running, best …, 4m10s elapsed,
+    about 6m left` (the time left from the mean time per finished trial so far)."""
+    s = progress.summary
+    assert s is not None
+    states = ", ".join(
+        f"{n} {k.lower()}" for k in ("COMPLETE", "PRUNED", "FAIL") if (n := s.states.get(k, 0))
+    )
+    budget = f"{s.finished}/{s.n_trials}" if s.n_trials else str(s.finished)
+    parts = [f"{budget} finished" + (f" ({states})" if states else "")]
+    parts.append(f"{s.states.get('RUNNING', 0)} running")
+    if s.best_value is not None:
+        parts.append(f"best {_best(s.best_value, s.best_trial)} {s.best_arch or ''}".rstrip())
+    parts.append(f"{_duration(elapsed_s)} elapsed")
+    if s.n_trials and 0 < s.finished < s.n_trials:
+        left = elapsed_s / s.finished * (s.n_trials - s.finished)
+        parts.append(f"about {_duration(left)} left")
+    parts.append(f"{progress.alive}/{progress.workers} workers alive")
+    return f"{progress.spec.name}: " + ", ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 # --- finscale train and evaluate ------------------------------------------------------------
