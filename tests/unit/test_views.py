@@ -13,7 +13,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from finscale.cli import views
+from finscale.cli import progress, views
 from finscale.cli.common import FILE_WIDTH, output_width
 from tests.conftest import REPO
 from tests.conftest import run_cli as run
@@ -173,7 +173,7 @@ def test_a_run_written_to_a_file_says_each_trial_start_and_end_with_the_time_lef
     (study,) = load_studies(REPO / "configs" / "experiments" / "validation.yaml")
     console = Console(file=io.StringIO(), width=80)
     now = [0.0]
-    display = views.PlainProgress(console, quiet_s=300, clock=lambda: now[0])
+    display = progress.PlainProgress(console, quiet_s=300, clock=lambda: now[0])
 
     def look(t: float, finished: int, running: int, best: float | None = None) -> None:
         now[0] = t

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from finscale import defaults
-from finscale.cli import views
+from finscale.cli import progress, views
 from finscale.cli.bounds import bounded
 from finscale.cli.choices import Device, Until
 from finscale.cli.common import (
@@ -282,7 +282,7 @@ def run_command(
             s,
             workers=s.workers if workers is None else workers,
             settings=settings,
-            display=views.LiveProgress(out) if out.is_terminal else views.PlainProgress(out),
+            display=progress.LiveProgress(out) if out.is_terminal else progress.PlainProgress(out),
         )
         for s in specs
     ]

@@ -1,7 +1,7 @@
 """Setting up a study: its sampler and pruner, its fingerprint, and idempotent creation.
 
 Creating a study, checking its fingerprint and enqueuing the forced trials run under the study
-lock (`finscale.hpo.storage.study_lock`): a study is created once however many workers start
+lock (`finscale.hpo.locks.study_lock`): a study is created once however many workers start
 together.
 """
 
@@ -20,7 +20,8 @@ from optuna.storages import RDBStorage
 
 from finscale import defaults
 from finscale.errors import CodeMismatchError, StudyMismatchError
-from finscale.hpo.storage import display_url, study_lock, with_retries
+from finscale.hpo.locks import study_lock
+from finscale.hpo.storage import display_url, with_retries
 from finscale.identity import short
 from finscale.records import (
     ATTR_BASELINES,

@@ -44,7 +44,7 @@ from finscale.hpo._optuna import (
     study_id,
     trial_id,
 )
-from finscale.hpo.storage import reservation_lock, study_lock
+from finscale.hpo.locks import reservation_lock, study_lock
 from finscale.records import (
     SYSTEM_REQUEUED_FROM,
     SYSTEM_RETRY_HISTORY,
