@@ -14,7 +14,7 @@ from finscale.errors import ExitCode, FinscaleError
 from finscale.filenames import file_stem
 from finscale.records import StoredStudy
 from finscale.report import stats
-from finscale.report.analysis import write_analysis
+from finscale.report.analysis import analysis_json, write_analysis
 from finscale.report.architecture import heads_effect, importances, styles, width_depth
 from finscale.report.checks import (
     IncomparableStudiesError,
@@ -26,7 +26,7 @@ from finscale.report.checks import (
     study_flags,
 )
 from finscale.report.collect import StudyResult, study_result
-from finscale.report.export import write_exports
+from finscale.report.export import trials_frame, write_exports
 from finscale.report.final import FinalAnswer, FinalModel, final_model, final_scaling
 from finscale.report.reference import shift_of, study_reference
 from finscale.report.scaling import ScalingResult, StudyWindows, scaling
@@ -43,6 +43,8 @@ __all__ = [
     "NothingToReportError",
     "Report",
     "SeveralExperimentsError",
+    "analysis",
+    "chosen_studies",
     "write_report",
 ]
 
@@ -104,7 +106,7 @@ def write_report(
         SeveralExperimentsError: no experiment named and the studies belong to several.
         IncomparableStudiesError: the studies differ in more than their budget.
     """
-    results = _chosen_studies(stored, storage=storage, experiment=experiment, expected=expected)
+    results = chosen_studies(stored, storage=storage, experiment=experiment, expected=expected)
     check_comparable(results)
     out.mkdir(parents=True, exist_ok=True)
     missing = sorted(set(expected or []) - {r.name for r in results})
@@ -156,8 +158,35 @@ def write_report(
     )
 
 
-def _chosen_studies(
-    stored: list[StoredStudy], *, storage: str, experiment: str | None, expected: list[str] | None
+def analysis(
+    results: list[StudyResult], *, top_k: int | None = None, n_resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """What `write_report` writes into analysis.json for these studies (one experiment's,
+    `chosen_studies`), as plain JSON values, without writing anything."""
+    check_comparable(results)
+    results = sorted(
+        results, key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name)
+    )
+    found = _analyse(
+        results, trials_frame(results), top_k=top_k, n_resamples=n_resamples, seed=seed
+    )
+    return analysis_json(
+        answers=found.answers,
+        finals=found.finals,
+        flags=found.flags,
+        width_depth=found.width_depth,
+        styles=found.styles,
+        heads=found.heads,
+        importances=found.importances,
+    )
+
+
+def chosen_studies(
+    stored: list[StoredStudy],
+    *,
+    storage: str,
+    experiment: str | None = None,
+    expected: list[str] | None = None,
 ) -> list[StudyResult]:
     """The studies to report: those expected (when given) of the one experiment asked for."""
     results = [study_result(s) for s in stored]

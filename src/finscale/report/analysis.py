@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -173,7 +174,31 @@ def write_analysis(
     importances: list[Importances],
 ) -> Path:
     """Write analysis.json (indented, no NaN: JSON has none)."""
-    analysis = {
+    analysis = analysis_json(
+        answers=answers,
+        finals=finals,
+        flags=flags,
+        width_depth=width_depth,
+        styles=styles,
+        heads=heads,
+        importances=importances,
+    )
+    path.write_text(json.dumps(analysis, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def analysis_json(
+    *,
+    answers: list[ScalingResult],
+    finals: list[FinalAnswer],
+    flags: list[StudyFlags],
+    width_depth: pd.DataFrame,
+    styles: pd.DataFrame,
+    heads: pd.DataFrame,
+    importances: list[Importances],
+) -> dict[str, Any]:
+    """What analysis.json holds, as plain JSON values (None for NaN)."""
+    return {
         "scaling": to_json(answers, FORMS),
         "final": to_json(finals, FORMS),
         "flags": to_json(flags, FORMS),
@@ -182,5 +207,3 @@ def write_analysis(
         "heads": records(heads),
         "importances": {i.study: i.values or i.note for i in importances},
     }
-    path.write_text(json.dumps(analysis, indent=1, allow_nan=False) + "\n")
-    return path
