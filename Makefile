@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 UV ?= $(if $(wildcard $(BIN)/uv),$(BIN)/uv,uv)
 
-# Every experiment spec has its Jobs in jobs/.
+# Every experiment spec has its Jobs in jobs/<experiment>/ (the data Jobs in jobs/data/).
 SPECS := $(wildcard configs/experiments/*.yaml)
 
 TOOLS ?= .venv-tools

@@ -292,7 +292,7 @@ def test_the_worker_and_data_verify_run_as_the_image_user_on_data_it_does_not_ow
     _chown(image_data, f"{OTHER_UID}:{OTHER_UID}")
     # and a small study's rendered Job, its volumes as the kubelet makes them: the password file
     # root's with the pod's fsGroup, /tmp an empty folder everyone may write
-    rendered = render(make_spec())["it-30k-h1.yaml"]
+    rendered = render(make_spec())["it/it-30k-h1.yaml"]
     _config_map, _job, command, env, paths = _pod(rendered, pod_root, postgres_url, image_data)
     _chown(paths["/etc/finscale/secrets"], f"0:{UID}")
     pod_tmp = paths["/tmp"]

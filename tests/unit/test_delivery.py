@@ -43,7 +43,9 @@ KUBERNETES_VERSIONS = [
     f"1.{minor}.0" for minor in range(MINIMUM_KUBERNETES[1], NEWEST_KUBERNETES[1] + 1)
 ]
 # The rendered folders, each applied on its own: data Jobs, the studies, the evaluations.
-JOB_FOLDERS = ("jobs/data", "jobs", "jobs/evaluate")
+JOB_FOLDERS = sorted(
+    str(p.parent.relative_to(REPO)) for p in (REPO / "jobs").rglob("kustomization.yaml")
+)
 JOB_FILES = sorted(p for p in (REPO / "jobs").rglob("*.yaml") if p.name != "kustomization.yaml")
 MANIFESTS = sorted(
     [str(p) for p in (REPO / "k8s").glob("*.yaml") if p.name != "kustomization.yaml"]
@@ -105,7 +107,7 @@ def test_every_manifest_validates_strictly(version: str, tmp_path: Path) -> None
 
 def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
     job = (
-        (REPO / "jobs" / "validation-50k-h1.yaml")
+        (REPO / "jobs" / "validation" / "validation-50k-h1.yaml")
         .read_text()
         .replace("backoffLimitPerIndex", "backoffLimitPerIndx")
     )

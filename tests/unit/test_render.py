@@ -43,30 +43,31 @@ def test_rendering_is_byte_stable_and_check_sees_drift(tmp_path: Path) -> None:
     assert files == render(VALIDATION)
     write(files, tmp_path)
     assert drift(files, tmp_path) == []
-    target = tmp_path / "validation-50k-h1.yaml"
+    target = tmp_path / "validation" / "validation-50k-h1.yaml"
     target.write_text(target.read_text().replace("completions: 2", "completions: 3"))
     assert drift(files, tmp_path) == [f"{target}: differs from what the spec renders"]
     target.unlink()
     assert drift(files, tmp_path) == [f"{target}: missing"]
 
 
-def test_kustomization_lists_every_manifest() -> None:
-    kustomization = yaml.safe_load((JOBS / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == sorted(
-        p.name for p in JOBS.glob("*.yaml") if p.name != "kustomization.yaml"
-    )
-    # phase6a, validation, sample-scaling, nasdaq-scaling; the data Jobs and the evaluations
-    # apart, each folder applied on its own
-    assert len(kustomization["resources"]) == 12 + 1 + 3 + 3
-    for folder, names in (
-        ("data", ["finscale-data-ixic.yaml", "finscale-data-spy.yaml"]),
-        (
-            "evaluate",
-            ["nasdaq-scaling.yaml", "phase6a.yaml", "sample-scaling.yaml", "validation.yaml"],
-        ),
-    ):
-        inner = yaml.safe_load((JOBS / folder / "kustomization.yaml").read_text())
-        assert inner["resources"] == names
+def test_each_experiment_has_its_own_folder_and_kustomization() -> None:
+    # Applying one experiment's folder never launches another's; nothing above the folders
+    # applies them all; the evaluations and the data Jobs sit apart, each applied on its own.
+    assert not (JOBS / "kustomization.yaml").exists()
+    experiments = {"nasdaq-scaling": 3, "phase6a": 12, "sample-scaling": 3, "validation": 1}
+    assert sorted(p.name for p in JOBS.iterdir()) == sorted([*experiments, "data"])
+    for name, studies in experiments.items():
+        folder = JOBS / name
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        assert kustomization["resources"] == sorted(
+            p.name for p in folder.glob("*.yaml") if p.name != "kustomization.yaml"
+        )
+        assert len(kustomization["resources"]) == studies
+        assert all(r.startswith(f"{name}-") for r in kustomization["resources"])
+        inner = yaml.safe_load((folder / "evaluate" / "kustomization.yaml").read_text())
+        assert inner["resources"] == [f"{name}.yaml"]
+    data = yaml.safe_load((JOBS / "data" / "kustomization.yaml").read_text())
+    assert data["resources"] == ["finscale-data-ixic.yaml", "finscale-data-spy.yaml"]
 
 
 def test_every_rendered_job_round_trips_through_the_client_model() -> None:
@@ -80,7 +81,8 @@ def test_every_rendered_job_round_trips_through_the_client_model() -> None:
         )
         for study in studies:
             assert study is not None
-            config_map, rendered = _docs((JOBS / f"{study.name}.yaml").read_text())
+            path = JOBS / study.experiment / f"{study.name}.yaml"
+            config_map, rendered = _docs(path.read_text())
             assert to_dict(_as_model(rendered, "V1Job")) == rendered
             assert _as_model(rendered, "V1Job") == job(study, options)
             assert yaml.safe_load(config_map["data"]["study.yaml"]) == json.loads(
@@ -89,7 +91,8 @@ def test_every_rendered_job_round_trips_through_the_client_model() -> None:
 
 
 def _job(name: str) -> dict[str, Any]:
-    return _docs((JOBS / f"{name}.yaml").read_text())[1]
+    (path,) = JOBS.glob(f"*/{name}.yaml")
+    return _docs(path.read_text())[1]
 
 
 def test_a_job_is_indexed_with_the_failure_policy_of_the_exit_codes() -> None:
@@ -285,7 +288,7 @@ def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: 
     path = tmp_path / "queued.yaml"
     path.write_text(yaml.safe_dump(data))
     files = render(path)
-    for name in ("validation-50k-h1.yaml", "evaluate/validation.yaml"):
+    for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
         (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
         assert job_doc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
         assert job_doc["spec"]["suspend"] is True
@@ -300,7 +303,9 @@ def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> 
     data["resources"].update(trials_per_pod=4, cpu_request="8", cpu_limit="8")
     path = tmp_path / "shared.yaml"
     path.write_text(yaml.safe_dump(data))
-    (job_doc,) = [d for d in _docs(render(path)["validation-50k-h1.yaml"]) if d["kind"] == "Job"]
+    (job_doc,) = [
+        d for d in _docs(render(path)["validation/validation-50k-h1.yaml"]) if d["kind"] == "Job"
+    ]
     container = job_doc["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][-2:] == ["--processes", "4"]
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -309,7 +314,7 @@ def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> 
 
 def test_an_experiment_renders_its_evaluation_apart_from_its_studies() -> None:
     files = render(REPO / "configs" / "experiments" / "phase6a.yaml")
-    config_map, job_doc = _docs(files["evaluate/phase6a.yaml"])
+    config_map, job_doc = _docs(files["phase6a/evaluate/phase6a.yaml"])
     assert config_map["kind"] == "ConfigMap" and job_doc["kind"] == "Job"
     # the ConfigMap holds the experiment, which loads back to the same studies
     from finscale.spec import ExperimentSpec, load_spec
@@ -323,7 +328,6 @@ def test_an_experiment_renders_its_evaluation_apart_from_its_studies() -> None:
     # with the resources of the largest budget, and nothing of a study's own spec
     assert container["resources"]["limits"]["memory"] == "96Gi"
     assert {v["name"] for v in pod["volumes"]} >= {"experiment-spec", "storage-password", "data"}
-    assert (
-        "evaluate/phase6a.yaml"
-        not in yaml.safe_load((JOBS / "kustomization.yaml").read_text())["resources"]
-    )
+    # applying the experiment's studies does not start it
+    studies = yaml.safe_load((JOBS / "phase6a" / "kustomization.yaml").read_text())["resources"]
+    assert not any("evaluate" in r for r in studies)

@@ -309,8 +309,8 @@ def test_a_cpu_request_in_k_notation_validates_and_renders(tmp_path: Path) -> No
 
     spec = {**MINIMAL, "resources": {"cpu_request": "2k", "cpu_limit": "2k"}}
     files = render(_write(tmp_path, spec))
-    assert "cpu: 2k" in files["demo-2m-h1.yaml"]
-    assert "OMP_NUM_THREADS\n          value: '2000'" in files["demo-2m-h1.yaml"]
+    assert "cpu: 2k" in files["demo/demo-2m-h1.yaml"]
+    assert "OMP_NUM_THREADS\n          value: '2000'" in files["demo/demo-2m-h1.yaml"]
     with pytest.raises(SpecError, match=r"cpu_request \(3k\) exceeds cpu_limit \(2\)"):
         load_spec(
             _write(tmp_path, {**MINIMAL, "resources": {"cpu_request": "3k", "cpu_limit": "2"}})

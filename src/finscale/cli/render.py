@@ -151,8 +151,13 @@ def render_command(
         out.print(_ok(f"{out_dir} matches {spec} ({len(files)} files)"), highlight=False)
         return
     written = write(files, out_dir)
+    folders = sorted({str(Path(name).parent) for name in files})
+    changed = f"{len(written)} files changed" if written else "nothing changed"
     out.print(
-        f"{len(files)} manifests of {spec} in {out_dir}; {len(written)} changed", highlight=False
+        f"{len(files)} manifests of {spec} in {out_dir} ({', '.join(folders)}; kustomizations "
+        f"beside them); {changed}",
+        highlight=False,
+        soft_wrap=True,
     )
     for path in written:
         out.print(f"  {path}", highlight=False)

@@ -284,9 +284,12 @@ def evaluate_job(
 
 
 def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[str, str]:
-    """Every file a spec renders, by path in the output folder: `<study>.yaml` per study,
-    `data/<data job>.yaml` per dataset that the image does not hold, and, for an experiment,
-    `evaluate/<experiment>.yaml` with its final evaluation.
+    """Every file a spec renders, by path in the output folder: one folder per experiment,
+    `<experiment>/<study>.yaml` per study (its kustomization applies this experiment's studies
+    and no other's), `<experiment>/evaluate/<experiment>.yaml` with its final evaluation (apart:
+    it runs once the studies are done), and `data/<data job>.yaml` per dataset that the image
+    does not hold (shared by the experiments that read it). A study spec alone goes into its
+    experiment's folder.
 
     Raises:
         SpecError: a bad spec, or a storage URL with a password.
@@ -294,21 +297,23 @@ def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[st
     options = options or ClusterOptions()
     spec = load_spec(spec_path)
     studies = spec.expand() if isinstance(spec, ExperimentSpec) else [spec]
-    files = {f"{s.name}.yaml": render_study(s, options) for s in studies}
+    folder = spec.name if isinstance(spec, ExperimentSpec) else spec.experiment
+    files = {f"{folder}/{s.name}.yaml": render_study(s, options) for s in studies}
     for s in studies:
         if not data_in_image(s):
             name = f"{DATA_FOLDER}/{data_job_name(s.data.dataset)}.yaml"
             files[name] = to_yaml([data_job(s, options)])
     if isinstance(spec, ExperimentSpec):
         objects = [evaluate_config_map(spec, options), evaluate_job(spec, studies, options)]
-        files[f"{EVALUATE_FOLDER}/{spec.name}.yaml"] = to_yaml(objects)
+        files[f"{folder}/{EVALUATE_FOLDER}/{spec.name}.yaml"] = to_yaml(objects)
     return files
 
 
 def _planned(files: dict[str, str], out_dir: Path) -> dict[str, str]:
     """The rendered files and one kustomization per folder, listing the folder's manifests:
-    those rendered now and those of other specs already there."""
-    folders = {str(Path(name).parent) for name in files} | {"."}
+    those rendered now and those of other specs already there. No kustomization above the
+    experiments' folders: applying every experiment at once is never one command away."""
+    folders = {str(Path(name).parent) for name in files}
     planned = dict(files)
     for folder in sorted(folders):
         where = out_dir / folder
