@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
+from optuna.trial import TrialState
 
 from finscale.data.manifest import find_dataset
 from finscale.errors import DataError
@@ -163,8 +164,11 @@ def _pinned_version(spec: StudySpec, settings: Settings, pinned: str, *, latest:
 
 
 def _trial_count(storage: RDBStorage, name: str) -> int:
+    """Trials of the study that have started: the forced extremes waiting in its queue since
+    its creation do not count, or the first worker of a fresh study would draw a random seed."""
     try:
         study_id = storage.get_study_id_from_name(name)
     except KeyError:
         return 0
-    return storage.get_n_trials(study_id)
+    started = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return storage.get_n_trials(study_id, state=started)

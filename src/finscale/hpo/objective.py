@@ -33,7 +33,6 @@ from finscale.records import (
     TRIAL_PARAM_COUNT,
     TRIAL_SEED,
     TRIAL_TORCH_THREADS,
-    TRIAL_WORKER,
     TrialRecord,
 )
 from finscale.spec import (
@@ -103,7 +102,6 @@ class ArchitecturalObjective:
         spec = self.spec
         for key, dim in {**arch.dims(), TRIAL_PARAM_COUNT: arch.param_count}.items():
             trial.set_user_attr(key, dim)
-        trial.set_user_attr(TRIAL_WORKER, self.events.worker)
         self.events.emit("trial_start", trial=trial.number, arch=arch.id, params=dict(trial.params))
         seed = inputs.trial_seed(spec, trial.number)
         trial.set_user_attr(TRIAL_SEED, seed)

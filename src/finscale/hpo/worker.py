@@ -45,7 +45,7 @@ from finscale.hpo.events import EventLog
 from finscale.hpo.join import Joined, join_study, retry
 from finscale.hpo.stops import Heartbeat, Signals, Stops, TakenOver
 from finscale.model import Arch
-from finscale.records import TRIAL_FAIL_REASON
+from finscale.records import TRIAL_FAIL_REASON, TRIAL_WORKER
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 
@@ -278,6 +278,9 @@ def _run_trial(
         try:
             with beating:
                 stops.check()
+                # Which worker ran it: the report tells a one-worker search (repeatable) from
+                # one whose proposals depended on how several interleaved.
+                trial.set_user_attr(TRIAL_WORKER, events.worker)
                 value = objective(trial)
         finally:
             stops.heartbeat = None

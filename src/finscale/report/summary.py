@@ -15,6 +15,7 @@ from finscale.report.architecture import Importances
 from finscale.report.checks import StudyFlags
 from finscale.report.collect import StudyResult
 from finscale.report.method import method_section
+from finscale.report.reproducibility import reproducibility
 from finscale.report.scaling import ScalingResult
 from finscale.report.words import alpha_interval as alpha_interval
 from finscale.report.words import num, shift_sentences, spread, stated
@@ -146,7 +147,7 @@ def _studies_section(results: list[StudyResult]) -> list[str]:
          "best arch", "status"],
         rows,
     )  # fmt: skip
-    lines.append("")
+    lines += ["", reproducibility(results), ""]
     return lines
 
 
