@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from finscale.settings import Settings
+from tests.conftest import rounded
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 SPEC = GOLDEN / "spec.yaml"
@@ -47,17 +48,6 @@ def _without_generated_line(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("Storage `"))
 
 
-def _rounded(value: object) -> object:
-    """A JSON value with every float rounded to 12 significant digits."""
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value
-
-
 def test_the_report_of_a_stored_experiment_is_unchanged(storage_copy: Path, tmp_path: Path) -> None:
     # given: the storage 0.1.0 wrote
     from finscale.hpo import open_for_reading, read_studies
@@ -84,7 +74,7 @@ def test_the_report_of_a_stored_experiment_is_unchanged(storage_copy: Path, tmp_
         if name.endswith(".json"):
             # Floats to 12 significant digits: the last two move with the math library's
             # summation order (threads, CPU features); the summary prints far fewer.
-            assert _rounded(json.loads(produced)) == _rounded(json.loads(expected)), name
+            assert rounded(json.loads(produced)) == rounded(json.loads(expected)), name
         else:
             assert produced == expected, f"{name} differs from tests/fixtures/golden/{name}"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, rounded
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
 PAGE = REPO / "docs" / "python.md"
@@ -50,7 +50,7 @@ def test_the_api_reads_what_the_report_writes(golden: Path) -> None:
     exp = finscale.load_experiment("golden")
     # the analysis, to the digits the golden test compares
     expected = json.loads((GOLDEN / "analysis.json").read_text())
-    assert _rounded(exp.analysis()) == _rounded(expected)
+    assert rounded(exp.analysis()) == rounded(expected)
     # the trials, as trials.csv
     csv = pd.read_csv(GOLDEN / "trials.csv")
     assert list(exp.trials.columns) == list(csv.columns)
@@ -77,13 +77,3 @@ def test_a_storage_of_several_experiments_needs_a_name(golden: Path) -> None:
     with pytest.raises(SeveralExperimentsError):
         finscale.load_experiment()
     assert finscale.load_experiment("golden").name == "golden"
-
-
-def _rounded(value: object) -> object:
-    if isinstance(value, float):
-        return float(f"{value:.12g}")
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    return value

@@ -151,6 +151,16 @@ def _split_line(
     )
 
 
+AllowCodeChange = Annotated[
+    bool,
+    typer.Option(
+        "--allow-code-change",
+        help="Join a study that other finscale code created (a warning, not exit 2); "
+        "also FINSCALE_ALLOW_CODE_CHANGE=1.",
+    ),
+]
+
+
 def _allowing(settings: Settings, allow_code_change: bool) -> Settings:
     """The settings, with `--allow-code-change` (which only ever allows)."""
     if allow_code_change:
@@ -195,14 +205,7 @@ def worker_command(
             callback=bounded(1, defaults.MAX_PROCESSES),
         ),
     ] = 1,
-    allow_code_change: Annotated[
-        bool,
-        typer.Option(
-            "--allow-code-change",
-            help="Join a study that other finscale code created (a warning, not exit 2); "
-            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
-        ),
-    ] = False,
+    allow_code_change: AllowCodeChange = False,
 ) -> None:
     """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec, bad
     data, a storage that refuses (authentication, no such database), a study created by other
@@ -255,14 +258,7 @@ def run_command(
     study: Annotated[
         list[str] | None, typer.Option(help="Run only these studies (repeatable).")
     ] = None,
-    allow_code_change: Annotated[
-        bool,
-        typer.Option(
-            "--allow-code-change",
-            help="Join a study that other finscale code created (a warning, not exit 2); "
-            "also FINSCALE_ALLOW_CODE_CHANGE=1.",
-        ),
-    ] = False,
+    allow_code_change: AllowCodeChange = False,
 ) -> None:
     """Run every study of a spec locally: N worker processes each, live progress, results."""
     from finscale.spec import load_studies

@@ -110,21 +110,10 @@ def write_report(
     check_comparable(results)
     out.mkdir(parents=True, exist_ok=True)
     missing = sorted(set(expected or []) - {r.name for r in results})
-    results.sort(key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name))
+    results = _in_order(results)
     frame, files = write_exports(results, out)
     found = _analyse(results, frame, top_k=top_k, n_resamples=n_resamples, seed=seed)
-    files.append(
-        write_analysis(
-            out / "analysis.json",
-            answers=found.answers,
-            finals=found.finals,
-            flags=found.flags,
-            width_depth=found.width_depth,
-            styles=found.styles,
-            heads=found.heads,
-            importances=found.importances,
-        )
-    )
+    files.append(write_analysis(out / "analysis.json", found.to_json()))
     shown = _write_figures(found, results, out) if plots else {}
     files += [out / name for name in shown.values()]
 
@@ -164,20 +153,15 @@ def analysis(
     """What `write_report` writes into analysis.json for these studies (one experiment's,
     `chosen_studies`), as plain JSON values, without writing anything."""
     check_comparable(results)
-    results = sorted(
+    results = _in_order(results)
+    frame = trials_frame(results)
+    return _analyse(results, frame, top_k=top_k, n_resamples=n_resamples, seed=seed).to_json()
+
+
+def _in_order(results: list[StudyResult]) -> list[StudyResult]:
+    """By experiment, horizon and budget: the order of every table and figure."""
+    return sorted(
         results, key=lambda r: (r.experiment or "", r.horizon or 0, r.budget_params or 0, r.name)
-    )
-    found = _analyse(
-        results, trials_frame(results), top_k=top_k, n_resamples=n_resamples, seed=seed
-    )
-    return analysis_json(
-        answers=found.answers,
-        finals=found.finals,
-        flags=found.flags,
-        width_depth=found.width_depth,
-        styles=found.styles,
-        heads=found.heads,
-        importances=found.importances,
     )
 
 
@@ -216,6 +200,18 @@ class _Analysis:
     styles: pd.DataFrame
     heads: pd.DataFrame
     importances: list[Importances]
+
+    def to_json(self) -> dict[str, Any]:
+        """analysis.json's values."""
+        return analysis_json(
+            answers=self.answers,
+            finals=self.finals,
+            flags=self.flags,
+            width_depth=self.width_depth,
+            styles=self.styles,
+            heads=self.heads,
+            importances=self.importances,
+        )
 
 
 def _analyse(

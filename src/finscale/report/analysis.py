@@ -162,27 +162,8 @@ def _range(values: tuple[float, ...]) -> list[float] | None:
     return [min(finite), max(finite)] if finite else None
 
 
-def write_analysis(
-    path: Path,
-    *,
-    answers: list[ScalingResult],
-    finals: list[FinalAnswer],
-    flags: list[StudyFlags],
-    width_depth: pd.DataFrame,
-    styles: pd.DataFrame,
-    heads: pd.DataFrame,
-    importances: list[Importances],
-) -> Path:
-    """Write analysis.json (indented, no NaN: JSON has none)."""
-    analysis = analysis_json(
-        answers=answers,
-        finals=finals,
-        flags=flags,
-        width_depth=width_depth,
-        styles=styles,
-        heads=heads,
-        importances=importances,
-    )
+def write_analysis(path: Path, analysis: dict[str, Any]) -> Path:
+    """Write analysis.json (`analysis_json`'s values; indented, no NaN: JSON has none)."""
     path.write_text(json.dumps(analysis, indent=1, allow_nan=False) + "\n")
     return path
 
