@@ -286,3 +286,20 @@ def test_a_value_not_among_the_choices_is_a_usage_error_naming_them(
     code, _, err = run(args, capsys)
     assert code == 2
     assert all(f"'{choice}'" in err for choice in choices), err
+
+
+def test_version_names_the_release_and_the_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from finscale import __version__
+    from finscale.identity import code_sha256
+
+    code, out, err = run(["--version"], capsys)
+    assert code == 0, err
+    assert out.strip() == f"finscale {__version__} (code {code_sha256()[:12]})"
+
+
+def test_help_names_the_settings_a_user_needs_first(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    for name in ("FINSCALE_STORAGE_URL", "FINSCALE_DATA_DIR", "FINSCALE_RUNS_DIR"):
+        assert name in text

@@ -23,7 +23,10 @@ from finscale.settings import RENAMED, Settings, unknown_variables
 
 app = typer.Typer(
     name="finscale",
-    help="Architectural hyper-parameter search for transformers on daily market data.",
+    help="Architectural hyper-parameter search for transformers on daily market data.\n\n"
+    "Settings come from the environment (docs/settings.md): FINSCALE_STORAGE_URL (the studies; "
+    "default sqlite:///runs/finscale.db), FINSCALE_DATA_DIR (the datasets; default data), "
+    "FINSCALE_RUNS_DIR (logs; default runs), FINSCALE_DEVICE (auto, cpu, cuda).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -95,10 +98,28 @@ def _state(ctx: typer.Context) -> _State:
     return state
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from finscale import __version__
+        from finscale.identity import code_sha256
+
+        _say(f"finscale {__version__} (code {code_sha256()[:12]})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print finscale's version and code identity, then exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
 ) -> None:
     state = _state(ctx)
     state.debug = debug
