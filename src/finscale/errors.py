@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     ERROR = 1  # an unexpected error (with its traceback: a bug), or a failed check (render --check)
     BAD_INPUT = 2  # a bad spec, data, setting or storage refusal: never retried (FailJob)
     STORAGE_UNAVAILABLE = 3  # the storage did not answer by its deadline: retried
+    DEVICE_UNUSABLE = 4  # the worker's device failed its preflight: retried, no trial touched
     INTERRUPTED = 143  # SIGTERM or SIGINT (128 + 15): the running trial was handed back
 
 
@@ -74,6 +75,15 @@ class StorageUnavailableError(FinscaleError):
     a worker that raises it mid-trial hands the trial back first when the storage lets it."""
 
     exit_code: int = ExitCode.STORAGE_UNAVAILABLE
+
+
+class DeviceUnusableError(FinscaleError):
+    """The device a worker was given cannot train (no CUDA, a GPU too old for the build, a
+    failing kernel, bf16 asked of a GPU without it): found before the worker reserves a trial.
+    The Job retries the pod within its per-index backoff, where the scheduler may place it on
+    another node; the study loses nothing."""
+
+    exit_code: int = ExitCode.DEVICE_UNUSABLE
 
 
 class StorageConfigError(FinscaleError):

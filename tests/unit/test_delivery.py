@@ -187,7 +187,7 @@ def test_workers_dashboard_and_backup_log_in_as_the_application_role_not_the_sup
             e["valueFrom"]["secretKeyRef"]["name"]
             for c in pod["containers"]
             for e in c.get("env", [])
-            if "valueFrom" in e
+            if "secretKeyRef" in e.get("valueFrom", {})
         }
         assert "finscale-postgres-superuser" not in used
 

@@ -164,7 +164,7 @@ def test_gpu_studies_ask_for_gpus_and_cpu_studies_do_not() -> None:
     ]
     cpu = _job("validation-50k-h1")["spec"]["template"]["spec"]["containers"][0]
     assert "nvidia.com/gpu" not in cpu["resources"]["limits"]
-    env = {e["name"]: e["value"] for e in cpu["env"]}
+    env = {e["name"]: e.get("value") for e in cpu["env"]}
     assert env["FINSCALE_DEVICE"] == "cpu"
     assert env["OMP_NUM_THREADS"] == "2"
 
@@ -184,7 +184,7 @@ def test_the_worker_runs_finscale_worker_on_the_mounted_spec() -> None:
         "0",
     ]
     assert worker["image"] == "ghcr.io/finscale/finscale-worker-cpu:0.1.0"
-    env = {e["name"]: e["value"] for e in worker["env"]}
+    env = {e["name"]: e.get("value") for e in worker["env"]}
     assert env["FINSCALE_STORAGE_URL"] == "postgresql://finscale@finscale-postgres:5432/finscale"
     assert env["PGPASSFILE"] == "/etc/finscale/secrets/pgpass"
     assert env["FINSCALE_DATA_DIR"] == "/opt/finscale/data"  # the sample is in the image
@@ -199,7 +199,7 @@ def test_data_outside_the_image_comes_from_a_read_only_claim_after_the_data_job(
     }
     (wait,) = pod["initContainers"]
     assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "600"]
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["FINSCALE_DATA_DIR"] == "/data"
     data_job = _docs((JOBS / "data" / "finscale-data-spy.yaml").read_text())[0]
     container = data_job["spec"]["template"]["spec"]["containers"][0]
@@ -252,7 +252,7 @@ def test_the_storage_deadline_of_the_spec_reaches_the_pods(tmp_path: Path) -> No
     for study, expected in ((spec, "300"), (slow, "900")):
         rendered = to_dict(job(study, ClusterOptions()))
         env = {
-            e["name"]: e["value"]
+            e["name"]: e.get("value")
             for e in rendered["spec"]["template"]["spec"]["containers"][0]["env"]
         }
         assert env["FINSCALE_STORAGE_DEADLINE_S"] == expected
@@ -308,7 +308,7 @@ def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> 
     ]
     container = job_doc["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][-2:] == ["--processes", "4"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["OMP_NUM_THREADS"] == "8"  # the pod's; each of the 4 workers takes a quarter
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from finscale.errors import (
+    DeviceUnusableError,
     Interrupted,
     StorageUnavailableError,
     StudyFailedError,
@@ -124,6 +127,8 @@ def run_worker(
         StudyFailedError: the budget is spent and every counted trial failed.
         SpecError, DataError, StudyMismatchError, StorageConfigError: see `join_study`.
     """
+    if settings.device == "cuda":  # a GPU pod: its device checked before any trial is taken
+        check_device(spec, settings)
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
@@ -190,6 +195,27 @@ def run_worker(
             "under a new name (or delete it)"
         )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def check_device(spec: StudySpec, settings: Settings) -> None:
+    """The preflight of a worker given a GPU (`FINSCALE_DEVICE=cuda`), before it joins the
+    study: a pod on a node whose GPU cannot train exits 4 and the Job retries it (perhaps on
+    another node) instead of failing trials until the study is spent.
+
+    Raises:
+        DeviceUnusableError: the device cannot train; the message names the node and why.
+    """
+    from finscale.train.device import device_problem, resolve_device  # torch
+
+    problem = device_problem(
+        resolve_device(settings.device), bf16=spec.training.precision == "bf16"
+    )
+    if problem is not None:
+        node = os.environ.get("NODE_NAME") or socket.gethostname()
+        raise DeviceUnusableError(
+            f"node {node}: the device cannot train: {problem}. No trial was taken; exit 4 "
+            "lets the Job retry this pod, where the scheduler may place it on another node"
+        )
 
 
 def _build_objective(

@@ -73,7 +73,11 @@ def worker_env(spec: StudySpec, options: ClusterOptions) -> list[k8s.V1EnvVar]:
         "OMP_NUM_THREADS": str(_threads(spec)),  # divided among a pod's worker processes
         "PYTHONUNBUFFERED": "1",
     }
-    return [k8s.V1EnvVar(name=name, value=value) for name, value in values.items()]
+    node = k8s.V1EnvVarSource(field_ref=k8s.V1ObjectFieldSelector(field_path="spec.nodeName"))
+    # NODE_NAME: the node a failed device preflight names (exit 4).
+    return [k8s.V1EnvVar(name=name, value=value) for name, value in values.items()] + [
+        k8s.V1EnvVar(name="NODE_NAME", value_from=node)
+    ]
 
 
 def data_env() -> list[k8s.V1EnvVar]:

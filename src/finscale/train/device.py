@@ -21,6 +21,44 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_problem(device: torch.device, *, bf16: bool = False) -> str | None:
+    """Why `device` cannot train, or None: checked before a worker takes a trial, so that a
+    node without a usable GPU fails its pod, not the study's trials.
+
+    CUDA: present in this build and on this node, a compute capability the build has kernels
+    for, a small matrix product that gives the right answer, and bf16 when asked for.
+    """
+    if device.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        build = torch.version.cuda or "none"
+        return (
+            f"CUDA is not available (torch {torch.__version__}, built for CUDA {build}; "
+            f"{torch.cuda.device_count()} devices visible): no GPU on this node, a driver older "
+            "than the build needs, or the container runtime did not expose the GPU"
+        )
+    index = device.index or 0
+    name = torch.cuda.get_device_name(index)
+    major, minor = torch.cuda.get_device_capability(index)
+    built = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]
+    lowest = min((int(a[3:]) for a in built), default=0)
+    if built and major * 10 + minor < lowest:
+        return (
+            f"{name} has compute capability {major}.{minor}; this torch build's kernels start "
+            f"at {lowest // 10}.{lowest % 10} ({', '.join(built)})"
+        )
+    try:
+        ones = torch.ones(64, 64, device=device)
+        total = float((ones @ ones).sum().item())
+    except RuntimeError as e:
+        return f"{name}: a 64×64 matrix product failed: {str(e).splitlines()[0]}"
+    if total != 64.0**3:
+        return f"{name}: a 64×64 matrix product of ones summed to {total}, not {64**3}"
+    if bf16 and not torch.cuda.is_bf16_supported():
+        return f"{name} does not support bf16, which the spec's training.precision asks for"
+    return None
+
+
 def _read_int(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
