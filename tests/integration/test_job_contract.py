@@ -112,7 +112,7 @@ def test_the_rendered_validation_job_runs_its_study_and_the_report_reads_it(
     postgres_url: str, data_dir: Path, tmp_path: Path
 ) -> None:
     config_map, job, command, env, _ = _pod(
-        (REPO / "jobs" / "validation-50k-h1.yaml").read_text(),
+        (REPO / "jobs" / "validation" / "validation-50k-h1.yaml").read_text(),
         tmp_path / "volumes",
         postgres_url,
         data_dir,
