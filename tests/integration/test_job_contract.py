@@ -90,7 +90,11 @@ def _pod(
         next(e["value"] for e in container["env"] if e["name"] == "FINSCALE_STORAGE_URL")
     )
     assert rendered_url.password is None
-    env = {e["name"]: local(e["value"]) for e in container["env"]}
+    env = {e["name"]: local(e["value"]) for e in container["env"] if "value" in e}
+    # what the kubelet fills in from the downward API (the node's name)
+    env |= {
+        e["name"]: "emulated-node" for e in container["env"] if "fieldRef" in e.get("valueFrom", {})
+    }
     env["FINSCALE_STORAGE_URL"] = rendered_url.set(
         host=test_url.host,
         port=test_url.port,
