@@ -19,6 +19,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 
 from finscale.param_budget import short_count
+from finscale.plural import counted
 
 if TYPE_CHECKING:
     from finscale.data.build import Built
@@ -318,12 +319,7 @@ def check_table(check: SpecCheck, *, width: int) -> Table:
             s.name, s.budget, NONE if s.num_features is None else str(s.num_features),
             str(len(s.grid)), sizes, s.stored or NONE, "ok" if not s.problems else "✗",
         ])  # fmt: skip
-    return table(columns, rows, width=width, title=f"{check.path}: {_count(len(rows), 'study')}")
-
-
-def _count(n: int, noun: str) -> str:
-    plural = {"study": "studies"}.get(noun, f"{noun}s")
-    return f"{n} {noun if n == 1 else plural}"
+    return table(columns, rows, width=width, title=f"{check.path}: {counted(len(rows), 'study')}")
 
 
 # --- finscale data --------------------------------------------------------------------------

@@ -42,8 +42,8 @@ def reproducibility(results: list[StudyResult]) -> str:
         parts.append(
             f"{_names(shared)} ran on several workers: which parameters the sampler proposed "
             "depended on how their reservations interleaved (TPE proposes from the trials "
-            "finished at that moment), so a rerun searches differently though seeded; its "
-            "verdicts carry that luck in the trials' spread."
+            "finished at that moment), so a rerun searches differently though seeded; the "
+            "intervals hold that luck in the spread of the trials."
         )
     if unseeded:
         parts.append(f"{_names(unseeded)} had no sampler seed: its proposals are not repeatable.")

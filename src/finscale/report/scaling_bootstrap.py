@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from finscale.plural import counted
 from finscale.report import stats
 from finscale.report.hac import fixed_b_critical_value
 from finscale.report.scaling_fit import (
@@ -111,8 +112,8 @@ class ScalingFit:
         points = (
             "one final model per budget, its loss the mean over its seeds"
             if self.draws == "seeds"
-            else f"each budget's point the expected best of {self.m} trials, recomputed on "
-            "every resample"
+            else f"each budget's point the expected best of {counted(self.m, 'trial')}, "
+            "recomputed on every resample"
         )
         interval = f"95 % interval [{s.low:+.4f}, {s.high:+.4f}]"
         test = f"({self._resampled()}; {points})"

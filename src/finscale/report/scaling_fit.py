@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 from scipy import optimize, special
 
+from finscale.plural import counted
+
 Verdict = Literal["bigger is better", "bigger is worse", "no detectable effect", "untested"]
 
 ALPHA_MIN, ALPHA_MAX, ALPHA_STEP = -1.0, 2.0, 0.005
@@ -227,8 +229,8 @@ def exponent_resamples(log10_n: np.ndarray, y: np.ndarray, reference: float) -> 
 
 def fit_notes(m: int, n_budgets: int, of: str, exponent: ExponentFit | None) -> list[str]:
     notes = [
-        f"each budget's point is the expected best of {m} trials drawn from its {of} (the "
-        "same m for every budget; pruned and diverged trials count as losers)"
+        f"each budget's point is the expected best of {counted(m, 'trial')} drawn from its {of} "
+        "(the same m for every budget; pruned and diverged trials count as losers)"
     ]
     if n_budgets == 2:
         notes.append("two budgets: no exponent (E + A·N^−α has three parameters)")

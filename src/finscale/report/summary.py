@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from optuna.trial import TrialState
 
+from finscale.plural import agreeing, counted
 from finscale.report.answer import answer_section
 from finscale.report.architecture import Importances
 from finscale.report.checks import StudyFlags
@@ -49,7 +50,8 @@ def _header(
         parts = []
         if partial:
             parts.append(
-                f"{len(partial)} of {total} have not spent their budget ({', '.join(partial)})"
+                f"{len(partial)} of {counted(total, 'study')} {agreeing(len(partial), 'has')} not "
+                f"spent {agreeing(len(partial), 'its')} budget ({', '.join(partial)})"
             )
         if missing:
             parts.append(f"{len(missing)} of {total} have not started ({', '.join(missing)})")

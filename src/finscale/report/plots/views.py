@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from finscale.plural import counted
 from finscale.report import stats
 from finscale.report.final import FinalAnswer
 from finscale.report.scaling import ExponentFit, ScalingFit, ScalingResult, SlopeFit
@@ -151,7 +152,9 @@ def slope_view(fit: ScalingFit | None, reference: Reference | None) -> SlopeView
     if fit is None:
         return None
     offset = reference.loss if reference is not None else 0.0
-    points_are = "final model" if fit.split == "test" else f"expected best of {fit.m} trials"
+    points_are = (
+        "final model" if fit.split == "test" else f"expected best of {counted(fit.m, 'trial')}"
+    )
     return SlopeView(
         split=fit.split,
         points_are=points_are,
