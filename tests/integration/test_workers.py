@@ -302,7 +302,7 @@ def test_a_study_whose_every_trial_fails_exits_2_and_says_why(
     bars.loc[2000, "High"] = 1e200
     csv = tmp_path / "absurd.csv"
     bars.to_csv(csv, index=False)
-    wide = Plausibility(max_jump=1e300, max_day_range=1e300, max_feature=1e300)
+    wide = Plausibility(max_jump=1e300, max_day_range=1e300, max_feature=1e300, max_price=1e300)
     data = tmp_path / "absurd-data"
     inputs = load_inputs("csv", ticker="ABS", csv_path=csv, bounds=wide)
     build_datasets(inputs, data_dir=data, bounds=wide)

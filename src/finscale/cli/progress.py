@@ -92,7 +92,7 @@ class PlainProgress:
         self._clock = clock
         self._start = 0.0
         self._said = 0.0
-        self._last: tuple[int, int] | None = None
+        self._last: tuple[int, int, int] | None = None
 
     def _line(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -109,7 +109,7 @@ class PlainProgress:
         if summary is None:
             return
         running = summary.states.get("RUNNING", 0)
-        now = (summary.finished, running)
+        now = (summary.finished, running, progress.alive)
         changed = now != self._last
         if not changed and self._clock() - self._said < self._quiet_s:
             return
@@ -140,7 +140,7 @@ def progress_line(progress: RunProgress, *, elapsed_s: float) -> str:
     if s.n_trials and 0 < s.finished < s.n_trials:
         left = elapsed_s / s.finished * (s.n_trials - s.finished)
         parts.append(f"about {_duration(left)} left")
-    parts.append(f"{progress.alive}/{progress.workers} workers alive")
+    parts.append(f"workers {progress.alive}/{progress.workers} alive")
     return f"{progress.spec.name}: " + ", ".join(parts)
 
 

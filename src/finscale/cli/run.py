@@ -19,6 +19,7 @@ from finscale.cli.common import (
     err,
     out,
 )
+from finscale.plural import counted
 from finscale.settings import Settings
 
 # The largest worker index: pods of an Indexed Job times the processes of each.
@@ -271,7 +272,7 @@ def run_command(
     # The folder of the logs and every study's inputs, before any study is created.
     check_folder(settings.runs_dir, "FINSCALE_RUNS_DIR")
     check_inputs(specs, settings)
-    _say(f"storage {display_url(settings.storage_url)}; {len(specs)} studies")
+    _say(f"storage {display_url(settings.storage_url)}; {counted(len(specs), 'study')}")
     summaries = [
         run_study(
             spec,
@@ -326,4 +327,4 @@ def evaluate_command(
             s, settings, top_k=top_k, seeds=seeds, refit=refit, force=force, on_run=on_run
         )
         views.show(out, views.evaluation_table(s.name, result.runs, width=out.width))
-        _say(f"{s.name}: {len(result.runs)} runs ({result.trained} trained now)")
+        _say(f"{s.name}: {counted(len(result.runs), 'run')} ({result.trained} trained now)")
