@@ -136,14 +136,11 @@ def _space_options(spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def grid_problem(spec: StudySpec, *, num_features: int) -> str | None:
-    """Why a study's budget has no architecture (what the space spans and the nearest budgets
-    that have some), or None when it has."""
-    options = _space_options(spec)
+def _why_empty(spec: StudySpec, *, num_features: int) -> str:
+    """Why a study's budget has no architecture: what the space spans and the nearest budgets
+    that have some."""
     tolerance = spec.architecture.tolerance
-    if build_grid(spec.budget_params, num_features=num_features, tolerance=tolerance, **options):
-        return None
-    everything = space_archs(num_features=num_features, **options)
+    everything = space_archs(num_features=num_features, **_space_options(spec))
     if not everything:
         return (
             f"budget {spec.budget}: the search space has no architecture at all (every d_model "
@@ -163,17 +160,18 @@ def study_grid(spec: StudySpec, *, num_features: int) -> list[Arch]:
     """The architecture grid of a study's budget.
 
     Raises:
-        SpecError: no architecture of the space lies within the tolerance of the budget.
+        SpecError: no architecture of the space lies within the tolerance of the budget (the
+            message names the nearest budgets that have some).
     """
-    problem = grid_problem(spec, num_features=num_features)
-    if problem is not None:
-        raise SpecError(f"study {spec.name}: {problem}")
-    return build_grid(
+    grid = build_grid(
         spec.budget_params,
         num_features=num_features,
         tolerance=spec.architecture.tolerance,
         **_space_options(spec),
     )
+    if not grid:
+        raise SpecError(f"study {spec.name}: {_why_empty(spec, num_features=num_features)}")
+    return grid
 
 
 def resolve_precision(spec: StudySpec, device: torch.device) -> Precision:

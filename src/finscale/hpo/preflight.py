@@ -10,12 +10,13 @@ all; nothing is created (the storage is opened for reading only).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finscale.errors import FinscaleError, SpecError
-from finscale.hpo.inputs import feature_count, grid_problem, study_grid
+from finscale.hpo.inputs import feature_count, study_grid
 from finscale.model import Arch
 from finscale.settings import Settings
 from finscale.spec import StudySpec
@@ -53,10 +54,10 @@ class SpecCheck:
         return not self.all_problems
 
 
-def _features(spec: StudySpec, settings: Settings | None) -> tuple[int | None, str | None, str]:
-    """The study's feature count, its dataset's sha256 (None when not read), and the problem
-    with its data ("" when none). With `settings` None the data is not looked at: the count
-    comes from the dataset's kind (`render` knows no data folder)."""
+def _features(spec: StudySpec, settings: Settings | None) -> tuple[int | None, str]:
+    """The study's feature count and the problem with its data ("" when none). With `settings`
+    None the data is not looked at: the count comes from the dataset's kind (`render` knows no
+    data folder)."""
     from finscale.data.manifest import find_dataset
 
     kind_count: int | None
@@ -65,25 +66,24 @@ def _features(spec: StudySpec, settings: Settings | None) -> tuple[int | None, s
     except ValueError:
         kind_count = None
     if settings is None:
-        return kind_count, None, ""
+        return kind_count, ""
     try:
         entry = find_dataset(settings.data_dir, spec.data.dataset, sha256=spec.data.sha256)
     except FinscaleError as e:
-        return kind_count, None, str(e)
-    return feature_count(entry), entry.sha256, ""
+        return kind_count, str(e)
+    return feature_count(entry), ""
 
 
 def check_study(spec: StudySpec, settings: Settings | None) -> StudyCheck:
     """One study's grid and data (`settings` None: the grid alone, from the dataset's kind)."""
-    num_features, _sha256, data_problem = _features(spec, settings)
+    num_features, data_problem = _features(spec, settings)
     problems = [data_problem] if data_problem else []
     grid: list[Arch] = []
     if num_features is not None:
-        problem = grid_problem(spec, num_features=num_features)
-        if problem is None:
+        try:
             grid = study_grid(spec, num_features=num_features)
-        else:
-            problems.insert(0, problem)
+        except SpecError as e:
+            problems.insert(0, str(e).removeprefix(f"study {spec.name}: "))
     return StudyCheck(
         name=spec.name,
         budget=spec.budget,
@@ -124,10 +124,10 @@ def check_specs(path: Path, specs: Sequence[StudySpec], settings: Settings) -> S
     studies = [check_study(s, settings) for s in specs]
     storage, problems, stored = _storage(specs, studies, settings)
     checked = tuple(
-        StudyCheck(**{**c.__dict__, "stored": stored.get(c.name, ("", ()))[0],
-                      "problems": c.problems + stored.get(c.name, ("", ()))[1]})
+        dataclasses.replace(c, stored=state, problems=c.problems + found)
         for c in studies
-    )  # fmt: skip
+        for state, found in [stored.get(c.name, ("", ()))]
+    )
     return SpecCheck(path=path, studies=checked, storage=storage, problems=tuple(problems))
 
 
