@@ -13,7 +13,7 @@ from finscale.cli.check import check_command
 from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
-from finscale.cli.report import report_command, status_command
+from finscale.cli.report import compare_command, report_command, status_command
 from finscale.cli.run import evaluate_command, run_command, train_command, worker_command
 from finscale.errors import FinscaleError
 from finscale.redaction import mask_secrets
@@ -29,6 +29,7 @@ app.command("run")(run_command)
 app.command("evaluate")(evaluate_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
+app.command("compare")(compare_command)
 
 __all__ = ["app", "main"]
 

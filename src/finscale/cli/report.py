@@ -98,3 +98,63 @@ def report_command(
         )
     for line in [*answer_lines(report), *closing_lines(report, target)]:
         _say(line)
+
+
+def compare_command(
+    ctx: typer.Context,
+    experiments: Annotated[
+        list[str], typer.Argument(help="Two or more experiments, in the order to compare them.")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder of the comparison (default: RUNS_DIR/compare)."),
+    ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option(
+            help="Cap on m in each experiment's report (as `finscale report --top-k`).",
+            callback=bounded(1, defaults.MAX_TRIALS),
+        ),
+    ] = None,
+    resamples: Annotated[
+        int, typer.Option(help="Bootstrap resamples.", callback=bounded(1, 1_000_000))
+    ] = 2000,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the bootstrap and importances.", callback=bounded(0, defaults.MAX_SEED)
+        ),
+    ] = 0,
+    plots: Annotated[bool, typer.Option(help="Write each report's PNG figures.")] = True,
+) -> None:
+    """Experiments side by side: each one's report in a folder of its own (its own fit, never
+    pooled) and comparison.md, pairing two markets by calendar date where they share test days.
+    Reads the storage, and DATA_DIR to date the windows; never writes to the storage."""
+    from finscale.hpo import display_url, open_for_reading, read_studies
+    from finscale.report.side_by_side import write_comparison
+
+    settings = _state(ctx).settings
+    storage = open_for_reading(settings)
+    stored = read_studies(storage, None, deadline_s=settings.storage_deadline_s) if storage else []
+    target = out_dir or settings.runs_dir / "compare"
+    with writing_into(target):
+        done = write_comparison(
+            stored,
+            target,
+            experiments=experiments,
+            storage=display_url(settings.storage_url),
+            data_dir=settings.data_dir,
+            top_k=top_k,
+            n_resamples=resamples,
+            seed=seed,
+            plots=plots,
+        )
+    from finscale.report.comparison_page import console_lines
+
+    for line in console_lines(done.comparison):
+        _say(line)
+    folders = ", ".join(f"{r.out.name}/" for r in done.reports)
+    _say(
+        f"comparison of {len(done.reports)} experiments in {target}: {done.page.name}, "
+        f"comparison.json and their reports {folders}"
+    )
