@@ -121,6 +121,13 @@ class StudyNotFoundError(FinscaleError):
     exit_code: int = ExitCode.BAD_INPUT
 
 
+class MissingExtraError(FinscaleError):
+    """A command needs an optional dependency that is not installed (`finscale dashboard`
+    without optuna-dashboard); the message names the extra to install. Never retried."""
+
+    exit_code: int = ExitCode.BAD_INPUT
+
+
 class Interrupted(FinscaleError):  # noqa: N818 - a signal, not a failure
     """The worker received SIGTERM (preemption, eviction, a user's stop)."""
 

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from finscale.cli.check import check_command
 from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
+from finscale.cli.dashboard import dashboard_command
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import compare_command, report_command, status_command
@@ -30,6 +31,7 @@ app.command("evaluate")(evaluate_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+app.command("dashboard")(dashboard_command)
 
 __all__ = ["app", "main"]
 

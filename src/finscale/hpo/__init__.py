@@ -5,7 +5,8 @@ retries, locks, opening), `study` (set-up, fingerprint, sampler and pruner), `bu
 (counting, reservation, hand-back), `read` (views for people and the report), `inputs` (the one
 adapter from a spec to the ML core), `fit` (training one trial, for the objective,
 `finscale train` and `evaluate`), `objective`, `worker`, `local` (`finscale run`), `pod` (several
-workers), `train_one` (`finscale train`), `evaluate` (`finscale evaluate`).
+workers), `train_one` (`finscale train`), `evaluate` (`finscale evaluate`), `dashboard`
+(`finscale dashboard`).
 
 The names below are what other packages use. They load lazily: `finscale status` reads the
 storage without importing torch.
@@ -22,6 +23,8 @@ _WHERE = {
     "DoesNotFitError": "fit",
     "check_inputs": "preflight",
     "check_study_inputs": "inputs",
+    "dashboard_app": "dashboard",
+    "dashboard_server": "dashboard",
     "default_spec": "train_one",
     "display_url": "storage",
     "evaluate_study": "evaluate",
@@ -34,6 +37,7 @@ _WHERE = {
     "run_pod": "pod",
     "run_study": "local",
     "run_worker": "worker",
+    "serve_dashboard": "dashboard",
     "summarize_storage": "read",
     "worker_index": "pod",
     "worker_until": "pod",
@@ -42,6 +46,15 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.py compares)
+    from finscale.hpo.dashboard import (
+        dashboard_app as dashboard_app,
+    )
+    from finscale.hpo.dashboard import (
+        dashboard_server as dashboard_server,
+    )
+    from finscale.hpo.dashboard import (
+        serve_dashboard as serve_dashboard,
+    )
     from finscale.hpo.evaluate import (
         evaluate_study as evaluate_study,
     )
