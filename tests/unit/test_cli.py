@@ -303,3 +303,22 @@ def test_help_names_the_settings_a_user_needs_first(capsys: pytest.CaptureFixtur
     text = " ".join(out.split())
     for name in ("FINSCALE_STORAGE_URL", "FINSCALE_DATA_DIR", "FINSCALE_RUNS_DIR"):
         assert name in text
+
+
+def test_help_reads_as_sentences_at_80_columns(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("COLUMNS", "80")
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # a command's description fills its lines: no break where the docstring's source broke
+    check = next(i for i, line in enumerate(lines) if "│ check " in line)
+    assert "architectures (else the nearest budgets that do)" in lines[check + 1]
+    # a flag shows no value type
+    debug = next(line for line in lines if "--debug" in line)
+    assert "<bool>" not in debug and "Show tracebacks" in debug
+    # an argument is named in capitals in the usage line
+    code, out, _ = run(["run", "--help"], capsys)
+    assert code == 0 and "finscale run [OPTIONS] {SPEC}" in out and "{spec}" not in out

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
+import typer
 from rich.text import Text
 
 from finscale.cli.check import check_command
@@ -51,6 +53,23 @@ def _print_traceback() -> None:
     err.print(mask_secrets(traceback.format_exc()).rstrip(), highlight=False, soft_wrap=True)
 
 
+def plain_help(command: Any) -> None:
+    """Help as a person reads it: a flag shows no `<bool>`, an argument its name in capitals
+    (`SPEC`, not `{spec}`), and a command's line in the list is its first paragraph joined
+    (the docstrings' own line breaks are for the source, not for the terminal)."""
+    # Typer's own copy of click: its classes are known by their kind, not by click's types.
+    for param in command.params:
+        kind = getattr(param, "param_type_name", "")
+        if kind == "option" and param.is_flag and param.metavar is None:
+            param.metavar = ""
+        elif kind == "argument" and param.metavar is None and param.name:
+            param.metavar = param.name.upper() + ("..." if param.nargs != 1 else "")
+    if command.help and command.short_help is None:
+        command.short_help = " ".join(command.help.split("\n\n")[0].split())
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `finscale` console script: builds the settings, runs the app, and
     turns a `FinscaleError` into its message and exit code (a traceback only with `--debug`).
@@ -62,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     size_consoles()
     try:
         state = _State(settings=load_settings())
-        app(args=argv, prog_name="finscale", obj=state)
+        command = typer.main.get_command(app)
+        plain_help(command)
+        command.main(args=argv, prog_name="finscale", obj=state)
     except FinscaleError as e:
         if state is not None and state.debug:
             _print_traceback()
