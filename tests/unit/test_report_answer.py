@@ -285,3 +285,11 @@ def test_a_budget_that_lost_most_of_its_trials_is_flagged() -> None:
     assert flags.mostly_lost and "4 of 7 finished trials were pruned or failed" in " ".join(
         flags.sentences()
     )
+
+
+def test_a_final_model_of_one_seed_is_not_called_a_mean_over_seeds() -> None:
+    from finscale.report.answer import _over_seeds
+
+    assert _over_seeds([1]) == "that of its one run"
+    assert _over_seeds([2]) == "the mean over its 2 seeds' runs"
+    assert _over_seeds([1, 3]) == "the mean over its 1–3 seeds' runs"

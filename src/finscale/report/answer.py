@@ -72,6 +72,14 @@ def against(models: Named, baselines: Mapping[str, Skill], shift: Shift | None) 
     return out
 
 
+def _over_seeds(seeds: list[int]) -> str:
+    """How a final model's per-window loss came from its runs: "that of its one run" for a
+    single seed, else the mean over them ("the mean over its 2–3 seeds' runs")."""
+    if seeds == [1]:
+        return "that of its one run"
+    return f"the mean over its {'–'.join(map(str, seeds))} seeds' runs"
+
+
 def _on_test(fa: FinalAnswer) -> list[str]:
     models = [(f"{m.budget}'s final model", m.skill) for m in fa.models]
     seeds = sorted({m.seeds for m in fa.models})
@@ -79,7 +87,7 @@ def _on_test(fa: FinalAnswer) -> list[str]:
     header = (
         f"**Horizon {fa.horizon}, on test** ({n} windows that took no part in any choice; "
         "each budget's final model is its evaluated trial with the best validation BCE, its "
-        f"loss per window the mean over its {'–'.join(map(str, seeds))} seeds' runs):"
+        f"loss per window {_over_seeds(seeds)}):"
     )
     bullets = lead(models, fa.baselines, "final models")
     if fa.fit is not None:
