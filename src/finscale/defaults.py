@@ -32,6 +32,8 @@ STORAGE_DEADLINE_S = 300.0
 # Sane maxima: beyond them a value is a typo, not a plan, and is refused before anything is
 # allocated, started or written.
 MAX_BUDGET = 10**13  # parameters
+# Below this budget a model leaves a GPU mostly idle: `render` says so of a study that asks one.
+SMALL_FOR_A_GPU = 1_000_000  # parameters
 MAX_D_MODEL = 65_536
 MAX_LAYERS = 4_096
 MAX_HEADS = 1_024

@@ -331,3 +331,24 @@ def test_an_experiment_renders_its_evaluation_apart_from_its_studies() -> None:
     # applying the experiment's studies does not start it
     studies = yaml.safe_load((JOBS / "phase6a" / "kustomization.yaml").read_text())["resources"]
     assert not any("evaluate" in r for r in studies)
+
+
+def test_render_says_when_a_small_study_asks_for_a_gpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import run_cli
+
+    # given the validation spec (50K, CPU workers) and the same design left on GPU defaults
+    text = VALIDATION.read_text()
+    gpu = tmp_path / "gpu.yaml"
+    gpu.write_text(text.replace("  gpus: 0\n", "  gpus: 1\n"))
+    assert gpu.read_text() != text
+    # when each is rendered
+    code, _, quiet = run_cli(["render", str(VALIDATION), "--out", str(tmp_path / "a")], capsys)
+    assert code == 0 and "note:" not in quiet
+    code, _, said = run_cli(["render", str(gpu), "--out", str(tmp_path / "b")], capsys)
+    # then only the GPU one is told that its model leaves the GPU idle, with the fix
+    assert code == 0
+    said = " ".join(said.split())
+    assert "note: validation-50k-h1 (50K parameters) asks 2 pods × 1 GPU × " in said
+    assert "`resources: {gpus: 0}` with the CPU image" in said

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from finscale.cli.bounds import bounded
 from finscale.cli.common import _ok, _problem, _state, err, out
 from finscale.errors import ExitCode, SpecError
 from finscale.tiers import DATASETS, features_help
+
+if TYPE_CHECKING:
+    from finscale.spec import StudySpec
 
 
 def grid_command(
@@ -161,3 +164,22 @@ def render_command(
     )
     for path in written:
         out.print(f"  {path}", highlight=False)
+    for note in _idle_gpu_notes(load_studies(spec)):
+        err.print(f"note: {note}", highlight=False, soft_wrap=True)
+
+
+def _idle_gpu_notes(studies: list[StudySpec]) -> list[str]:
+    """A study whose model is too small to keep a GPU busy but asks for GPUs: said, since it
+    would hold them (and wait for them in a queue) for no speed."""
+    from finscale.param_budget import parse_budget
+
+    notes = []
+    for s in studies:
+        r = s.resources
+        if r.gpus > 0 and parse_budget(s.budget) < defaults.SMALL_FOR_A_GPU:
+            notes.append(
+                f"{s.name} ({s.budget} parameters) asks {s.workers} pods × {r.gpus} GPU × "
+                f"{r.memory_request} memory; a model this small leaves a GPU idle: "
+                "`resources: {gpus: 0}` with the CPU image runs it on CPU nodes"
+            )
+    return notes
