@@ -322,3 +322,18 @@ def test_help_reads_as_sentences_at_80_columns(
     # an argument is named in capitals in the usage line
     code, out, _ = run(["run", "--help"], capsys)
     assert code == 0 and "finscale run [OPTIONS] {SPEC}" in out and "{spec}" not in out
+
+
+def test_debug_is_understood_after_the_command_too() -> None:
+    from finscale.cli import debug_first
+
+    assert debug_first(["status", "--debug"]) == ["--debug", "status"]
+    assert debug_first(["run", "s.yaml", "--debug", "--workers", "2"]) == [
+        "--debug",
+        "run",
+        "s.yaml",
+        "--workers",
+        "2",
+    ]
+    assert debug_first(["--debug", "status"]) == ["--debug", "status"]
+    assert debug_first(["train", "--", "--debug"]) == ["train", "--", "--debug"]

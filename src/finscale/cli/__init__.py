@@ -70,6 +70,15 @@ def plain_help(command: Any) -> None:
         plain_help(sub)
 
 
+def debug_first(argv: list[str]) -> list[str]:
+    """`--debug` wherever a person typed it (`finscale run SPEC --debug`), moved before the
+    command, where it is defined; one after `--` is left alone."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[1:end]:
+        return argv
+    return ["--debug", *(a for i, a in enumerate(argv) if a != "--debug" or i >= end)]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `finscale` console script: builds the settings, runs the app, and
     turns a `FinscaleError` into its message and exit code (a traceback only with `--debug`).
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     that is a folder, a full disk) is bad input too: one line and exit 2.
     """
     state: _State | None = None
+    argv = debug_first(sys.argv[1:] if argv is None else argv)
     size_consoles()
     try:
         state = _State(settings=load_settings())
