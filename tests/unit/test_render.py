@@ -4,6 +4,7 @@ holds, and free of secrets."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -352,3 +353,49 @@ def test_render_says_when_a_small_study_asks_for_a_gpu(
     said = " ".join(said.split())
     assert "note: validation-50k-h1 (50K parameters) asks 2 pods × 1 GPU × " in said
     assert "`resources: {gpus: 0}` with the CPU image" in said
+
+
+def _images(files: dict[str, str]) -> dict[str, set[tuple[str, str]]]:
+    """Per rendered file, each container's (image, pull policy)."""
+    found: dict[str, set[tuple[str, str]]] = {}
+    for name, text in files.items():
+        for doc in yaml.safe_load_all(text):
+            if not doc or doc.get("kind") != "Job":
+                continue
+            pod = doc["spec"]["template"]["spec"]
+            for c in pod.get("initContainers", []) + pod["containers"]:
+                found.setdefault(name, set()).add((c["image"], c["imagePullPolicy"]))
+    return found
+
+
+PHASE6A = REPO / "configs" / "experiments" / "phase6a.yaml"
+
+
+def test_images_come_from_the_users_registry_and_data_pods_run_the_cpu_image() -> None:
+    # by default: the spec's GPU image for workers and evaluation, its CPU sibling (same
+    # registry and tag) for the pods that only build or check data
+    default = _images(render(PHASE6A))
+    assert default["data/finscale-data-spy.yaml"] == {
+        ("ghcr.io/finscale/finscale-worker-cpu:0.1.0", "IfNotPresent")
+    }
+    assert default["phase6a/phase6a-2m-h1.yaml"] == {
+        ("ghcr.io/finscale/finscale-worker-cpu:0.1.0", "IfNotPresent"),  # wait-for-data
+        ("ghcr.io/finscale/finscale-worker:0.1.0", "IfNotPresent"),
+    }
+    # with the user's registry every image moves there, name and tag kept; Always on request
+    options = ClusterOptions(registry="registry.example.com:5000/ml/team", pull_policy="Always")
+    moved = _images(render(PHASE6A, options=options))
+    images = {image for pairs in moved.values() for image, _ in pairs}
+    assert images == {
+        "registry.example.com:5000/ml/team/finscale-worker:0.1.0",
+        "registry.example.com:5000/ml/team/finscale-worker-cpu:0.1.0",
+    }
+    assert {policy for pairs in moved.values() for _, policy in pairs} == {"Always"}
+
+
+def test_a_registry_or_pull_policy_that_is_not_one_is_refused_naming_it() -> None:
+    for bad in ("https://registry.example.com", "Registry.example.com/Team", "r.io/team:1.0"):
+        with pytest.raises(SpecError, match=f"--registry '{re.escape(bad)}': not a registry"):
+            ClusterOptions(registry=bad)
+    with pytest.raises(SpecError, match="--pull-policy 'Never': one of IfNotPresent, Always"):
+        ClusterOptions(pull_policy="Never")

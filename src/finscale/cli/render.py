@@ -132,6 +132,20 @@ def render_command(
     storage_url: Annotated[
         str, typer.Option(help="Storage URL the workers use (no password).")
     ] = "postgresql://finscale@finscale-postgres:5432/finscale",
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Your registry and path (registry.example.com/team): every image is pulled "
+            "from there, its name and tag kept."
+        ),
+    ] = None,
+    pull_policy: Annotated[
+        str,
+        typer.Option(
+            help="imagePullPolicy: IfNotPresent (digests, a tag per build) or Always (a tag "
+            "that moves)."
+        ),
+    ] = "IfNotPresent",
 ) -> None:
     """One Job (and the ConfigMap holding its StudySpec) per study, into --out."""
     from finscale.hpo.preflight import check_grids
@@ -143,7 +157,10 @@ def render_command(
     problems = check_grids(load_studies(spec))
     if problems:
         raise SpecError("\n".join(problems))
-    files = render(spec, options=ClusterOptions(namespace=namespace, storage_url=storage_url))
+    options = ClusterOptions(
+        namespace=namespace, storage_url=storage_url, registry=registry, pull_policy=pull_policy
+    )
+    files = render(spec, options=options)
     if check:
         problems = drift(files, out_dir)
         for problem in problems:

@@ -3,6 +3,7 @@ rendered manifests share with the worker image."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlalchemy
@@ -26,6 +27,29 @@ EXIT_BAD_INPUT = 2  # finscale's exit code for a bad spec or data: never retried
 # The pod whose worker stays until the study is done: the Job's success policy is its success.
 CLOSER_INDEX = 0
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# The GPU worker image and its CPU sibling (both built from this repository): pods that only
+# handle data run the CPU one, a fraction of the size, on any node.
+GPU_IMAGE_NAME = "finscale-worker"
+CPU_IMAGE_NAME = "finscale-worker-cpu"
+# A registry host (with an optional port) and path: `registry.example.com:5000/team/ml`.
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+PULL_POLICIES = ("IfNotPresent", "Always")
+
+
+def image_parts(ref: str) -> tuple[str, str]:
+    """An image reference split into where it lives and its name with tag or digest:
+    `ghcr.io/finscale/finscale-worker:0.1.0` → (`ghcr.io/finscale`, `finscale-worker:0.1.0`)."""
+    where, _, name = ref.rpartition("/")
+    return where, name
+
+
+def cpu_sibling(ref: str) -> str:
+    """The CPU image of the same build as GPU image `ref` (any other image: itself)."""
+    where, name = image_parts(ref)
+    base, suffix = re.match(r"^([^:@]+)(.*)$", name).groups()  # type: ignore[union-attr]
+    if base != GPU_IMAGE_NAME:
+        return ref
+    return "/".join(p for p in (where, CPU_IMAGE_NAME + suffix) if p)
 
 
 @dataclass(frozen=True)
@@ -44,10 +68,32 @@ class ClusterOptions:
     # GPU. The runbook applies the data Jobs first and waits for them (`kubectl wait`); the
     # margin covers a volume that attaches slowly.
     data_wait_s: int = 600
+    # The user's registry: replaces where every image lives, keeping its name, tag and digest
+    # (`registry.example.com/team` turns `ghcr.io/finscale/finscale-worker:0.1.0` into
+    # `registry.example.com/team/finscale-worker:0.1.0`). None: the images as the specs say.
+    registry: str | None = None
+    # IfNotPresent suits digests and tags pushed once per build (skaffold's); Always makes every
+    # node check a tag that moves, so that no two nodes run different builds of one tag.
+    pull_policy: str = "IfNotPresent"
 
     def __post_init__(self) -> None:
         secret = f"{self.secret_name!r} (key {self.secret_key!r})"
         check_storage_url(self.storage_url, secret=secret)
+        if self.registry is not None and not _REGISTRY.match(self.registry):
+            raise SpecError(
+                f"--registry {self.registry!r}: not a registry and path such as "
+                "registry.example.com/team (lower case, no scheme, no tag)"
+            )
+        if self.pull_policy not in PULL_POLICIES:
+            raise SpecError(
+                f"--pull-policy {self.pull_policy!r}: one of {', '.join(PULL_POLICIES)}"
+            )
+
+    def image(self, ref: str) -> str:
+        """`ref` where the user's images live (`registry`)."""
+        if self.registry is None:
+            return ref
+        return f"{self.registry}/{image_parts(ref)[1]}"
 
 
 def check_storage_url(url: str, *, secret: str) -> None:

@@ -171,12 +171,13 @@ def container(
     env: list[k8s.V1EnvVar],
     resources: k8s.V1ResourceRequirements,
     mounts: list[k8s.V1VolumeMount],
+    pull_policy: str = "IfNotPresent",
 ) -> k8s.V1Container:
     """A container that runs `finscale ARGS` as the image's non-root user."""
     return k8s.V1Container(
         name=name,
         image=image,
-        image_pull_policy="IfNotPresent",
+        image_pull_policy=pull_policy,
         command=["finscale"],
         args=args,
         env=env,

@@ -24,6 +24,7 @@ from finscale.k8s.options import (
     SPEC_DIR,
     UID,
     ClusterOptions,
+    cpu_sibling,
 )
 from finscale.k8s.parts import (
     container,
@@ -92,13 +93,14 @@ def _wait_for_data(
         args += ["--sha256", spec.data.sha256]
     return container(
         "wait-for-data",
-        spec.resources.image,
+        options.image(cpu_sibling(spec.resources.image)),
         args,
         env=data_env(),
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": "100m", "memory": "256Mi"}, limits={"cpu": "500m", "memory": "1Gi"}
         ),
         mounts=[m for m in mounts if m.name in ("data", "tmp")],
+        pull_policy=options.pull_policy,
     )
 
 
@@ -108,11 +110,12 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
     volumes, mounts = worker_volumes(spec, options)
     worker = container(
         CONTAINER,
-        r.image,
+        options.image(r.image),
         worker_args(spec),
         env=worker_env(spec, options),
         resources=worker_resources(spec),
         mounts=mounts,
+        pull_policy=options.pull_policy,
     )
     init = [] if data_in_image(spec) else [_wait_for_data(spec, options, mounts)]
     spec_digest = hashlib.sha256(spec.to_yaml().encode()).hexdigest()
@@ -170,7 +173,7 @@ def data_job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
     data_labels = labels("data", name)
     builder = container(
         "data",
-        spec.resources.image,
+        options.image(cpu_sibling(spec.resources.image)),
         # Applied twice (or after its TTL), it downloads nothing when the data is there.
         ["data", "build", "--source", "yfinance", "--ticker", ticker, "--if-missing"],
         env=data_env(),
@@ -181,6 +184,7 @@ def data_job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
             k8s.V1VolumeMount(name="data", mount_path=DATA_DIR),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
         ],
+        pull_policy=options.pull_policy,
     )
     volumes = [
         k8s.V1Volume(
@@ -251,11 +255,12 @@ def evaluate_job(
     r = largest.resources
     evaluator = container(
         "evaluate",
-        r.image,
+        options.image(r.image),
         ["evaluate", f"{SPEC_DIR}/experiment.yaml"],
         env=worker_env(largest, options),
         resources=worker_resources(largest),
         mounts=mounts,
+        pull_policy=options.pull_policy,
     )
     eval_labels = _evaluate_labels(experiment.name)
     return k8s.V1Job(
