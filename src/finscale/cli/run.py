@@ -17,6 +17,7 @@ from finscale.cli.common import (
     _select,
     _state,
     err,
+    log,
     out,
 )
 from finscale.plural import counted
@@ -243,12 +244,10 @@ def worker_command(
     mode = worker_until(until.value, index=index, closer=closer)
     report = run_worker(study_spec, settings, index=index, until=mode)
     left = "; nothing left for it to start" if report.outcome == "idle" else ""
-    err.print(
-        f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
-        f"this worker ran {report.trials_run}{left}",
-        markup=False,
-        highlight=False,
-    )
+    log.info(
+        "%s: %d/%d trials finished; this worker ran %d%s",
+        report.study, report.final.finished, report.final.n_trials, report.trials_run, left,
+    )  # fmt: skip
 
 
 def run_command(
