@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -133,6 +134,41 @@ def test_two_runs_of_one_spec_at_once_never_share_a_log(
         assert {e["run"] for e in events if "run" in e} == {folder.name.removeprefix("run-")}
 
 
+@pytest.mark.slow
+def test_every_line_a_worker_writes_is_json_with_its_time_in_utc(
+    make_spec: Callable[..., Path], worker_env: Env, tmp_path: Path
+) -> None:
+    # Given a machine five hours behind UTC (POSIX TZ: no time zone database needed),
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    spec = make_spec(n_trials=1, training={"epochs": 1})
+    env = worker_env(url, TZ="EST+5")
+    # when `finscale run` runs a one-trial study with one worker,
+    run = _run(spec, env, tmp_path / "run.log", workers=1)
+    run.wait(timeout=600)
+    assert run.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
+    # then every line of the worker's log is one JSON object with its time: ISO 8601, UTC, to
+    # the millisecond,
+    (log,) = (tmp_path / "runs" / STUDY).glob("run-*/worker-0.log")
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    for line in lines:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"]), line
+        assert datetime.fromisoformat(line["time"]).utcoffset() == timedelta(0)
+    # the events keep their fields, between the run's start and end,
+    events = [line for line in lines if "event" in line]
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
+    ended = next(e for e in events if e["event"] == "trial_end")
+    assert (ended["study"], ended["worker"], ended["trial"]) == (STUDY, 0, 0)
+    # the log records are objects too (no line of text is left),
+    records = [line for line in lines if "event" not in line]
+    assert all({"level", "logger", "message"} <= set(r) for r in records)
+    assert any(r["level"] == "INFO" and "joined study" in r["message"] for r in records)
+    # and the trial's stored start, a naive time, is UTC (not the machine's local time).
+    (trial,) = _trials(url)
+    assert trial.datetime_start is not None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    assert now - timedelta(minutes=15) < trial.datetime_start <= now
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -173,9 +209,10 @@ def test_a_pod_whose_worker_was_killed_exits_naming_it(
             pod.kill()
     # then the pod exits 128 + 9, its last line naming the worker, its pid and the signal.
     assert pod.returncode == 137, err[-3000:]
-    last = err.strip().splitlines()[-1]
+    last = json.loads(err.strip().splitlines()[-1])
+    assert last["level"] == "ERROR"
     assert re.search(
         rf"pod 0: worker {index} \(process {int(index) + 1} of 2, pid {victim}\) was killed by "
         "SIGKILL; the pod exits 137$",
-        last,
+        last["message"],
     ), last

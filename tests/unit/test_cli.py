@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -212,6 +213,27 @@ def test_messages_print_user_values_verbatim(
     assert code == 2
     assert f"{name}: no such spec file" in err
     assert "Traceback" not in err
+
+
+def test_a_worker_writes_even_its_errors_as_json_lines(
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A worker's output is read by a log collector: its last words are a JSON line too,
+    code, _, err = run(["worker", str(tmp_path / "nowhere.yaml")], capsys)
+    assert code == 2
+    (line,) = [json.loads(text) for text in err.splitlines()]
+    assert (
+        line["level"] == "ERROR"
+        and line["message"] == f"{tmp_path}/nowhere.yaml: no such spec file"
+    )
+    # a malformed setting included (read before the command is known to the app),
+    env.setenv("FINSCALE_HEARTBEAT_INTERVAL_S", "often")
+    code, _, err = run(["--debug", "worker", "spec.yaml"], capsys)
+    assert code == 2
+    assert json.loads(err)["message"].startswith("FINSCALE_HEARTBEAT_INTERVAL_S='often'")
+    # while the commands people run keep their plain lines.
+    code, _, err = run(["grid", "2M", "--json"], capsys)
+    assert code == 2 and err.startswith("error: FINSCALE_HEARTBEAT_INTERVAL_S='often'")
 
 
 def test_a_malformed_setting_is_one_line_not_a_traceback(

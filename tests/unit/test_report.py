@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from finscale.records import TRIAL_VAL_LABELS as ATTR_VAL_LABELS
 from finscale.records import TRIAL_VAL_LOGITS as ATTR_VAL_LOGITS
 from finscale.report import NothingToReportError, write_report
 from finscale.report.collect import study_result
+from finscale.report.export import write_exports
 from finscale.report.scaling import ScalingFit, SlopeFit, fit_exponent, scaling
 from finscale.spec import ExperimentSpec, load_spec
 from tests.conftest import REPO
@@ -306,6 +308,35 @@ def test_the_bootstrap_is_seeded(tmp_path: Path) -> None:
 
 
 # --- the files -----------------------------------------------------------------------------------
+
+
+def test_trials_csv_holds_figures_not_window_arrays_and_times_with_their_offset(
+    tmp_path: Path,
+) -> None:
+    # Given a study whose trials store their validation logits and labels (as workers do),
+    _, storage = _storage(tmp_path)
+    (spec,) = _experiment(["50K"], [1]).expand()
+    fields = json.loads(spec.model_dump_json())
+    add_study(storage, fields, spec.name, [0.69, 0.68], labels=window_labels())
+    results = [study_result(s) for s in read_studies(storage)]
+    stored = results[0].trials[0]
+    assert {ATTR_VAL_LOGITS, ATTR_VAL_LABELS} <= set(stored.user_attrs)
+    # when the trials are exported,
+    write_exports(results, tmp_path)
+    frame = pd.read_csv(tmp_path / "trials.csv")
+    # then no column holds a window array (they stay in the storage),
+    assert ATTR_VAL_LOGITS not in frame.columns and ATTR_VAL_LABELS not in frame.columns
+    encoded = frame.astype(str).apply(lambda c: c.str.match(r"(f16z?|bits):\d+:"))
+    assert not encoded.any().any()
+    assert "val_bce" in frame.columns
+    # and the times are ISO 8601 with their UTC offset (Optuna's naive times are UTC).
+    for column in ("datetime_start", "datetime_complete"):
+        times = [datetime.fromisoformat(text) for text in frame[column]]
+        assert all(t.utcoffset() == timedelta(0) for t in times), frame[column].tolist()
+    assert stored.datetime_start is not None
+    assert datetime.fromisoformat(frame["datetime_start"][0]) == stored.datetime_start.replace(
+        tzinfo=UTC
+    )
 
 
 def test_the_report_files_hold_every_trial_and_each_studys_best(tmp_path: Path) -> None:

@@ -132,6 +132,28 @@ def test_good_bars_come_back_typed_and_trimmed(tmp_path: Path) -> None:
     assert bars["Close"].tolist() == [10.5, 11.0, 11.5]
 
 
+def test_a_file_with_close_and_adj_close_says_which_one_the_bars_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a Yahoo download: Close and Adj Close (a split and dividends apart),
+    text = GOOD.replace("Close,Volume", "Close,Adj Close,Volume")
+    text = text.replace(",10.5,100", ",10.5,5.25,100").replace(",11,200", ",11,5.5,200")
+    path = _write(tmp_path, text.replace(",11.5,300", ",11.5,5.75,300"))
+    # when it is read, the bars keep Close, on the scale of Open, High and Low,
+    with caplog.at_level("INFO", logger="finscale.data.sources"):
+        bars = sources.read_csv_bars(path)
+    assert bars["Close"].tolist() == [10.5, 11.0, 11.5]
+    # and one line names the file and the close it used (never silently):
+    (line,) = caplog.messages
+    assert line.startswith(f"{path}: has Close and Adj Close; the bars use Close")
+    assert "Adj Close is not read" in line
+    # a file with one close says nothing.
+    caplog.clear()
+    with caplog.at_level("INFO", logger="finscale.data.sources"):
+        sources.read_csv_bars(_write(tmp_path, GOOD, "plain.csv"))
+    assert caplog.messages == []
+
+
 def test_bars_off_by_rounding_are_accepted() -> None:
     frame = pd.DataFrame(
         {

@@ -4,6 +4,7 @@ order `--help` shows them) and holds the entry point."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from typing import Any
@@ -12,13 +13,18 @@ import typer
 from rich.text import Text
 
 from finscale.cli.check import check_command
+<<<<<<< HEAD
 from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
 from finscale.cli.dashboard import dashboard_command
+=======
+from finscale.cli.common import DISK_ERRORS, _State, app, err, log, runs_a_worker, size_consoles
+>>>>>>> logs
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import compare_command, report_command, status_command
 from finscale.cli.run import evaluate_command, run_command, train_command, worker_command
 from finscale.errors import FinscaleError
+from finscale.json_lines import log_json_lines
 from finscale.redaction import mask_secrets
 from finscale.settings import load_settings
 
@@ -38,9 +44,12 @@ app.command("dashboard")(dashboard_command)
 __all__ = ["app", "main"]
 
 
-def _print_error(message: str) -> None:
+def _print_error(message: str, *, json_lines: bool) -> None:
     """`error: MESSAGE`, the message as it is (no markup, no highlighting) but for the
-    passwords it may quote, which are masked."""
+    passwords it may quote, which are masked; a worker logs it, a JSON line like its others."""
+    if json_lines:
+        log.error("%s", message)
+        return
     err.print(
         Text.assemble(("error:", "red"), " ", mask_secrets(message)),
         highlight=False,
@@ -48,8 +57,14 @@ def _print_error(message: str) -> None:
     )
 
 
-def _print_traceback() -> None:
+def _print_traceback(*, json_lines: bool) -> None:
     """The traceback of the error being handled, its secrets masked."""
+    if json_lines:
+        kind, value, _ = sys.exc_info()
+        log.error(
+            "%s", "".join(traceback.format_exception_only(kind, value)).strip(), exc_info=True
+        )
+        return
     err.print(mask_secrets(traceback.format_exc()).rstrip(), highlight=False, soft_wrap=True)
 
 
@@ -89,27 +104,35 @@ def main(argv: list[str] | None = None) -> None:
     state: _State | None = None
     argv = debug_first(sys.argv[1:] if argv is None else argv)
     size_consoles()
+    json_lines = runs_a_worker(sys.argv[1:] if argv is None else argv)
+    if json_lines:  # from the first line on, a settings error included
+        log_json_lines(logging.INFO)
     try:
+<<<<<<< HEAD
         state = _State(settings=load_settings())
         command = typer.main.get_command(app)
         plain_help(command)
         command.main(args=argv, prog_name="finscale", obj=state)
+=======
+        state = _State(settings=load_settings(), json_lines=json_lines)
+        app(args=argv, prog_name="finscale", obj=state)
+>>>>>>> logs
     except FinscaleError as e:
         if state is not None and state.debug:
-            _print_traceback()
-        _print_error(str(e))
+            _print_traceback(json_lines=json_lines)
+        _print_error(str(e), json_lines=json_lines)
         sys.exit(e.exit_code)
     except OSError as e:
         if e.filename is None and e.errno not in DISK_ERRORS:  # a bug, with its traceback
-            _print_traceback()
+            _print_traceback(json_lines=json_lines)
             sys.exit(1)
         if state is not None and state.debug:
-            _print_traceback()
+            _print_traceback(json_lines=json_lines)
         where = e.filename if e.filename is not None else "writing a file"
-        _print_error(f"{where}: {e.strerror or e}")
+        _print_error(f"{where}: {e.strerror or e}", json_lines=json_lines)
         sys.exit(2)
     except Exception:  # a bug: its traceback, with any password masked
-        _print_traceback()
+        _print_traceback(json_lines=json_lines)
         sys.exit(1)
 
 

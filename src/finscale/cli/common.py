@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from finscale.errors import SpecError
+from finscale.json_lines import log_json_lines
 from finscale.redaction import mask_log_handlers
 from finscale.settings import RENAMED, Settings, unknown_variables
 
@@ -82,6 +83,13 @@ class _State:
 
     settings: Settings
     debug: bool = False
+    json_lines: bool = False  # a worker: every line it writes is JSON (`finscale.json_lines`)
+
+
+def runs_a_worker(args: list[str]) -> bool:
+    """Whether a command line runs `finscale worker` (the global options are flags only, so the
+    first word that is not one names the command)."""
+    return next((a for a in args if not a.startswith("-")), None) == "worker"
 
 
 def _ok(text: str) -> Text:
@@ -125,14 +133,17 @@ def _root(
     state.debug = debug
     settings = state.settings
     level = logging.DEBUG if debug else getattr(logging, settings.log_level)
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-        force=True,
-    )
-    mask_log_handlers()
+    if state.json_lines:  # a machine process whose output a collector reads
+        log_json_lines(level)
+    else:
+        logging.basicConfig(
+            level=level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+            stream=sys.stderr,
+            force=True,
+        )
+        mask_log_handlers()
     for name in unknown_variables():
         if name.upper() in RENAMED:
             log.warning("%s is no longer read; use %s", name, RENAMED[name.upper()])

@@ -17,6 +17,7 @@ from finscale.cli.common import (
     _select,
     _state,
     err,
+    log,
     out,
 )
 from finscale.plural import counted
@@ -213,10 +214,16 @@ def worker_command(
     finscale code (unless --allow-code-change) or a study whose every trial failed; 3 when the
     storage does not answer within FINSCALE_STORAGE_DEADLINE_S (a running trial is handed back
     first); 143 on SIGTERM (the trial is handed back)."""
-    from finscale.hpo import follow_parent, worker_index, worker_until  # no torch, no optuna
+    from finscale.hpo import (  # no torch, no optuna
+        follow_parent,
+        keep_utc,
+        worker_index,
+        worker_until,
+    )
     from finscale.spec import load_study
 
     follow_parent(os.environ)  # started by `finscale run` or a pod: end with it
+    keep_utc()  # the times Optuna stores are naive: UTC, wherever the worker runs
     settings = _allowing(_state(ctx).settings, allow_code_change)
     index = worker_index(index, os.environ)
     study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
@@ -237,12 +244,10 @@ def worker_command(
     mode = worker_until(until.value, index=index, closer=closer)
     report = run_worker(study_spec, settings, index=index, until=mode)
     left = "; nothing left for it to start" if report.outcome == "idle" else ""
-    err.print(
-        f"{report.study}: {report.final.finished}/{report.final.n_trials} trials finished; "
-        f"this worker ran {report.trials_run}{left}",
-        markup=False,
-        highlight=False,
-    )
+    log.info(
+        "%s: %d/%d trials finished; this worker ran %d%s",
+        report.study, report.final.finished, report.final.n_trials, report.trials_run, left,
+    )  # fmt: skip
 
 
 def run_command(

@@ -327,7 +327,29 @@ def read_csv_bars(
         raise DataError(f"{origin}: the file is empty") from None
     except (UnicodeDecodeError, pd.errors.ParserError, OSError) as e:
         raise DataError(f"{origin}: not a readable CSV file ({e})") from e
+    if "Close" in columns:
+        say_which_close(list(frame.columns), origin)
     return validate_bars(frame, origin=origin, columns=columns, bounds=bounds)
+
+
+def _plain_name(column: object) -> str:
+    """`Adj Close`, `adj_close` and `AdjClose` alike: `adjclose`."""
+    return re.sub(r"[^a-z]", "", str(column).lower())
+
+
+def say_which_close(columns: Sequence[object], origin: str) -> None:
+    """Log which close a file with both `Close` and `Adj Close` (a Yahoo download) trains on:
+    `Close`, since a bar's Open, High, Low and Close must be on one scale and the file has no
+    adjusted Open, High or Low to go with `Adj Close`. Where the file's Close is not adjusted
+    for splits, a split shows in the bars as a jump (refused only beyond `--max-jump`)."""
+    names = {_plain_name(c) for c in columns}
+    if {"close", "adjclose"} <= names:
+        log.info(
+            "%s: has Close and Adj Close; the bars use Close, with Open, High and Low on its "
+            "scale, and Adj Close is not read (for adjusted bars, scale Open, High, Low and "
+            "Close by Adj Close / Close before the build, or build from --source yfinance)",
+            origin,
+        )
 
 
 def sample_dir(override: Path | None = None) -> Path:

@@ -30,6 +30,7 @@ _WHERE = {
     "evaluate_study": "evaluate",
     "fit_trial": "fit",
     "follow_parent": "lifeline",
+    "keep_utc": "clock",
     "open_for_reading": "storage",
     "plan_training": "train_one",
     "read_studies": "read",
@@ -46,6 +47,9 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:  # the same names for type checkers (tests/unit/test_layering.py compares)
+    from finscale.hpo.clock import (
+        keep_utc as keep_utc,
+    )
     from finscale.hpo.dashboard import (
         dashboard_app as dashboard_app,
     )

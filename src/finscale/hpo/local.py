@@ -39,6 +39,7 @@ from finscale.hpo.read import StudySummary, summarize
 from finscale.hpo.run_logs import RunLogs
 from finscale.hpo.storage import with_retries
 from finscale.hpo.trial_budget import budget_state
+from finscale.json_lines import readable
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 
@@ -76,10 +77,12 @@ class RunDisplay(Protocol):
 
 
 def _tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a worker's log, its log records shown as text (events as they are)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace")
     except OSError:
         return "(no log)"
+    return "\n".join(readable(line) for line in text.splitlines()[-lines:])
 
 
 def _start_workers(

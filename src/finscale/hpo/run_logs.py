@@ -3,7 +3,8 @@
 explained the last exit and two runs of one spec never write into one file.
 
 Each log opens with a `run_start` line and ends with a `run_end` line saying how its worker
-ended (JSON, like the worker's own events). Both are written and synced by `finscale run`
+ended: JSON lines with their `time`, like every line the worker writes between them
+(`finscale.json_lines`). Both are written and synced by `finscale run`
 itself: a runs folder on a full disk or without permission is reported where the user sees it,
 naming the file and the cause, instead of silencing the workers that would have said so.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import time
@@ -22,6 +22,7 @@ from typing import Any
 
 from finscale.errors import LocalFileError
 from finscale.hpo.processes import exit_text
+from finscale.json_lines import json_line
 
 
 def new_run_id() -> str:
@@ -35,7 +36,7 @@ def _append(path: Path, record: dict[str, Any]) -> None:
     Raises:
         OSError: the line cannot be written.
     """
-    line = json.dumps({"ts": round(time.time(), 3), **record}) + "\n"
+    line = json_line(record) + "\n"
     with path.open("ab") as handle:
         handle.write(line.encode())
         handle.flush()

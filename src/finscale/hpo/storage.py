@@ -415,8 +415,16 @@ def open_storage(
                 ),
             )
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _optuna_logs_through_ours()
     return with_retries(connect, what="opening the storage", url=url, deadline_s=deadline_s)
+
+
+def _optuna_logs_through_ours() -> None:
+    """Optuna's warnings (nothing below) go through finscale's logging, not Optuna's own
+    handler: one format (a worker's JSON lines), with passwords masked."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
 
 
 def _tables(url: str, parsed: URL) -> set[str]:
@@ -457,7 +465,7 @@ def open_for_reading(settings: Settings) -> RDBStorage | None:
         return None
 
     def connect() -> RDBStorage:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _optuna_logs_through_ours()
         return RDBStorage(url, engine_kwargs=_engine_kwargs(parsed), skip_table_creation=True)
 
     return with_retries(connect, what="opening the storage", url=url, deadline_s=deadline)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from finscale.records import TRIAL_FORCED, requeued_from
+from finscale.records import TRIAL_FORCED, TRIAL_VAL_LABELS, TRIAL_VAL_LOGITS, requeued_from
 from finscale.report.collect import StudyResult, trial_arch
 
 # The columns every export has, in this order; parameters (`param_*`) and metrics follow.
@@ -22,6 +23,18 @@ BASE_COLUMNS = [
 ]  # fmt: skip
 # User attributes that are not per-trial figures, or are already a column.
 _SKIP_ATTRS = {"forced", "requeued_from", "param_count", "d_model", "n_layers", "n_heads", "d_ff"}
+# Window arrays (encoded logits and labels, kilobytes each): not a figure of a table. They stay
+# in the storage, where the report's tests read them (docs/report.md says how to get them).
+WINDOW_ARRAYS = frozenset({TRIAL_VAL_LOGITS, TRIAL_VAL_LABELS})
+
+
+def utc_time(moment: datetime | None) -> str | None:
+    """ISO 8601 with the UTC offset (`2026-12-02T18:12:27.776028+00:00`). Optuna's times are
+    naive, and a worker keeps UTC (`finscale.hpo.clock`): a naive time is UTC."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat()
 
 
 def duration_s(trial: FrozenTrial) -> float | None:
@@ -48,10 +61,8 @@ def trial_row(result: StudyResult, trial: FrozenTrial, *, counted: bool) -> dict
         "counted": counted,
         "forced": trial.user_attrs.get(TRIAL_FORCED),
         "requeued_from": requeued_from(trial),
-        "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
-        "datetime_complete": (
-            trial.datetime_complete.isoformat() if trial.datetime_complete else None
-        ),
+        "datetime_start": utc_time(trial.datetime_start),
+        "datetime_complete": utc_time(trial.datetime_complete),
         "duration_s": duration_s(trial),
         "arch": arch.id if arch else None,
         **(arch.dims() if arch else dict.fromkeys(("d_model", "n_layers", "n_heads", "d_ff"))),
@@ -60,7 +71,11 @@ def trial_row(result: StudyResult, trial: FrozenTrial, *, counted: bool) -> dict
     }
     row.update({f"param_{k}": v for k, v in trial.params.items() if k != "arch"})
     for key, value in trial.user_attrs.items():
-        if key not in _SKIP_ATTRS and not isinstance(value, dict | list):
+        if (
+            key not in _SKIP_ATTRS
+            and key not in WINDOW_ARRAYS
+            and not isinstance(value, dict | list)
+        ):
             row[key] = value
     return row
 
