@@ -13,12 +13,8 @@ import typer
 from rich.text import Text
 
 from finscale.cli.check import check_command
-<<<<<<< HEAD
-from finscale.cli.common import DISK_ERRORS, _State, app, err, size_consoles
-from finscale.cli.dashboard import dashboard_command
-=======
 from finscale.cli.common import DISK_ERRORS, _State, app, err, log, runs_a_worker, size_consoles
->>>>>>> logs
+from finscale.cli.dashboard import dashboard_command
 from finscale.cli.data import data_app
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import compare_command, report_command, status_command
@@ -104,19 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     state: _State | None = None
     argv = debug_first(sys.argv[1:] if argv is None else argv)
     size_consoles()
-    json_lines = runs_a_worker(sys.argv[1:] if argv is None else argv)
+    json_lines = runs_a_worker(argv)
     if json_lines:  # from the first line on, a settings error included
         log_json_lines(logging.INFO)
     try:
-<<<<<<< HEAD
-        state = _State(settings=load_settings())
+        state = _State(settings=load_settings(), json_lines=json_lines)
         command = typer.main.get_command(app)
         plain_help(command)
         command.main(args=argv, prog_name="finscale", obj=state)
-=======
-        state = _State(settings=load_settings(), json_lines=json_lines)
-        app(args=argv, prog_name="finscale", obj=state)
->>>>>>> logs
     except FinscaleError as e:
         if state is not None and state.debug:
             _print_traceback(json_lines=json_lines)

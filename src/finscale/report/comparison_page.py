@@ -79,7 +79,8 @@ def _overview(comparison: Comparison, horizon: int) -> list[str]:
         if answer is None:
             continue
         study = f.study(answer.points[0].study) if answer.points else None
-        dataset = ((study.attrs.get("finscale.spec") or {}).get("data") or {}).get("dataset", "—")
+        spec = study.attrs.get("finscale.spec") or {} if study is not None else {}
+        dataset = (spec.get("data") or {}).get("dataset", "—")
         windows = study.test_windows if study is not None else None
         span = f"{windows.first_date} – {windows.last_date}" if windows is not None else "—"
         rate = num(windows.positive_rate, 3) if windows is not None else "—"

@@ -46,6 +46,7 @@ def dataset_dater(data_dir: Path) -> Dater:
         rows = windows.starts + int(context) - 1
         if len(rows) and rows.max() >= len(dates):
             return f"{result.name}: its dataset {name} has fewer rows than its windows"
-        return dates[rows]
+        found: np.ndarray = dates[rows]
+        return found
 
     return dater
