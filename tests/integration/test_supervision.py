@@ -158,6 +158,9 @@ def test_every_line_a_worker_writes_is_json_with_its_time_in_utc(
     assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
     ended = next(e for e in events if e["event"] == "trial_end")
     assert (ended["study"], ended["worker"], ended["trial"]) == (STUDY, 0, 0)
+    # a completed trial's line names its attributes, not its encoded logits (the storage's)
+    assert ended["state"] == "COMPLETE" and "val_bce" in ended["user_attrs"]
+    assert "val_logits" not in ended["user_attrs"]
     # the log records are objects too (no line of text is left),
     records = [line for line in lines if "event" not in line]
     assert all({"level", "logger", "message"} <= set(r) for r in records)

@@ -29,7 +29,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
@@ -48,7 +48,7 @@ from finscale.hpo.events import EventLog
 from finscale.hpo.join import Joined, join_study, retry
 from finscale.hpo.stops import Heartbeat, Signals, Stops, TakenOver
 from finscale.model import Arch
-from finscale.records import TRIAL_FAIL_REASON, TRIAL_WORKER
+from finscale.records import TRIAL_FAIL_REASON, TRIAL_VAL_LABELS, TRIAL_VAL_LOGITS, TRIAL_WORKER
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 
@@ -351,8 +351,14 @@ def _run_trial(
         value=value,
         reason=reason,
         wall_time_s=round(time.perf_counter() - started, 2),
-        user_attrs=trial.user_attrs if state == TrialState.COMPLETE else None,
+        user_attrs=_readable(trial.user_attrs) if state == TrialState.COMPLETE else None,
     )
+
+
+def _readable(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A trial's attributes for its log line: without the encoded validation logits and
+    labels (kilobytes per trial, for the report; the storage keeps them)."""
+    return {k: v for k, v in attrs.items() if k not in (TRIAL_VAL_LOGITS, TRIAL_VAL_LABELS)}
 
 
 def _left(trial: optuna.Trial, why: TakenOver, events: EventLog) -> None:
