@@ -129,8 +129,7 @@ def test_the_base_and_the_studies_are_separate_and_hold_no_secret() -> None:
         "ServiceAccount",
         "Service",
         "ConfigMap",
-        "StatefulSet",
-        "PodDisruptionBudget",
+        "StatefulSet",  # no PodDisruptionBudget: one replica's would block every node drain
         "PersistentVolumeClaim",
         "CronJob",
         "NetworkPolicy",
