@@ -103,6 +103,7 @@ class ResourcesSpec(SpecModel):
     )
     queue: str | None = Field(
         default=None,
+        max_length=63,  # a label value
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="Kueue LocalQueue of the Jobs: labels them kueue.x-k8s.io/queue-name and "
         "creates them suspended, for Kueue to admit.",
