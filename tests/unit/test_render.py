@@ -19,6 +19,7 @@ from finscale.k8s import ClusterOptions, drift, render, write
 from finscale.k8s.render import job, to_dict
 from finscale.spec import load_study
 from tests.conftest import REPO
+from tests.runbook import RUNBOOK
 
 SPECS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))  # every spec has its Jobs
 VALIDATION = REPO / "configs" / "experiments" / "validation.yaml"
@@ -170,6 +171,22 @@ def test_gpu_studies_ask_for_gpus_and_cpu_studies_do_not() -> None:
     assert env["OMP_NUM_THREADS"] == "2"
 
 
+def test_the_runbook_names_every_node_label_and_taint_the_committed_jobs_rely_on() -> None:
+    # they come from the cluster (the GPU operator, GPU Feature Discovery, its admin): whoever
+    # runs it must find them in the runbook's "GPU nodes"
+    runbook = RUNBOOK.read_text()
+    pods = [
+        d["spec"]["template"]["spec"]
+        for path in JOBS.rglob("*.yaml")
+        for d in _docs(path.read_text())
+        if d["kind"] == "Job"
+    ]
+    selected = {f"`{k}={v}`" for pod in pods for k, v in pod.get("nodeSelector", {}).items()}
+    tolerated = {f"`{t['key']}:{t['effect']}`" for pod in pods for t in pod.get("tolerations", [])}
+    assert selected and tolerated
+    assert [s for s in selected | tolerated if s not in runbook] == []
+
+
 def test_the_worker_runs_finscale_worker_on_the_mounted_spec() -> None:
     pod = _job("validation-50k-h1")["spec"]["template"]["spec"]
     worker = pod["containers"][0]
@@ -297,6 +314,23 @@ def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: 
         pod_labels = job_doc["spec"]["template"]["metadata"]["labels"]
         assert pod_labels["app.kubernetes.io/component"] == "worker"
         assert "kueue.x-k8s.io/queue-name" not in pod_labels
+
+
+def test_a_runtime_class_reaches_the_pods_that_train(tmp_path: Path) -> None:
+    # no runtime class by default: the nodes' default runtime (the GPU operator's, usually)
+    assert "runtimeClassName" not in _job("phase6a-2b-h1")["spec"]["template"]["spec"]
+    data = yaml.safe_load(VALIDATION.read_text())
+    data["resources"]["runtime_class"] = "nvidia"
+    path = tmp_path / "runtime.yaml"
+    path.write_text(yaml.safe_dump(data))
+    files = render(path)
+    for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
+        (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
+        assert job_doc["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    data["resources"]["runtime_class"] = "NVIDIA"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="'NVIDIA' is not a Kubernetes object name"):
+        render(path)
 
 
 def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> None:

@@ -152,6 +152,16 @@ BAD_SPECS = [
         r"n_trials: Input should be greater than or equal to 1 \(got 0\)",
         id="n_trials",
     ),
+    pytest.param(
+        _with(resources__queue="q" * 64),
+        r"resources\.queue: String should have at most 63 characters",
+        id="queue-label",
+    ),
+    pytest.param(
+        _with(resources__runtime_class="nvidia_runc"),
+        r"resources\.runtime_class: Value error, 'nvidia_runc' is not a Kubernetes object name",
+        id="runtime-class",
+    ),
 ]
 
 

@@ -195,11 +195,12 @@ def pod(
     placement: ResourcesSpec | None = None,
     init_containers: list[k8s.V1Container] | None = None,
 ) -> k8s.V1PodSpec:
-    """A pod of a Job; one that trains is placed by its spec's node selector, tolerations and
-    priority class (`placement`)."""
+    """A pod of a Job; one that trains is placed by its spec's node selector, tolerations,
+    priority class and runtime class (`placement`)."""
     node_selector: dict[str, str] | None = None
     tolerations: list[k8s.V1Toleration] | None = None
     priority_class: str | None = None
+    runtime_class: str | None = None
     if placement is not None:
         node_selector = dict(placement.node_selector) or None
         tolerations = [
@@ -207,6 +208,7 @@ def pod(
             for t in placement.tolerations
         ] or None
         priority_class = placement.priority_class
+        runtime_class = placement.runtime_class
     return k8s.V1PodSpec(
         restart_policy="Never",  # the Job retries a failed pod, per the failure policy
         service_account_name=options.service_account,
@@ -215,6 +217,7 @@ def pod(
         node_selector=node_selector,
         tolerations=tolerations,
         priority_class_name=priority_class,
+        runtime_class_name=runtime_class,
         init_containers=init_containers or None,
         containers=containers,
         volumes=volumes,

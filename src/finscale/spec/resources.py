@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -34,6 +35,21 @@ def _positive_quantity(text: str) -> str:
 
 Quantity = Annotated[str, AfterValidator(_positive_quantity)]
 
+# The name of a cluster object such as a RuntimeClass: a DNS-1123 subdomain.
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _object_name(text: str) -> str:
+    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
+        raise ValueError(
+            f"{text!r} is not a Kubernetes object name (a DNS-1123 subdomain: at most 253 "
+            "lower-case letters, digits, '-' and '.')"
+        )
+    return text
+
+
+ObjectName = Annotated[str, AfterValidator(_object_name)]
+
 # The longest a Job may run or stay after it finished.
 _YEAR_S = 365 * 86400
 
@@ -57,6 +73,11 @@ class ResourcesSpec(SpecModel):
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints tolerated.")
     priority_class: str | None = Field(default=None, description="PriorityClass name.")
+    runtime_class: ObjectName | None = Field(
+        default=None,
+        description="RuntimeClass of the pods (e.g. nvidia, where the NVIDIA runtime is not "
+        "the nodes' default).",
+    )
     active_deadline_s: int | None = Field(
         default=None, ge=1, le=_YEAR_S, description="Job time limit."
     )
@@ -82,6 +103,7 @@ class ResourcesSpec(SpecModel):
     )
     queue: str | None = Field(
         default=None,
+        max_length=63,  # a label value
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="Kueue LocalQueue of the Jobs: labels them kueue.x-k8s.io/queue-name and "
         "creates them suspended, for Kueue to admit.",
