@@ -340,3 +340,12 @@ def private_postgres(private_postgres_server: PrivatePostgres) -> Iterator[Priva
             server.start()
         with contextlib.suppress(Exception):
             server.drop_database(name)
+
+
+def log_text(output: bytes | str) -> str:
+    """A worker's output (JSON lines) as a person reads it: each log record as its text
+    (`readable`), quotes unescaped; other lines as they are."""
+    from finscale.json_lines import readable
+
+    text = output.decode() if isinstance(output, bytes) else output
+    return "\n".join(readable(line) for line in text.splitlines())

@@ -25,7 +25,7 @@ from finscale.records import ATTR_EXTREMES, SYSTEM_REQUEUED_FROM
 from finscale.settings import Settings
 from finscale.spec import load_study
 from tests.conftest import REPO
-from tests.integration.conftest import PrivatePostgres, start_worker
+from tests.integration.conftest import PrivatePostgres, log_text, start_worker
 
 STUDY = "it-30k-h1"
 Env = Callable[..., dict[str, str]]
@@ -208,7 +208,7 @@ def test_a_changed_spec_exits_2_with_the_differing_fields(
     changed = make_spec(training={"dropout": {"type": "uniform", "low": 0.0, "high": 0.5}})
     worker = start_worker(changed, worker_env(postgres_url))
     _out, err = worker.communicate(timeout=120)
-    text = err.decode()
+    text = log_text(err)
     assert worker.returncode == 2, text[-3000:]
     assert "refusing to join it" in text
     assert "training.dropout.high: study has 0.2, spec has 0.5" in text
@@ -223,7 +223,7 @@ def test_an_unreachable_database_exits_3(make_spec: Callable[..., Path], worker_
         ),
     )
     _out, err = worker.communicate(timeout=120)
-    text = err.decode()
+    text = log_text(err)
     assert worker.returncode == 3, text[-3000:]
     assert "storage postgresql+psycopg://postgres:***@127.0.0.1:9/none unreachable" in text
     assert re.search(r"opening the storage failed for 3s \(\d+ tries; deadline 3s", text)
@@ -239,7 +239,7 @@ def test_a_missing_database_exits_2_at_once(
     missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database"
     worker = start_worker(make_spec(), worker_env(missing, FINSCALE_STORAGE_DEADLINE_S="600"))
     _out, err = worker.communicate(timeout=120)
-    text = err.decode()
+    text = log_text(err)
     assert worker.returncode == 2, text[-3000:]
     assert 'database "no_such_database" does not exist' in text
     assert "try 1" not in text and "Traceback" not in text
@@ -252,7 +252,7 @@ def test_a_failed_authentication_exits_2_at_once(
     env = worker_env(url, FINSCALE_STORAGE_DEADLINE_S="600", PGPASSWORD="wrong")
     worker = start_worker(make_spec(), env)
     _out, err = worker.communicate(timeout=120)
-    text = err.decode()
+    text = log_text(err)
     assert worker.returncode == 2, text[-3000:]
     assert 'password authentication failed for user "secured"' in text
     assert "try 1" not in text and "Traceback" not in text and "wrong" not in text
@@ -334,7 +334,7 @@ def test_a_bad_spec_exits_2(tmp_path: Path, worker_env: Env) -> None:
     worker = start_worker(bad, worker_env("sqlite:///" + str(tmp_path / "s.db")))
     _out, err = worker.communicate(timeout=60)
     assert worker.returncode == 2
-    assert "bad.yaml: n_trails: Extra inputs are not permitted" in err.decode()
+    assert "bad.yaml: n_trails: Extra inputs are not permitted" in log_text(err)
 
 
 @pytest.mark.slow
