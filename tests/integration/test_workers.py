@@ -94,9 +94,11 @@ def test_a_killed_workers_trial_is_rerun_with_the_same_parameters(
     spec = make_spec(n_trials=2, training={"epochs": 25}, early_stopping={"patience": 25})
     victim = start_worker(spec, worker_env(postgres_url), index=0)
     survivor = start_worker(spec, worker_env(postgres_url), index=1)
-    doomed = _wait_for(
-        lambda: _running_trial(postgres_url, worker=0), timeout=120, what="worker 0's trial"
-    )
+    def training() -> optuna.trial.FrozenTrial | None:  # its parameters all drawn
+        trial = _running_trial(postgres_url, worker=0)
+        return trial if trial is not None and trial.intermediate_values else None
+
+    doomed = _wait_for(training, timeout=120, what="worker 0's trial's first epoch")
     assert isinstance(doomed, optuna.trial.FrozenTrial)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
