@@ -76,7 +76,9 @@ def test_three_workers_finish_exactly_n_trials(
     study = _study(postgres_url)
     assert budget_state(study, 9) == TrialBudgetState(n_trials=9, finished=9, running=0, waiting=0)
     trials = study.get_trials()
-    assert len(trials) == 9
+    assert len(trials) == 9, [
+        (t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in trials
+    ]
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL}
     assert len({t.user_attrs["worker"] for t in trials}) >= 2  # the work was shared
     # One JSON line per trial event on standard output.
@@ -94,6 +96,7 @@ def test_a_killed_workers_trial_is_rerun_with_the_same_parameters(
     spec = make_spec(n_trials=2, training={"epochs": 25}, early_stopping={"patience": 25})
     victim = start_worker(spec, worker_env(postgres_url), index=0)
     survivor = start_worker(spec, worker_env(postgres_url), index=1)
+
     def training() -> optuna.trial.FrozenTrial | None:  # its parameters all drawn
         trial = _running_trial(postgres_url, worker=0)
         return trial if trial is not None and trial.intermediate_values else None
