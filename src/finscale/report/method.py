@@ -5,6 +5,8 @@ from __future__ import annotations
 
 def method_section(files: list[str]) -> list[str]:
     """How every number was made, and the files written."""
+    # Long because it is prose: the page's method text, one paragraph per test, read top to
+    # bottom as the summary prints it; split, one page would be scattered over functions.
     lines: list[str] = []
     lines += [
         "## Method",
