@@ -112,6 +112,19 @@ def test_status_fits_80_columns(
     assert_fits(out, names, width=FILE_WIDTH)
 
 
+def test_status_keeps_running_longest_at_80_columns(
+    narrow: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # whether a study is moving is what a narrow table keeps longest: RUNNING stays where
+    # COMPLETE (which finished implies) is left out
+    narrow.setenv("FINSCALE_STORAGE_URL", _storage(tmp_path / "s.db", ["validation-50k-h1"]))
+    narrow.setenv("COLUMNS", "86")
+    code, out, _ = run(["status"], capsys)
+    assert code == 0
+    assert "RUNNING" in out
+    assert "left out at 86 columns: COMPLETE, PRUNED, WAITING" in " ".join(out.split())
+
+
 def test_run_progress_and_results_fit_80_columns(
     narrow: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -187,10 +187,11 @@ def status_table(summaries: Sequence[StudySummary], storage: str, *, width: int)
     columns = (
         Column("study", whole=True),
         Column("finished"),
-        Column("COMPLETE", drop=4),
-        Column("PRUNED", drop=3),
+        # Narrow, the counts a person can infer go first; RUNNING (is it moving?) goes last.
+        Column("COMPLETE", drop=3),
+        Column("PRUNED", drop=2),
         Column("FAIL"),
-        Column("RUNNING", drop=2),
+        Column("RUNNING", drop=4),
         Column("WAITING", drop=1),
         Column("best"),
         Column("best arch", whole=True),
