@@ -118,6 +118,9 @@ def test_two_markets_pair_by_date_when_their_datasets_are_at_hand(
         assert gap["difference"]["se"] < 0.5 * np.hypot(gap["a_gap"]["se"], gap["b_gap"]["se"])
         assert f"At {budget}, golden's final model gains more over its best baseline" in printed
     assert "paired by calendar date on 442 shared test days" in page
+    # and before any comparison, each experiment's baseline that beats its model is said
+    said = page.index("- golden's 10K final model is worse than gbt (+0.0687")
+    assert said < page.index("- At 10K, golden's final model gains more")
     # the same fits on both sides: their slopes differ by nothing, and the test says so
     slopes = {s["split"]: s for s in found["slopes"]}
     assert set(slopes) == {"test", "validation"}

@@ -11,7 +11,7 @@ from finscale.report.compare import best_baseline as best_baseline_of
 from finscale.report.jsonform import Forms, fields_of, pair, to_json
 from finscale.report.scaling_fit import SlopeFit
 from finscale.report.stats import PairedTest
-from finscale.report.words import num
+from finscale.report.words import num, versus
 
 FORMS: Forms = {
     GapComparison: {
@@ -158,6 +158,17 @@ def _slope_words(s: SlopeComparison) -> str:
     )
 
 
+def _own_gaps(gaps: list[GapComparison]) -> list[str]:
+    """First, each experiment's final models against its own best baseline (a baseline that
+    wins is said before any comparison of the experiments)."""
+    seen: dict[tuple[str, str], str] = {}
+    for g in gaps:
+        for side in (g.a, g.b):
+            who = f"{side.experiment}'s {side.budget} final model"
+            seen.setdefault((side.experiment, side.budget), versus(who, side.baseline, side.test))
+    return list(seen.values())
+
+
 def _gap_rows(gaps: list[GapComparison]) -> list[list[str]]:
     def side(t: PairedTest, baseline: str) -> str:
         return f"{t.mean:+.4f} ± {t.se:.4f} ({baseline})"
@@ -184,7 +195,8 @@ def _horizon(comparison: Comparison, horizon: int) -> list[str]:
     lines = [f"## Horizon {horizon}", "", *_overview(comparison, horizon), ""]
     gaps = [g for g in comparison.gaps if g.horizon == horizon]
     slopes = [s for s in comparison.slopes if s.horizon == horizon]
-    said = [f"- {_gap_words(g)}" for g in gaps] + [f"- {_slope_words(s)}" for s in slopes]
+    said = [f"- {line}" for line in _own_gaps(gaps)]
+    said += [f"- {_gap_words(g)}" for g in gaps] + [f"- {_slope_words(s)}" for s in slopes]
     if said:
         lines += [*said, ""]
     if gaps:
