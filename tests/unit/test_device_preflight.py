@@ -95,3 +95,30 @@ def test_the_rendered_job_retries_exit_4_and_tells_the_pod_its_node() -> None:
     env = {e["name"]: e for e in container["env"]}
     assert env["FINSCALE_DEVICE"]["value"] == "cuda"
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+
+
+def test_compile_without_a_c_compiler_is_refused_before_the_worker_joins(
+    env: pytest.MonkeyPatch, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from finscale.train.device import compile_problem
+
+    # given a spec asking torch.compile, in an image without a C compiler (as the slim ones)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SMALL, "training": {**SMALL["training"], "compile": True}}))
+    env.setenv("FINSCALE_DATA_DIR", str(data_dir))
+    env.setenv("FINSCALE_STORAGE_URL", f"sqlite:///{tmp_path / 'studies.db'}")
+    env.setenv("FINSCALE_DEVICE", "cpu")
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env.setenv("PATH", str(bare))
+    env.delenv("CC", raising=False)
+    env.delenv("JOB_COMPLETION_INDEX", raising=False)
+    # when a worker starts, then it refuses at once (exit 2: no retry helps), naming the field
+    code, _, err = run(["worker", str(spec)], capsys)
+    assert code == ExitCode.BAD_INPUT == 2, err
+    assert "training.compile: true cannot run here" in err and "no cc, gcc or clang" in err
+    assert not (tmp_path / "studies.db").exists()  # nothing joined, no trial taken
+    # and a compiler on PATH is all it needs
+    (bare / "cc").write_text("#!/bin/sh\n")
+    (bare / "cc").chmod(0o755)
+    assert compile_problem() is None

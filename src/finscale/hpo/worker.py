@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from finscale.errors import (
     DeviceUnusableError,
     Interrupted,
+    SpecError,
     StorageUnavailableError,
     StudyFailedError,
     TrialFailedError,
@@ -129,6 +130,8 @@ def run_worker(
     """
     if settings.device == "cuda":  # a GPU pod: its device checked before any trial is taken
         check_device(spec, settings)
+    if spec.training.compile:
+        check_compile(spec)
     joined = join_study(spec, settings, index=index)
     study, store = joined.study, joined.storage
     log_events = EventLog(study=spec.name, worker=index, stream=events)
@@ -195,6 +198,23 @@ def run_worker(
             "under a new name (or delete it)"
         )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def check_compile(spec: StudySpec) -> None:
+    """`training.compile` where torch.compile cannot build its kernels (no C compiler in the
+    image): refused before the worker joins, since every trial would fail the same way.
+
+    Raises:
+        SpecError: names the field, the spec and why.
+    """
+    from finscale.train.device import compile_problem  # torch
+
+    problem = compile_problem()
+    if problem is not None:
+        raise SpecError(
+            f"study {spec.name}: training.compile: true cannot run here: {problem}. Set "
+            "training.compile: false, or run an image with a C compiler (e.g. gcc)"
+        )
 
 
 def check_device(spec: StudySpec, settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,18 @@ import torch
 # Kept free for the interpreter's own growth and the first backward pass's one-off set-up
 # (about 90 MiB on the host, see benchmarks/bench_memory.py).
 RESERVE_BYTES = 256 * 2**20
+
+
+def compile_problem() -> str | None:
+    """Why `torch.compile` cannot run here, or None: it builds its kernels (C++ on the CPU,
+    Triton's launchers on a GPU) with a C compiler at run time, which a slim image lacks."""
+    named = os.environ.get("CC")
+    if any(shutil.which(c) for c in (named, "cc", "gcc", "clang") if c):
+        return None
+    return (
+        "torch.compile builds its kernels with a C compiler at run time and none is on PATH "
+        f"(CC={named or 'unset'}, no cc, gcc or clang)"
+    )
 
 
 def resolve_device(name: str) -> torch.device:
