@@ -391,6 +391,10 @@ def test_an_exponent_interval_at_the_fitted_range_says_so() -> None:
     text = alpha_interval(fit)
     assert text.startswith("0.003 to ≥ 2;") and "upper end is the end of the fitted range" in text
     assert f"{ALPHA_MAX:.3f}" not in text  # the range's end is not shown as an estimate
+    both = ExponentFit(-0.001, 0.0, 0.3, 1e5, 0.1, 3, low=-1.0, high=ALPHA_MAX, n_resamples=9)
+    assert alpha_interval(both) == (
+        "≤ -1 to ≥ 2; both its ends are the ends of the fitted range [-1, 2], not set by the data"
+    )
     inside = ExponentFit(0.2, 0.3, 0.05, 1e5, 1.0, 5, low=0.1, high=0.4, n_resamples=9)
     assert alpha_interval(inside) == "0.100 to 0.400"
     assert alpha_interval(inside, ",") == "0.100, 0.400"

@@ -126,6 +126,12 @@ def shift_sentences(shift: Shift) -> list[str]:
     ]
 
 
+def _ends_words(at_low: bool, at_high: bool) -> str:
+    if at_low and at_high:
+        return "both its ends are the ends"
+    return f"its {'lower' if at_low else 'upper'} end is the end"
+
+
 def alpha_interval(e: ExponentFit, sep: str = "to") -> str:
     """The exponent's 95 % interval, then which of its ends is the fitted range's limit: such
     an end is a bound the data did not set, so it is shown as one, not as a value."""
@@ -133,10 +139,9 @@ def alpha_interval(e: ExponentFit, sep: str = "to") -> str:
     low = f"≤ {ALPHA_MIN:g}" if at_low else f"{e.low:.3f}"
     high = f"≥ {ALPHA_MAX:g}" if at_high else f"{e.high:.3f}"
     text = f"{low}, {high}" if sep == "," else f"{low} {sep} {high}"
-    ends = " and ".join(n for n, hit in (("lower", at_low), ("upper", at_high)) if hit)
-    if ends:
+    if at_low or at_high:
         text += (
-            f"; its {ends} end is the end of the fitted range [{ALPHA_MIN:g}, {ALPHA_MAX:g}], "
-            "not set by the data"
+            f"; {_ends_words(at_low, at_high)} of the fitted range "
+            f"[{ALPHA_MIN:g}, {ALPHA_MAX:g}], not set by the data"
         )
     return text
