@@ -88,8 +88,9 @@ def _slope_panel(ax: Axes, view: SlopeView, others: tuple[Reference, ...], raw: 
     ax.plot(grid, view.line(grid), color="tab:blue", label=label)
     if view.exponent is not None:
         e = view.exponent
-        ax.plot(grid, e.predict(grid) - view.offset, color="tab:green", linestyle=":",
-                label=f"E + A·N^−α, α = {e.alpha:.3f}")  # fmt: skip
+        # A style no reference line has (`REFERENCE_STYLES`): the curve is not a reference.
+        ax.plot(grid, e.predict(grid) - view.offset, color="tab:red",
+                linestyle=(0, (8, 2, 2, 2)), label=f"E + A·N^−α, α = {e.alpha:.3f}")  # fmt: skip
     ax.plot(view.params, view.values, "s", color="navy", zorder=3,
             label=f"each budget's {view.points_are}")  # fmt: skip
     budget_ticks(ax, view.params, view.budgets)
