@@ -294,6 +294,15 @@ def test_a_jobs_success_is_its_closers_and_the_other_pods_leave_when_idle() -> N
     assert "suspend" not in spec  # no queue: the Job starts at once
 
 
+def _validation_with(tmp_path: Path, **resources: Any) -> Path:
+    """The validation spec with these `resources` fields changed, written into `tmp_path`."""
+    data = yaml.safe_load(VALIDATION.read_text())
+    data["resources"].update(resources)
+    path = tmp_path / "validation-changed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def typer_main_command(app: Any) -> Any:
     import typer.main
 
@@ -301,11 +310,7 @@ def typer_main_command(app: Any) -> Any:
 
 
 def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: Path) -> None:
-    data = yaml.safe_load(VALIDATION.read_text())
-    data["resources"]["queue"] = "research"
-    path = tmp_path / "queued.yaml"
-    path.write_text(yaml.safe_dump(data))
-    files = render(path)
+    files = render(_validation_with(tmp_path, queue="research"))
     for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
         (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
         assert job_doc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
@@ -319,25 +324,16 @@ def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: 
 def test_a_runtime_class_reaches_the_pods_that_train(tmp_path: Path) -> None:
     # no runtime class by default: the nodes' default runtime (the GPU operator's, usually)
     assert "runtimeClassName" not in _job("phase6a-2b-h1")["spec"]["template"]["spec"]
-    data = yaml.safe_load(VALIDATION.read_text())
-    data["resources"]["runtime_class"] = "nvidia"
-    path = tmp_path / "runtime.yaml"
-    path.write_text(yaml.safe_dump(data))
-    files = render(path)
+    files = render(_validation_with(tmp_path, runtime_class="nvidia"))
     for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
         (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
         assert job_doc["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
-    data["resources"]["runtime_class"] = "NVIDIA"
-    path.write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match="'NVIDIA' is not a Kubernetes object name"):
-        render(path)
+        render(_validation_with(tmp_path, runtime_class="NVIDIA"))
 
 
 def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> None:
-    data = yaml.safe_load(VALIDATION.read_text())
-    data["resources"].update(trials_per_pod=4, cpu_request="8", cpu_limit="8")
-    path = tmp_path / "shared.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = _validation_with(tmp_path, trials_per_pod=4, cpu_request="8", cpu_limit="8")
     (job_doc,) = [
         d for d in _docs(render(path)["validation/validation-50k-h1.yaml"]) if d["kind"] == "Job"
     ]
@@ -374,10 +370,8 @@ def test_render_says_when_a_small_study_asks_for_a_gpu(
     from tests.conftest import run_cli
 
     # given the validation spec (50K, CPU workers) and the same design left on GPU defaults
-    text = VALIDATION.read_text()
-    gpu = tmp_path / "gpu.yaml"
-    gpu.write_text(text.replace("  gpus: 0\n", "  gpus: 1\n"))
-    assert gpu.read_text() != text
+    gpu = _validation_with(tmp_path, gpus=1)
+    assert yaml.safe_load(VALIDATION.read_text())["resources"]["gpus"] == 0
     # when each is rendered
     code, _, quiet = run_cli(["render", str(VALIDATION), "--out", str(tmp_path / "a")], capsys)
     assert code == 0 and "note:" not in quiet

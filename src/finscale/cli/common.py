@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.text import Text
 
 from finscale.errors import SpecError
-from finscale.json_lines import log_json_lines
 from finscale.redaction import mask_log_handlers
 from finscale.settings import RENAMED, Settings, unknown_variables
 
@@ -133,8 +132,8 @@ def _root(
     state.debug = debug
     settings = state.settings
     level = logging.DEBUG if debug else getattr(logging, settings.log_level)
-    if state.json_lines:  # a machine process whose output a collector reads
-        log_json_lines(level)
+    if state.json_lines:  # JSON lines since `main` began (a settings error included)
+        logging.getLogger().setLevel(level)
     else:
         logging.basicConfig(
             level=level,

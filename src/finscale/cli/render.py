@@ -188,12 +188,10 @@ def render_command(
 def _idle_gpu_notes(studies: list[StudySpec]) -> list[str]:
     """A study whose model is too small to keep a GPU busy but asks for GPUs: said, since it
     would hold them (and wait for them in a queue) for no speed."""
-    from finscale.param_budget import parse_budget
-
     notes = []
     for s in studies:
         r = s.resources
-        if r.gpus > 0 and parse_budget(s.budget) < defaults.SMALL_FOR_A_GPU:
+        if r.gpus > 0 and s.budget_params < defaults.SMALL_FOR_A_GPU:
             notes.append(
                 f"{s.name} ({s.budget} parameters) asks {s.workers} pods × {r.gpus} GPU × "
                 f"{r.memory_request} memory; a model this small leaves a GPU idle: "

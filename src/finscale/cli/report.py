@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,38 @@ from finscale.cli.common import (
     out,
     writing_into,
 )
+from finscale.settings import Settings
+
+if TYPE_CHECKING:
+    from finscale.records import StoredStudy
+
+# The analysis options `report` and `compare` share (compare passes them to each report).
+TopK = Annotated[
+    int | None,
+    typer.Option(
+        help="Cap on m, the trials each budget's point is the expected best of "
+        "(default: the fewest finished trials among the budgets).",
+        callback=bounded(1, defaults.MAX_TRIALS),
+    ),
+]
+Resamples = Annotated[
+    int, typer.Option(help="Bootstrap resamples.", callback=bounded(1, 1_000_000))
+]
+Seed = Annotated[
+    int,
+    typer.Option(
+        help="Seed of the bootstrap and importances.", callback=bounded(0, defaults.MAX_SEED)
+    ),
+]
+Plots = Annotated[bool, typer.Option(help="Write the PNG figures.")]
+
+
+def _stored(settings: Settings, names: list[str] | None = None) -> list[StoredStudy]:
+    """The studies the storage holds (`names` only, when given); none without a storage."""
+    from finscale.hpo import open_for_reading, read_studies
+
+    storage = open_for_reading(settings)
+    return read_studies(storage, names, deadline_s=settings.storage_deadline_s) if storage else []
 
 
 def status_command(
@@ -53,36 +85,21 @@ def report_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Folder of the report (default: RUNS_DIR/report).")
     ] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option(
-            help="Cap on m, the trials each budget's point is the expected best of "
-            "(default: the fewest finished trials among the budgets).",
-            callback=bounded(1, defaults.MAX_TRIALS),
-        ),
-    ] = None,
-    resamples: Annotated[
-        int, typer.Option(help="Bootstrap resamples.", callback=bounded(1, 1_000_000))
-    ] = 2000,
-    seed: Annotated[
-        int,
-        typer.Option(
-            help="Seed of the bootstrap and importances.", callback=bounded(0, defaults.MAX_SEED)
-        ),
-    ] = 0,
-    plots: Annotated[bool, typer.Option(help="Write the PNG figures.")] = True,
+    top_k: TopK = None,
+    resamples: Resamples = 2000,
+    seed: Seed = 0,
+    plots: Plots = True,
 ) -> None:
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
-    from finscale.hpo import display_url, open_for_reading, read_studies
+    from finscale.hpo import display_url
     from finscale.report import write_report
     from finscale.report.lines import answer_lines, closing_lines
     from finscale.spec import load_studies
 
     settings = _state(ctx).settings
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
-    storage = open_for_reading(settings)
-    stored = read_studies(storage, study, deadline_s=settings.storage_deadline_s) if storage else []
+    stored = _stored(settings, study)
     target = out_dir or settings.runs_dir / "report"
     with writing_into(target):
         report = write_report(
@@ -109,33 +126,20 @@ def compare_command(
         Path | None,
         typer.Option("--out", help="Folder of the comparison (default: RUNS_DIR/compare)."),
     ] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option(
-            help="Cap on m in each experiment's report (as `finscale report --top-k`).",
-            callback=bounded(1, defaults.MAX_TRIALS),
-        ),
-    ] = None,
-    resamples: Annotated[
-        int, typer.Option(help="Bootstrap resamples.", callback=bounded(1, 1_000_000))
-    ] = 2000,
-    seed: Annotated[
-        int,
-        typer.Option(
-            help="Seed of the bootstrap and importances.", callback=bounded(0, defaults.MAX_SEED)
-        ),
-    ] = 0,
-    plots: Annotated[bool, typer.Option(help="Write each report's PNG figures.")] = True,
+    top_k: TopK = None,
+    resamples: Resamples = 2000,
+    seed: Seed = 0,
+    plots: Plots = True,
 ) -> None:
     """Experiments side by side: each one's report in a folder of its own (its own fit, never
     pooled) and comparison.md, pairing two markets by calendar date where they share test days.
     Reads the storage, and DATA_DIR to date the windows; never writes to the storage."""
-    from finscale.hpo import display_url, open_for_reading, read_studies
+    from finscale.hpo import display_url
+    from finscale.report.comparison_page import console_lines
     from finscale.report.side_by_side import write_comparison
 
     settings = _state(ctx).settings
-    storage = open_for_reading(settings)
-    stored = read_studies(storage, None, deadline_s=settings.storage_deadline_s) if storage else []
+    stored = _stored(settings)
     target = out_dir or settings.runs_dir / "compare"
     with writing_into(target):
         done = write_comparison(
@@ -149,8 +153,6 @@ def compare_command(
             seed=seed,
             plots=plots,
         )
-    from finscale.report.comparison_page import console_lines
-
     for line in console_lines(done.comparison):
         _say(line)
     folders = ", ".join(f"{r.out.name}/" for r in done.reports)

@@ -184,20 +184,9 @@ def _renamed(test: stats.PairedTest, name: str) -> stats.PairedTest:
 
 def unpaired(a: stats.PairedTest, b: stats.PairedTest, *, why: str) -> stats.PairedTest:
     """a's mean minus b's, each with its own (Newey–West) error, as independent estimates."""
-    mean = a.mean - b.mean
-    se = math.hypot(a.se, b.se)
-    z = mean / se if se > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
-    return stats.PairedTest(
-        mean=mean,
-        se=se,
-        z=z,
-        p_value=float(2 * scipy_stats.norm.sf(abs(z))),
-        p_lower=float(scipy_stats.norm.cdf(z)),
-        n=min(a.n, b.n),
-        effective_n=min(a.effective_n, b.effective_n),
-        lag=0,
-        se_iid=math.hypot(a.se_iid, b.se_iid),
-        critical_value=Z95,
+    return stats.independent_difference(
+        a,
+        b,
         test=f"unpaired difference of the two means, each with its own Newey–West SE ({why})",
     )
 

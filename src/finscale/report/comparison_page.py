@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from finscale.records import ATTR_SPEC
 from finscale.report.compare import Comparison, Findings, GapComparison, SlopeComparison
 from finscale.report.compare import best_baseline as best_baseline_of
 from finscale.report.jsonform import Forms, fields_of, pair, to_json
@@ -79,7 +80,7 @@ def _overview(comparison: Comparison, horizon: int) -> list[str]:
         if answer is None:
             continue
         study = f.study(answer.points[0].study) if answer.points else None
-        spec = study.attrs.get("finscale.spec") or {} if study is not None else {}
+        spec = study.attrs.get(ATTR_SPEC) or {} if study is not None else {}
         dataset = (spec.get("data") or {}).get("dataset", "—")
         windows = study.test_windows if study is not None else None
         span = f"{windows.first_date} – {windows.last_date}" if windows is not None else "—"

@@ -193,6 +193,26 @@ def unpaired_difference(loss_a: np.ndarray, loss_b: np.ndarray) -> PairedTest:
     )
 
 
+def independent_difference(a: PairedTest, b: PairedTest, *, test: str) -> PairedTest:
+    """a's mean minus b's, each with its own standard error, as independent estimates (two
+    experiments that share no window): the SEs add in quadrature, normal p-values."""
+    mean, se = a.mean - b.mean, math.hypot(a.se, b.se)
+    z, p, p_lower = _z_and_p(mean, se)
+    return PairedTest(
+        mean=mean,
+        se=se,
+        z=z,
+        p_value=p,
+        p_lower=p_lower,
+        n=min(a.n, b.n),
+        effective_n=min(a.effective_n, b.effective_n),
+        lag=0,
+        se_iid=math.hypot(a.se_iid, b.se_iid),
+        critical_value=fixed_b_critical_value(0, min(a.n, b.n)),
+        test=test,
+    )
+
+
 # --- AUC -----------------------------------------------------------------------------------------
 
 
