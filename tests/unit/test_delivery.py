@@ -27,13 +27,11 @@ BIN = Path(sys.executable).parent
 JOB_FIELDS_GA = {
     "activeDeadlineSeconds": (1, 2),
     "backoffLimit": (1, 2),
-    "backoffLimitPerIndex": (1, 33),
     "completionMode": (1, 24),
     "completions": (1, 2),
     "parallelism": (1, 2),
     "podFailurePolicy": (1, 31),
     "podReplacementPolicy": (1, 34),
-    "successPolicy": (1, 33),
     "template": (1, 2),
     "ttlSecondsAfterFinished": (1, 23),
 }
@@ -109,7 +107,7 @@ def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
     job = (
         (REPO / "jobs" / "validation" / "validation-50k-h1.yaml")
         .read_text()
-        .replace("backoffLimitPerIndex", "backoffLimitPerIndx")
+        .replace("podReplacementPolicy", "podReplacementPolicx")
     )
     broken = tmp_path / "broken.yaml"
     broken.write_text(job)
@@ -118,7 +116,7 @@ def test_strict_validation_catches_a_misspelt_field(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "backoffLimitPerIndx" in result.stdout + result.stderr
+    assert "podReplacementPolicx" in result.stdout + result.stderr
 
 
 def test_the_base_and_the_studies_are_separate_and_hold_no_secret() -> None:

@@ -33,7 +33,7 @@ from finscale.hpo.trial_budget import (
 from finscale.hpo.worker import WorkerReport, run_worker
 from finscale.identity import code_sha256
 from finscale.model import Arch
-from finscale.records import ATTR_CODE_SHA256
+from finscale.records import ATTR_CODE_SHA256, TRIAL_WORKER
 from finscale.settings import Settings
 from finscale.spec import StudySpec, load_study
 from tests.conftest import run_cli
@@ -232,6 +232,50 @@ def test_a_dead_workers_trial_goes_stale_and_is_rerun_with_its_parameters(
     assert len(reruns) == 1
     assert reruns[0].state == TrialState.COMPLETE
     assert reruns[0].params == dead.params
+
+
+def _held_by(spec: StudySpec, settings: Settings, worker: int | None) -> int:
+    """A trial reserved (one heartbeat) by worker `worker` (None: one that died before naming
+    itself), whose heartbeats then stop: a live peer for a grace period, then a dead one."""
+    joined = join_study(spec, settings)
+    held, _ = reserve_trial(joined.study, joined.storage, n_trials=spec.n_trials)
+    assert held is not None
+    held.suggest_categorical("arch", [a.id for a in joined.grid])
+    if worker is not None:
+        held.set_user_attr(TRIAL_WORKER, worker)
+    return held.number
+
+
+def test_an_idle_pod_leaves_at_once_while_a_peers_trial_runs(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    spec = make_study(1)
+    number = _held_by(spec, settings, worker=0)
+    started = time.monotonic()
+    report = _run(spec, settings, index=1, until="idle")
+    # it left before the peer's trial could go stale: its device is free at once
+    assert report.outcome == "idle" and report.trials_run == 0
+    assert time.monotonic() - started < settings.heartbeat_grace_s
+    assert _study(spec, settings).get_trials()[number].state == TrialState.RUNNING
+
+
+@pytest.mark.parametrize("worker", [0, None], ids=["its own index", "a worker never named"])
+def test_a_replaced_pod_reruns_the_trial_its_predecessor_left_and_ends_the_study(
+    make_study: Callable[..., StudySpec], settings: Settings, worker: int | None
+) -> None:
+    # given a trial left running by the dead pod of index 0 (or by a worker that died before
+    # naming itself), and no other worker left
+    spec = make_study(2)
+    number = _held_by(spec, settings, worker=worker)
+    # when index 0's next pod joins, told to leave when idle
+    report = _run(spec, settings, index=0, until="idle")
+    # then it waits for the trial to go stale, reruns it, runs the rest and sees the study end
+    assert report.outcome == "done" and report.final == _exact(2)
+    trials = _study(spec, settings).get_trials()
+    assert trials[number].state == TrialState.FAIL
+    reruns = [t for t in trials if t.system_attrs.get("failed_trial") == number]
+    assert [t.state for t in reruns] == [TrialState.COMPLETE]
+    assert reruns[0].params == trials[number].params
 
 
 # --- the code a study was created by --------------------------------------------------------

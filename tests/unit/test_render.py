@@ -101,7 +101,8 @@ def test_a_job_is_indexed_with_the_failure_policy_of_the_exit_codes() -> None:
     spec = _job("phase6a-200m-h1")["spec"]
     assert spec["completionMode"] == "Indexed"
     assert spec["completions"] == spec["parallelism"] == 4
-    assert spec["backoffLimitPerIndex"] == 3
+    assert spec["backoffLimit"] == 3 * 4  # backoff_limit_per_index per worker, Job-wide
+    assert "backoffLimitPerIndex" not in spec and "successPolicy" not in spec
     assert spec["podReplacementPolicy"] == "Failed"
     assert spec["ttlSecondsAfterFinished"] == 86400
     assert spec["podFailurePolicy"]["rules"] == [
@@ -198,8 +199,6 @@ def test_the_worker_runs_finscale_worker_on_the_mounted_spec() -> None:
         "validation-50k-h1",
         "--until",
         "idle",
-        "--closer",
-        "0",
     ]
     assert worker["image"] == "ghcr.io/finscale/finscale-worker-cpu:0.1.0"
     env = {e["name"]: e.get("value") for e in worker["env"]}
@@ -216,7 +215,7 @@ def test_data_outside_the_image_comes_from_a_read_only_claim_after_the_data_job(
         "readOnly": True,
     }
     (wait,) = pod["initContainers"]
-    assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "600"]
+    assert wait["args"] == ["data", "verify", "--dataset", "SPY.dataset.a25", "--wait", "240"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["FINSCALE_DATA_DIR"] == "/data"
     data_job = _docs((JOBS / "data" / "finscale-data-spy.yaml").read_text())[0]
@@ -276,21 +275,23 @@ def test_the_storage_deadline_of_the_spec_reaches_the_pods(tmp_path: Path) -> No
         assert env["FINSCALE_STORAGE_DEADLINE_S"] == expected
 
 
-def test_a_jobs_success_is_its_closers_and_the_other_pods_leave_when_idle() -> None:
-    # The interplay the Job relies on: every pod but index 0 exits 0 once nothing is left to
-    # start; index 0 stays until no trial runs; the Job is Complete when index 0 succeeds, so an
-    # index out of retries does not fail a finished study, and no training pod is stopped.
+def test_a_job_is_complete_when_every_pod_left_idle_and_no_index_can_fail_it_alone() -> None:
+    # The interplay the Job relies on: every pod exits 0 once nothing is left to start and no
+    # trial of its index runs, so the Job is Complete by the Indexed Job's own rule (all indexes
+    # succeeded) with no pod idling to the end; no per-index limit can mark an index failed
+    # (the controller would fail the Job before any success policy), only the Job-wide one.
     spec = _job("phase6a-2m-h1")["spec"]
-    assert spec["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"]
+    assert "successPolicy" not in spec and "backoffLimitPerIndex" not in spec
+    assert spec["backoffLimit"] == 3 * spec["completions"]
     args = spec["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--until") + 1] == "idle" and args[args.index("--closer") + 1] == "0"
+    assert args[args.index("--until") + 1] == "idle" and "--closer" not in args
     # the arguments are the worker command's own
     from finscale.cli import app
 
     command = typer_main_command(app).commands["worker"]
     context = command.make_context("worker", [*args[1:]], resilient_parsing=False)
-    assert (context.params["until"], context.params["closer"]) == ("idle", 0)
+    assert (context.params["until"], context.params["closer"]) == ("idle", None)
     assert "suspend" not in spec  # no queue: the Job starts at once
 
 
@@ -343,25 +344,53 @@ def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> 
     assert env["OMP_NUM_THREADS"] == "8"  # the pod's; each of the 4 workers takes a quarter
 
 
-def test_an_experiment_renders_its_evaluation_apart_from_its_studies() -> None:
+def test_an_experiment_renders_its_evaluation_apart_one_job_per_study() -> None:
     files = render(REPO / "configs" / "experiments" / "phase6a.yaml")
-    config_map, job_doc = _docs(files["phase6a/evaluate/phase6a.yaml"])
-    assert config_map["kind"] == "ConfigMap" and job_doc["kind"] == "Job"
+    config_map, *jobs = _docs(files["phase6a/evaluate/phase6a.yaml"])
+    assert config_map["kind"] == "ConfigMap" and {j["kind"] for j in jobs} == {"Job"}
     # the ConfigMap holds the experiment, which loads back to the same studies
     from finscale.spec import ExperimentSpec, load_spec
 
     loaded = ExperimentSpec.model_validate(yaml.safe_load(config_map["data"]["experiment.yaml"]))
     original = load_spec(REPO / "configs" / "experiments" / "phase6a.yaml")
     assert [s.model_dump() for s in loaded.expand()] == [s.model_dump() for s in original.expand()]
-    pod = job_doc["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    assert container["args"] == ["evaluate", "/etc/finscale/study/experiment.yaml"]
-    # with the resources of the largest budget, and nothing of a study's own spec
-    assert container["resources"]["limits"]["memory"] == "96Gi"
-    assert {v["name"] for v in pod["volumes"]} >= {"experiment-spec", "storage-password", "data"}
+    studies = {s.name: s for s in original.expand()}
+    # one Job per study, in parallel, each evaluating its own study with its own resources
+    assert [j["metadata"]["name"] for j in jobs] == [f"{n}-evaluate" for n in studies]
+    for job_doc in jobs:
+        study = job_doc["metadata"]["labels"]["finscale.io/study"]
+        pod = job_doc["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["args"] == [
+            "evaluate", "/etc/finscale/study/experiment.yaml", "--study", study
+        ]  # fmt: skip
+        limits = container["resources"]["limits"]
+        assert limits["memory"] == studies[study].resources.memory_limit
+        assert job_doc["spec"]["activeDeadlineSeconds"] == 172800  # a stuck one ends
+        assert {v["name"] for v in pod["volumes"]} >= {
+            "experiment-spec",
+            "storage-password",
+            "data",
+        }
+    # the arguments are the evaluate command's own
+    from finscale.cli import app
+
+    command = typer_main_command(app).commands["evaluate"]
+    args = jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    context = command.make_context("evaluate", [*args[1:]], resilient_parsing=False)
+    assert context.params["study"] == ["phase6a-2m-h1"]
     # applying the experiment's studies does not start it
-    studies = yaml.safe_load((JOBS / "phase6a" / "kustomization.yaml").read_text())["resources"]
-    assert not any("evaluate" in r for r in studies)
+    studies_kustomized = yaml.safe_load((JOBS / "phase6a" / "kustomization.yaml").read_text())
+    assert not any("evaluate" in r for r in studies_kustomized["resources"])
+
+
+def test_an_evaluation_job_name_fits_63_characters_and_stays_apart() -> None:
+    from finscale.k8s.render import evaluate_job_name
+
+    assert evaluate_job_name("phase6a-2m-h1") == "phase6a-2m-h1-evaluate"
+    long_a, long_b = "a" * 50 + "-2m-h1", "a" * 50 + "-2m-h3"
+    names = {evaluate_job_name(long_a), evaluate_job_name(long_b)}
+    assert len(names) == 2 and all(len(n) <= 63 and n.endswith("-evaluate") for n in names)
 
 
 def test_render_says_when_a_small_study_asks_for_a_gpu(

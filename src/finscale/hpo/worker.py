@@ -23,6 +23,7 @@ leaves the trial to its rerun.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -106,9 +107,11 @@ def run_worker(
     """Run trials of `spec`'s study until its global budget is spent.
 
     With `until="done"` (local runs) the worker stays until no trial of the study runs, so
-    that it reruns a peer's trial if that peer dies. With `until="idle"` (a Job's pods but the
-    one that closes the study) it leaves as soon as nothing is left for it to start, freeing
-    its device: a dead peer's pod is replaced by the Job and reruns its stale trial.
+    that it reruns a peer's trial if that peer dies. With `until="idle"` (a Job's pods) it
+    leaves as soon as nothing is left for it to start and no running trial is its own index's
+    (`_left_behind`), freeing its device: a dead pod is replaced by the Job, and the
+    replacement, of the same index, waits for its predecessor's trial to go stale and reruns
+    it. So every index exits 0 once the budget is spent, and the last one sees the study end.
 
     Args:
         spec: the study.
@@ -163,22 +166,36 @@ def run_worker(
             if state.done:
                 break
             if until == "idle":
-                log.info(
-                    "worker %d: nothing left to start (%d finished, %d running); leaving",
-                    index, state.finished, state.running,
-                )  # fmt: skip
-                return WorkerReport(
-                    study=spec.name, trials_run=trials_run, final=state, outcome="idle"
+                behind = retry(
+                    settings, "reading running trials", lambda: _left_behind(study, index)
                 )
+                if not behind:
+                    log.info(
+                        "worker %d: nothing left to start (%d finished, %d running); leaving",
+                        index, state.finished, state.running,
+                    )  # fmt: skip
+                    return WorkerReport(
+                        study=spec.name, trials_run=trials_run, final=state, outcome="idle"
+                    )
+                log.debug("worker %d: waiting for trials %s to end or go stale", index, behind)
+                time.sleep(settings.poll_interval_s)
+                continue
             log.debug(
                 "budget taken: %d finished, %d running; waiting", state.finished, state.running
             )
             time.sleep(settings.poll_interval_s)
             continue
+        # Which worker holds it, named at once: an idle pod waits for the trials of its own
+        # index (`_left_behind`), and the report tells a one-worker search (repeatable) from one
+        # whose proposals depended on how several interleaved.
+        retry(settings, "naming the trial's worker", functools.partial(_name_worker, trial, index))
         if objective is None:
-            objective = _build_objective(
-                joined, trial, make_objective, stops, log_events, settings, index=index
-            )
+            # The trial beats while torch and the data load (seconds; longer on a busy node),
+            # so that no peer takes it for a dead worker's.
+            with Heartbeat(store, trial_id(trial), settings.heartbeat_interval_s):
+                objective = _build_objective(
+                    joined, trial, make_objective, stops, log_events, settings, index=index
+                )
         trials_run += 1
         _run_trial(study, store, trial, objective, stops, log_events, settings)
     trials = retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
@@ -198,6 +215,20 @@ def run_worker(
             "under a new name (or delete it)"
         )
     return WorkerReport(study=spec.name, trials_run=trials_run, final=final)
+
+
+def _name_worker(trial: optuna.Trial, index: int) -> None:
+    trial.set_user_attr(TRIAL_WORKER, index)
+
+
+def _left_behind(study: optuna.Study, index: int) -> list[int]:
+    """The running trials an idle worker sees to their end before it leaves: those of its own
+    index, which a predecessor of its pod was running when it died (once stale, this worker
+    reruns them), and those that name no worker yet (reserved a moment ago, or by a worker that
+    died at once). A peer's trial is the peer's: if that peer dies, its index's next pod reruns
+    it, so no pod has to wait for the whole study with an idle GPU."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t.number for t in running if t.user_attrs.get(TRIAL_WORKER) in (None, index)]
 
 
 def check_compile(spec: StudySpec) -> None:
@@ -324,9 +355,6 @@ def _run_trial(
         try:
             with beating:
                 stops.check()
-                # Which worker ran it: the report tells a one-worker search (repeatable) from
-                # one whose proposals depended on how several interleaved.
-                trial.set_user_attr(TRIAL_WORKER, events.worker)
                 value = objective(trial)
         finally:
             stops.heartbeat = None

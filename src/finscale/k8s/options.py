@@ -24,8 +24,6 @@ DATA_DIR = "/data"
 UID = 10001  # the worker images' non-root user
 CONTAINER = "worker"
 EXIT_BAD_INPUT = 2  # finscale's exit code for a bad spec or data: never retried
-# The pod whose worker stays until the study is done: the Job's success policy is its success.
-CLOSER_INDEX = 0
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # The GPU worker image and its CPU sibling (both built from this repository): pods that only
 # handle data run the CPU one, a fraction of the size, on any node.
@@ -66,8 +64,9 @@ class ClusterOptions:
     heartbeat_grace_s: int = 120
     # A study's pods only check that the data is there: waiting for a download would hold a
     # GPU. The runbook applies the data Jobs first and waits for them (`kubectl wait`); the
-    # margin covers a volume that attaches slowly.
-    data_wait_s: int = 600
+    # margin covers a volume that attaches slowly, and stays within Kueue's waitForPodsReady
+    # (5 minutes by default), which would otherwise evict a pod still in its init container.
+    data_wait_s: int = 240
     # The user's registry: replaces where every image lives, keeping its name, tag and digest
     # (`registry.example.com/team` turns `ghcr.io/finscale/finscale-worker:0.1.0` into
     # `registry.example.com/team/finscale-worker:0.1.0`). None: the images as the specs say.

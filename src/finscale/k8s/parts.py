@@ -8,7 +8,6 @@ import math
 from kubernetes import client as k8s
 
 from finscale.k8s.options import (
-    CLOSER_INDEX,
     DATA_DIR,
     EXIT_BAD_INPUT,
     IMAGE_DATA_DIR,
@@ -250,19 +249,24 @@ def failure_policy(*, ignore_disruption: bool = True) -> k8s.V1PodFailurePolicy:
 
 
 def worker_args(spec: StudySpec) -> list[str]:
-    """The worker index comes from JOB_COMPLETION_INDEX, set by the Indexed Job. Every pod but
-    the closer leaves as soon as nothing is left for it to start (its GPU is free for other
-    work; a dead pod's replacement reruns its stale trial); the closer stays until no trial
-    runs, and its success completes the Job (`success_policy`)."""
-    args = ["worker", f"{SPEC_DIR}/study.yaml", "--study", spec.name]
-    args += ["--until", "idle", "--closer", str(CLOSER_INDEX)]
+    """The worker index comes from JOB_COMPLETION_INDEX, set by the Indexed Job. Every pod
+    leaves as soon as nothing is left for it to start and no trial of its own index runs (its
+    GPU is free for other work); a dead pod's replacement, of the same index, reruns its stale
+    trial. So each index exits 0 once the study's budget is spent, and the Job is Complete when
+    they all have: the default success of an Indexed Job, with no pod idling until the end."""
+    args = ["worker", f"{SPEC_DIR}/study.yaml", "--study", spec.name, "--until", "idle"]
     if spec.resources.trials_per_pod > 1:
         args += ["--processes", str(spec.resources.trials_per_pod)]
     return args
 
 
-def success_policy() -> k8s.V1SuccessPolicy:
-    """The Job is Complete when the closer exits 0, which it does only when the study's
-    budget is spent and no trial runs: an index that ran out of retries does not fail a study
-    whose budget was spent, and no worker is still training when the policy ends the Job."""
-    return k8s.V1SuccessPolicy(rules=[k8s.V1SuccessPolicyRule(succeeded_indexes=str(CLOSER_INDEX))])
+def backoff_limit(spec: StudySpec) -> int:
+    """The failed pods a study's Job allows in all: `backoff_limit_per_index` per worker.
+
+    A Job-wide limit, not the Job's `backoffLimitPerIndex`: the Job controller fails a Job
+    whose failed indexes and succeeded ones make up its completions before it looks at any
+    success policy (`syncJob`), so one index that ran out of retries would turn a study whose
+    budget was spent into a Failed Job. With a Job-wide limit a failing index is retried (and
+    its replacement, finding the budget spent, exits 0) until the Job as a whole has failed
+    that many times."""
+    return spec.resources.backoff_limit_per_index * spec.workers

@@ -27,6 +27,7 @@ from finscale.k8s.options import (
     cpu_sibling,
 )
 from finscale.k8s.parts import (
+    backoff_limit,
     container,
     data_env,
     data_in_image,
@@ -35,7 +36,6 @@ from finscale.k8s.parts import (
     pod,
     queue_label,
     study_labels,
-    success_policy,
     worker_args,
     worker_env,
     worker_resources,
@@ -43,6 +43,7 @@ from finscale.k8s.parts import (
 )
 from finscale.k8s.serialize import kustomization, to_dict, to_yaml
 from finscale.spec import ExperimentSpec, StudySpec, load_spec
+from finscale.spec.base import NAME_LIMIT
 
 # Re-exported: tests and callers read them here.
 __all__ = [
@@ -55,6 +56,8 @@ __all__ = [
     "drift",
     "evaluate_config_map",
     "evaluate_job",
+    "evaluate_job_name",
+    "evaluate_objects",
     "job",
     "render",
     "render_study",
@@ -132,9 +135,8 @@ def job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
             completion_mode="Indexed",
             completions=spec.workers,
             parallelism=spec.workers,
-            backoff_limit_per_index=r.backoff_limit_per_index,
+            backoff_limit=backoff_limit(spec),
             pod_failure_policy=failure_policy(),
-            success_policy=success_policy(),
             pod_replacement_policy="Failed",  # never two pods of one index at once
             suspend=True if r.queue else None,  # Kueue admits (unsuspends) it
             active_deadline_seconds=r.active_deadline_s,
@@ -214,33 +216,45 @@ def data_job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
 # --- an experiment's final evaluation ---
 
 
-def _evaluate_labels(experiment: str) -> dict[str, str]:
+def _evaluate_labels(experiment: str, instance: str) -> dict[str, str]:
     # "worker": the network policies let workers (and only them) reach PostgreSQL.
-    return labels("worker", f"{experiment}-evaluate", experiment=experiment)
+    return labels("worker", instance, experiment=experiment)
 
 
 def evaluate_config_map(experiment: ExperimentSpec, options: ClusterOptions) -> k8s.V1ConfigMap:
-    """The experiment spec, mounted into the evaluation pod as `experiment.yaml`."""
+    """The experiment spec, mounted into the evaluation pods as `experiment.yaml`."""
+    name = f"{experiment.name}-evaluate"
     return k8s.V1ConfigMap(
         api_version="v1",
         kind="ConfigMap",
         metadata=k8s.V1ObjectMeta(
-            name=f"{experiment.name}-evaluate-spec",
+            name=f"{name}-spec",
             namespace=options.namespace,
-            labels=_evaluate_labels(experiment.name),
+            labels=_evaluate_labels(experiment.name, name),
         ),
         data={"experiment.yaml": experiment.to_yaml()},
     )
 
 
-def evaluate_job(
-    experiment: ExperimentSpec, studies: list[StudySpec], options: ClusterOptions
-) -> k8s.V1Job:
-    """The final evaluation of an experiment (`finscale evaluate`): one pod that retrains each
-    study's best trials in turn, with the resources of its largest budget. Apply it when the
-    studies are done."""
-    largest = max(studies, key=lambda s: s.budget_params)
-    volumes, mounts = worker_volumes(largest, options)
+def evaluate_job_name(study: str) -> str:
+    """`<study>-evaluate`, or, past the 63 characters of a Job name, the study's name cut and
+    a digest of it (so that two long names stay apart)."""
+    suffix = "-evaluate"
+    if len(study) + len(suffix) <= NAME_LIMIT:
+        return study + suffix
+    digest = hashlib.sha256(study.encode()).hexdigest()[:8]
+    head = study[: NAME_LIMIT - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"
+
+
+def evaluate_job(experiment: ExperimentSpec, spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
+    """The final evaluation of one study (`finscale evaluate --study`): a pod that retrains
+    the study's best trials, sized like the study's workers and ended by
+    `resources.evaluation_deadline_s`. The experiment's studies evaluate in parallel, one Job
+    each; apply them when the studies are done (a retried pod resumes: runs already stored are
+    not trained again)."""
+    name = evaluate_job_name(spec.name)
+    volumes, mounts = worker_volumes(spec, options)
     volumes = [v for v in volumes if v.name != "study-spec"] + [
         k8s.V1Volume(
             name="experiment-spec",
@@ -252,30 +266,28 @@ def evaluate_job(
     mounts = [m for m in mounts if m.name != "study-spec"] + [
         k8s.V1VolumeMount(name="experiment-spec", mount_path=SPEC_DIR, read_only=True)
     ]
-    r = largest.resources
+    r = spec.resources
     evaluator = container(
         "evaluate",
         options.image(r.image),
-        ["evaluate", f"{SPEC_DIR}/experiment.yaml"],
-        env=worker_env(largest, options),
-        resources=worker_resources(largest),
+        ["evaluate", f"{SPEC_DIR}/experiment.yaml", "--study", spec.name],
+        env=worker_env(spec, options),
+        resources=worker_resources(spec),
         mounts=mounts,
         pull_policy=options.pull_policy,
     )
-    eval_labels = _evaluate_labels(experiment.name)
+    eval_labels = {**_evaluate_labels(experiment.name, name), "finscale.io/study": spec.name}
     return k8s.V1Job(
         api_version="batch/v1",
         kind="Job",
         metadata=k8s.V1ObjectMeta(
-            name=f"{experiment.name}-evaluate",
-            namespace=options.namespace,
-            labels={**eval_labels, **queue_label(largest)},
+            name=name, namespace=options.namespace, labels={**eval_labels, **queue_label(spec)}
         ),
         spec=k8s.V1JobSpec(
-            # A retried pod resumes: runs already stored are not trained again.
             backoff_limit=r.backoff_limit_per_index,
             pod_failure_policy=failure_policy(),
             suspend=True if r.queue else None,
+            active_deadline_seconds=r.evaluation_deadline_s,
             ttl_seconds_after_finished=r.ttl_after_finished_s,
             template=k8s.V1PodTemplateSpec(
                 metadata=k8s.V1ObjectMeta(labels=eval_labels),
@@ -283,6 +295,14 @@ def evaluate_job(
             ),
         ),
     )
+
+
+def evaluate_objects(
+    experiment: ExperimentSpec, studies: list[StudySpec], options: ClusterOptions
+) -> list[k8s.V1ConfigMap | k8s.V1Job]:
+    """An experiment's evaluation: its spec's ConfigMap, then one Job per study."""
+    jobs = [evaluate_job(experiment, s, options) for s in studies]
+    return [evaluate_config_map(experiment, options), *jobs]
 
 
 # --- a spec's files, written or checked ---
@@ -309,7 +329,7 @@ def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[st
             name = f"{DATA_FOLDER}/{data_job_name(s.data.dataset)}.yaml"
             files[name] = to_yaml([data_job(s, options)])
     if isinstance(spec, ExperimentSpec):
-        objects = [evaluate_config_map(spec, options), evaluate_job(spec, studies, options)]
+        objects = evaluate_objects(spec, studies, options)
         files[f"{folder}/{EVALUATE_FOLDER}/{spec.name}.yaml"] = to_yaml(objects)
     return files
 

@@ -81,11 +81,22 @@ class ResourcesSpec(SpecModel):
     active_deadline_s: int | None = Field(
         default=None, ge=1, le=_YEAR_S, description="Job time limit."
     )
+    evaluation_deadline_s: int = Field(
+        default=172800,
+        ge=60,
+        le=_YEAR_S,
+        description="Time limit of the study's final evaluation Job (its top-k trials "
+        "retrained with several seeds): a stuck evaluation does not hold its node for ever.",
+    )
     ttl_after_finished_s: int | None = Field(
         default=86400, ge=0, le=_YEAR_S, description="Job clean-up delay."
     )
     backoff_limit_per_index: int = Field(
-        default=3, ge=0, le=1000, description="Retries of a failed pod."
+        default=3,
+        ge=0,
+        le=1000,
+        description="Retries of failed pods, per worker: the Job allows this times `workers` "
+        "failed pods in all.",
     )
     storage_deadline_s: int = Field(
         default=300,
