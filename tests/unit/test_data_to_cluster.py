@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import yaml
 
 from finscale.data import build_datasets, load_inputs, read_manifest
 from finscale.errors import DataError
-from finscale.k8s import render, shipping
+from finscale.k8s import render, shipping, write
 from finscale.k8s.options import SHIPPED_DIR
 from tests.conftest import REPO, SAMPLE_DIR, run_cli
+from tests.unit.test_delivery import KUBERNETES_VERSIONS, _tool
 
 NASDAQ = REPO / "configs" / "experiments" / "nasdaq-scaling.yaml"
 DATA_JOB = "data/finscale-data-ixic.yaml"
@@ -164,14 +166,23 @@ def test_a_build_that_makes_another_version_than_expected_writes_nothing(
 
 
 def test_a_dataset_neither_in_the_image_nor_built_locally_is_refused_with_both_ways_out(
-    tmp_path: Path,
+    tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # given an empty data directory
     empty = tmp_path / "data"
-    with pytest.raises(DataError) as refused:
-        render(_spec(tmp_path, "IXIC.dataset.a25"), data_dir=empty)
-    said = str(refused.value)
-    assert "IXIC.dataset.a25" in said and str(empty) in said
+    env.setenv("FINSCALE_DATA_DIR", str(empty))
+    spec = _spec(tmp_path, "IXIC.dataset.a25")
+    # when the spec is rendered without a choice
+    code, _, err = run_cli(["render", str(spec), "--out", str(tmp_path / "jobs")], capsys)
+    # then it exits 2 naming the dataset, the data directory and both ways out; nothing written
+    said = " ".join(err.split())
+    assert code == 2, err
+    assert "dataset IXIC.dataset.a25 is not in the image and not built in" in said
+    assert str(empty) in said.replace(" ", "")  # a long path may wrap
     assert "finscale data build" in said and "--data-from download" in said
+    assert not (tmp_path / "jobs").exists()
+    with pytest.raises(DataError, match=r"IXIC\.dataset\.a25 is not in the image"):
+        render(spec, data_dir=empty)
 
 
 def test_the_explicit_download_renders_yfinance_with_the_ticker_as_given(tmp_path: Path) -> None:
@@ -212,8 +223,12 @@ def test_a_queued_spec_queues_its_data_job_on_the_cpu_image(tmp_path: Path) -> N
 
 
 def test_render_cli_lists_the_data_choices(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["render", "--help"], capsys)
-    assert code == 0 and "local" in out and "download" in out
+    env = {"COLUMNS": "200"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        code, out, _ = run_cli(["render", "--help"], capsys)
+    assert code == 0 and "<local|download>" in out and "[default: local]" in out
 
 
 def test_the_shipped_files_are_the_raw_snapshots_byte_for_byte(tmp_path: Path) -> None:
@@ -224,3 +239,22 @@ def test_the_shipped_files_are_the_raw_snapshots_byte_for_byte(tmp_path: Path) -
     files = render(_spec(tmp_path, "IXIC.dataset.a25"), data_dir=local)
     shipped = _docs(files[DATA_JOB])["ConfigMap"]["binaryData"]["IXIC.ohlcv.daily.parquet"]
     assert base64.b64decode(shipped) == (local / raw.path).read_bytes()
+
+
+@pytest.mark.parametrize("version", [KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]])
+def test_a_shipped_data_job_validates_strictly(version: str, tmp_path: Path) -> None:
+    # given IXIC built locally and the spec rendered, queued, with its bars shipped
+    local = tmp_path / "local"
+    _build("sample", local, tmp_path, ["a25c"])
+    spec = _spec(tmp_path, "IXIC.dataset.a25c")
+    spec.write_text(spec.read_text().replace("resources:\n", "resources:\n  queue: research\n"))
+    out = tmp_path / "jobs"
+    write(render(spec, data_dir=local), out)
+    manifests = sorted(str(p) for p in out.rglob("*.yaml") if p.name != "kustomization.yaml")
+    # then every object passes the Kubernetes schemas, strictly, and stays under 1 MiB
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *manifests],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / DATA_JOB).stat().st_size < shipping.OBJECT_LIMIT_BYTES

@@ -76,12 +76,13 @@ class DataPlan:
 
 
 def _ways_out(dataset: str, data_dir: Path) -> str:
-    ticker = dataset.split(".")[0]
+    ticker, _, kind = dataset.partition(".dataset.")
     return (
-        f"build it locally first (`FINSCALE_DATA_DIR={data_dir} finscale data build --source "
-        f"csv --csv BARS.csv --ticker {ticker}`, or --source yfinance/sample), so that the "
-        "cluster rebuilds exactly the bars checked here; or render with `--data-from "
-        "download` to have the data Job download it on the cluster"
+        f"build it into {data_dir} first (`finscale data build --source csv --csv BARS.csv "
+        f"--ticker SYMBOL --kind {kind}`, SYMBOL as your market names it, e.g. ^{ticker} for "
+        "an index; or --source yfinance), so that the cluster rebuilds exactly the bars "
+        "checked here; or render with `--data-from download` to have the data Job download "
+        "it on the cluster"
     )
 
 
