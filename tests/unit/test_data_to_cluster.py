@@ -9,6 +9,7 @@ import base64
 import gzip
 import hashlib
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,9 @@ def test_the_data_job_rebuilds_the_dataset_validated_locally(
     assert built is not None and built.sha256 == validated.sha256
     raw = read_manifest(volume).latest("IXIC.ohlcv.daily")
     assert raw is not None and raw.inputs[0].symbol == "^IXIC"
+    # and the study's wait-for-data init container, run against that volume, finds its version
+    code, out, err = run_cli(wait["args"], capsys)
+    assert code == 0 and f"{dataset} {validated.sha256} matches" in " ".join(out.split()), err
     # and applied again, it builds nothing
     code, out, err, _ = _run_data_job(files[DATA_JOB], tmp_path, env, capsys)
     assert code == 0 and "nothing to do" in out + err
@@ -258,3 +262,15 @@ def test_a_shipped_data_job_validates_strictly(version: str, tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / DATA_JOB).stat().st_size < shipping.OBJECT_LIMIT_BYTES
+
+
+def test_shipping_reads_the_manifest_without_pandas_torch_or_talib(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    _build("sample", local, tmp_path, ["a25"])
+    code = (
+        "import sys; from pathlib import Path; from finscale.k8s import render\n"
+        f"render(Path({str(_spec(tmp_path, 'IXIC.dataset.a25'))!r}), data_dir=Path({str(local)!r}))\n"
+        "print([m for m in ('torch', 'optuna', 'talib', 'pandas') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
