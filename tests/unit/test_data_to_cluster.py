@@ -274,3 +274,34 @@ def test_shipping_reads_the_manifest_without_pandas_torch_or_talib(tmp_path: Pat
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_version_the_spec_pins_is_shipped_after_a_newer_build(tmp_path: Path) -> None:
+    # given IXIC built from the sample, then rebuilt from a CSV that lacks the last year
+    local = tmp_path / "local"
+    _build("sample", local, tmp_path, ["a25"])
+    first = read_manifest(local).latest("IXIC.dataset.a25")
+    shorter = tmp_path / "shorter.csv"
+    _sample_frame("IXIC").iloc[:-250].to_csv(shorter, index=False)
+    inputs = load_inputs("csv", ticker="^IXIC", csv_path=shorter, kinds=["a25"])
+    build_datasets(inputs, data_dir=local)
+    latest = read_manifest(local).latest("IXIC.dataset.a25")
+    assert first is not None and latest is not None and latest.sha256 != first.sha256
+    # when a spec pinning the first version (by a prefix) is rendered
+    spec = _spec(tmp_path, "IXIC.dataset.a25")
+    spec.write_text(
+        spec.read_text().replace(
+            "  target: close\n", f"  target: close\n  sha256: {first.sha256[:12]}\n"
+        )
+    )
+    files = render(spec, data_dir=local)
+    # then the data Job rebuilds that version from its own bars, and the studies pin it in full
+    docs = _docs(files[DATA_JOB])
+    args = docs["Job"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"IXIC.dataset.a25={first.sha256}" in args
+    raw = read_manifest(local).find("IXIC.ohlcv.daily", first.inputs[0].sha256)
+    assert raw is not None
+    shipped = docs["ConfigMap"]["binaryData"]["IXIC.ohlcv.daily.parquet"]
+    assert base64.b64decode(shipped) == (local / raw.path).read_bytes()
+    study = _docs(files["nasdaq-scaling/nasdaq-scaling-50k-h1.yaml"])["ConfigMap"]
+    assert yaml.safe_load(study["data"]["study.yaml"])["data"]["sha256"] == first.sha256
