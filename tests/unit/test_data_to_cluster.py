@@ -61,7 +61,9 @@ def _docs(text: str) -> dict[str, dict[str, Any]]:
     return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
 
 
-def _run_data_job(text: str, tmp_path: Path, env: pytest.MonkeyPatch, capsys: Any) -> tuple:
+def _run_data_job(
+    text: str, tmp_path: Path, env: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, str, str, Path]:
     """The data Job's container, run here: the ConfigMap's files written where the pod would
     see them (its mount path mapped to a temporary folder through --snapshot-dir), a fresh
     data directory as the volume."""
