@@ -443,6 +443,9 @@ BOUNDED_COLUMNS: frozenset[str] = frozenset().union(*(t.bounded for t in TIERS.v
 
 # The sample's ticker: the datasets a build makes by default are built into the worker images.
 SAMPLE_TICKER = "GSPC"
+# The Yahoo Finance symbols of the sample's series (data/sample/README.md): what a download of
+# the same market asks for, and what a sample build records as the symbol of its bars.
+SAMPLE_SYMBOLS: dict[str, str] = {"GSPC": "^GSPC", "IXIC": "^IXIC", "VIX": "^VIX"}
 SAMPLE_DATASETS: frozenset[str] = frozenset(
     d.name(SAMPLE_TICKER) for d in DATASETS.values() if d.by_default
 )

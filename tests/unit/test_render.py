@@ -24,6 +24,13 @@ from tests.runbook import RUNBOOK
 SPECS = sorted((REPO / "configs" / "experiments").glob("*.yaml"))  # every spec has its Jobs
 VALIDATION = REPO / "configs" / "experiments" / "validation.yaml"
 JOBS = REPO / "jobs"
+# How `make render` renders the committed specs' data Jobs (the Makefile's RENDER_DATA_FROM).
+_MAKE = re.search(r"^RENDER_DATA_FROM \?= (\w+)$", (REPO / "Makefile").read_text(), re.M)
+DATA_FROM = _MAKE.group(1) if _MAKE else "local"
+
+
+def _render(spec: Path, **options: Any) -> dict[str, str]:
+    return render(spec, data_from=DATA_FROM, **options)
 
 
 def _docs(text: str) -> list[dict[str, Any]]:
@@ -37,12 +44,12 @@ def _as_model(data: dict[str, Any], kind: str) -> Any:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
 def test_committed_jobs_are_what_the_specs_render(spec: Path) -> None:
-    assert drift(render(spec), JOBS) == []
+    assert drift(_render(spec), JOBS) == []
 
 
 def test_rendering_is_byte_stable_and_check_sees_drift(tmp_path: Path) -> None:
-    files = render(VALIDATION)
-    assert files == render(VALIDATION)
+    files = _render(VALIDATION)
+    assert files == _render(VALIDATION)
     write(files, tmp_path)
     assert drift(files, tmp_path) == []
     target = tmp_path / "validation" / "validation-50k-h1.yaml"
@@ -237,7 +244,8 @@ def test_no_secret_is_ever_rendered(tmp_path: Path) -> None:
     }
     out = tmp_path / "jobs"
     result = subprocess.run(
-        [sys.executable, "-m", "finscale", "render", str(SPECS[0]), "--out", str(out)],
+        [sys.executable, "-m", "finscale", "render", str(SPECS[0]), "--out", str(out),
+         "--data-from", DATA_FROM],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     for path in out.rglob("*.yaml"):
@@ -253,7 +261,7 @@ def test_no_secret_is_ever_rendered(tmp_path: Path) -> None:
 def test_rendering_imports_no_torch_optuna_or_talib() -> None:
     code = (
         "import sys; from pathlib import Path; from finscale.k8s import render\n"
-        f"render(Path({str(SPECS[0])!r}))\n"
+        f"render(Path({str(SPECS[0])!r}), data_from={DATA_FROM!r})\n"
         "print([m for m in ('torch', 'optuna', 'talib') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -311,7 +319,7 @@ def typer_main_command(app: Any) -> Any:
 
 
 def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: Path) -> None:
-    files = render(_validation_with(tmp_path, queue="research"))
+    files = _render(_validation_with(tmp_path, queue="research"))
     for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
         (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
         assert job_doc["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research"
@@ -325,18 +333,18 @@ def test_a_queue_labels_the_jobs_for_kueue_and_creates_them_suspended(tmp_path: 
 def test_a_runtime_class_reaches_the_pods_that_train(tmp_path: Path) -> None:
     # no runtime class by default: the nodes' default runtime (the GPU operator's, usually)
     assert "runtimeClassName" not in _job("phase6a-2b-h1")["spec"]["template"]["spec"]
-    files = render(_validation_with(tmp_path, runtime_class="nvidia"))
+    files = _render(_validation_with(tmp_path, runtime_class="nvidia"))
     for name in ("validation/validation-50k-h1.yaml", "validation/evaluate/validation.yaml"):
         (job_doc,) = [d for d in _docs(files[name]) if d["kind"] == "Job"]
         assert job_doc["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     with pytest.raises(SpecError, match="'NVIDIA' is not a Kubernetes object name"):
-        render(_validation_with(tmp_path, runtime_class="NVIDIA"))
+        _render(_validation_with(tmp_path, runtime_class="NVIDIA"))
 
 
 def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> None:
     path = _validation_with(tmp_path, trials_per_pod=4, cpu_request="8", cpu_limit="8")
     (job_doc,) = [
-        d for d in _docs(render(path)["validation/validation-50k-h1.yaml"]) if d["kind"] == "Job"
+        d for d in _docs(_render(path)["validation/validation-50k-h1.yaml"]) if d["kind"] == "Job"
     ]
     container = job_doc["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][-2:] == ["--processes", "4"]
@@ -345,7 +353,7 @@ def test_several_trials_per_pod_share_its_device_and_threads(tmp_path: Path) -> 
 
 
 def test_an_experiment_renders_its_evaluation_apart_one_job_per_study() -> None:
-    files = render(REPO / "configs" / "experiments" / "phase6a.yaml")
+    files = _render(REPO / "configs" / "experiments" / "phase6a.yaml")
     config_map, *jobs = _docs(files["phase6a/evaluate/phase6a.yaml"])
     assert config_map["kind"] == "ConfigMap" and {j["kind"] for j in jobs} == {"Job"}
     # the ConfigMap holds the experiment, which loads back to the same studies
@@ -431,7 +439,7 @@ PHASE6A = REPO / "configs" / "experiments" / "phase6a.yaml"
 def test_images_come_from_the_users_registry_and_data_pods_run_the_cpu_image() -> None:
     # by default: the spec's GPU image for workers and evaluation, its CPU sibling (same
     # registry and tag) for the pods that only build or check data
-    default = _images(render(PHASE6A))
+    default = _images(_render(PHASE6A))
     assert default["data/finscale-data-spy.yaml"] == {
         ("ghcr.io/finscale/finscale-worker-cpu:0.1.0", "IfNotPresent")
     }
@@ -441,7 +449,7 @@ def test_images_come_from_the_users_registry_and_data_pods_run_the_cpu_image() -
     }
     # with the user's registry every image moves there, name and tag kept; Always on request
     options = ClusterOptions(registry="registry.example.com:5000/ml/team", pull_policy="Always")
-    moved = _images(render(PHASE6A, options=options))
+    moved = _images(_render(PHASE6A, options=options))
     images = {image for pairs in moved.values() for image, _ in pairs}
     assert images == {
         "registry.example.com:5000/ml/team/finscale-worker:0.1.0",

@@ -318,7 +318,7 @@ def test_a_cpu_request_in_k_notation_validates_and_renders(tmp_path: Path) -> No
     from finscale.k8s import render
 
     spec = {**MINIMAL, "resources": {"cpu_request": "2k", "cpu_limit": "2k"}}
-    files = render(_write(tmp_path, spec))
+    files = render(_write(tmp_path, spec), data_from="download")
     assert "cpu: 2k" in files["demo/demo-2m-h1.yaml"]
     assert "OMP_NUM_THREADS\n          value: '2000'" in files["demo/demo-2m-h1.yaml"]
     with pytest.raises(SpecError, match=r"cpu_request \(3k\) exceeds cpu_limit \(2\)"):

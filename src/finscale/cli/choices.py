@@ -31,6 +31,14 @@ class Source(StrEnum):
     sample = "sample"
     csv = "csv"
     yfinance = "yfinance"
+    snapshot = "snapshot"
+
+
+class DataFrom(StrEnum):
+    """Where a rendered data Job gets a dataset's bars: `finscale.k8s.shipping.DataFrom`."""
+
+    local = "local"
+    download = "download"
 
 
 class Allowance(StrEnum):

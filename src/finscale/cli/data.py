@@ -31,12 +31,17 @@ data_app = typer.Typer(help="Build, verify and inspect the market datasets.", no
 def data_build(
     ctx: typer.Context,
     source: Annotated[
-        Source, typer.Option(help="Where the bars come from: sample, csv or yfinance.")
+        Source,
+        typer.Option(
+            help="Where the bars come from: sample, csv, yfinance, or snapshot (the raw "
+            "snapshots of an earlier build, as a data Job gets them from `finscale render`)."
+        ),
     ] = Source.sample,
     ticker: Annotated[
         str | None,
         typer.Option(
-            help="Symbol (sample: GSPC or IXIC; yfinance: SPY by default; csv: required)."
+            help="Symbol, recorded as given (^IXIC; files are named IXIC). sample: GSPC or "
+            "IXIC; yfinance: SPY by default; csv and snapshot: required."
         ),
     ] = None,
     csv: Annotated[
@@ -58,6 +63,19 @@ def data_build(
             "--input-csv",
             metavar="NAME=FILE",
             help=f"CSV (Date, Close) of an input series, csv source only ({input_names()}).",
+        ),
+    ] = None,
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of raw snapshots (<raw name>.parquet), snapshot source only."),
+    ] = None,
+    expect_sha256: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expect-sha256",
+            metavar="NAME=DIGEST",
+            help="The sha256 a built dataset must have (repeatable); any other version is "
+            "refused with exit 2 and nothing is written.",
         ),
     ] = None,
     max_jump: Annotated[
@@ -99,7 +117,14 @@ def data_build(
     close unchanged or a volume of 0 for 10 rows in a row. Bars on weekends and a few days
     without volume are warned of. Raise a bound for an instrument that needs it.
     """
-    from finscale.data import Plausibility, build_datasets, load_inputs, parse_input_csv
+    from finscale.data import (
+        Plausibility,
+        already_expected,
+        build_datasets,
+        load_inputs,
+        parse_expected,
+        parse_input_csv,
+    )
 
     settings = _state(ctx).settings
     bounds = Plausibility(
@@ -112,15 +137,25 @@ def data_build(
     )
     input_files = parse_input_csv(input_csv or [])
     kinds = None if kind is None else [str(k.value) for k in kind]
+    expect = parse_expected(expect_sha256 or [])
     if if_missing:
         from finscale.data import already_built
 
-        built = already_built(
-            settings.data_dir, source.value, ticker, kinds=kinds, input_csv=input_files
+        # With expected versions, those versions (not merely the names) must be there.
+        built = (
+            already_expected(settings.data_dir, expect)
+            if expect
+            else already_built(
+                settings.data_dir, source.value, ticker, kinds=kinds, input_csv=input_files
+            )
         )
         if built is not None:
             _say(f"{', '.join(built)}: already built in {settings.data_dir}; nothing to do")
             return
+    if snapshot_dir is not None:
+        from finscale.data.inputs import check_snapshots
+
+        check_snapshots(snapshot_dir, expect)
     inputs = load_inputs(
         source.value,
         ticker=ticker,
@@ -129,8 +164,9 @@ def data_build(
         input_csv=input_files,
         sample_dir=settings.sample_dir,
         bounds=bounds,
+        snapshot_dir=snapshot_dir,
     )
-    made = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds)
+    made = build_datasets(inputs, data_dir=settings.data_dir, bounds=bounds, expect=expect)
     views.show(out, views.built_table(made, settings.data_dir, width=out.width))
 
 

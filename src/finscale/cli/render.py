@@ -10,6 +10,7 @@ import typer
 from finscale import defaults
 from finscale.cli import views
 from finscale.cli.bounds import bounded
+from finscale.cli.choices import DataFrom
 from finscale.cli.common import _ok, _problem, _state, err, out
 from finscale.errors import ExitCode, SpecError
 from finscale.tiers import DATASETS, features_help
@@ -121,6 +122,7 @@ def _namespace(name: str) -> str:
 
 
 def render_command(
+    ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder of the manifests.")] = Path("jobs"),
     check: Annotated[
@@ -146,8 +148,18 @@ def render_command(
             "that moves)."
         ),
     ] = "IfNotPresent",
+    data_from: Annotated[
+        DataFrom,
+        typer.Option(
+            help="Where a data Job gets a dataset the image lacks: local (the bars it was built "
+            "from in the data directory, shipped and rebuilt on the cluster, its sha256 checked "
+            "and pinned by the studies) or download (Yahoo Finance on the cluster; the studies "
+            "pin what it built)."
+        ),
+    ] = DataFrom.local,
 ) -> None:
-    """One Job (and the ConfigMap holding its StudySpec) per study, into --out."""
+    """One Job (and the ConfigMap holding its StudySpec) per study, into --out; a data Job per
+    ticker whose datasets the image lacks."""
     from finscale.hpo.preflight import check_grids
     from finscale.k8s import ClusterOptions, drift, render, write
     from finscale.spec import load_studies
@@ -160,7 +172,8 @@ def render_command(
     options = ClusterOptions(
         namespace=namespace, storage_url=storage_url, registry=registry, pull_policy=pull_policy
     )
-    files = render(spec, options=options)
+    data_dir = _state(ctx).settings.data_dir
+    files = render(spec, options=options, data_from=data_from.value, data_dir=data_dir)
     if check:
         problems = drift(files, out_dir)
         for problem in problems:

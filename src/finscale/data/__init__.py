@@ -18,10 +18,12 @@ _WHERE = {
     "Prepared": "preparation",
     "SplitSettings": "preparation",
     "already_built": "inputs",
+    "already_expected": "inputs",
     "build_datasets": "build",
     "dataset_names": "inputs",
     "load_dataset": "dataset",
     "load_inputs": "inputs",
+    "parse_expected": "inputs",
     "parse_input_csv": "inputs",
     "prepare": "preparation",
     "read_manifest": "manifest",
@@ -38,8 +40,10 @@ if TYPE_CHECKING:  # the same names for type checkers
     from finscale.data.dataset import load_dataset as load_dataset
     from finscale.data.dataset import wait_for_dataset as wait_for_dataset
     from finscale.data.inputs import already_built as already_built
+    from finscale.data.inputs import already_expected as already_expected
     from finscale.data.inputs import dataset_names as dataset_names
     from finscale.data.inputs import load_inputs as load_inputs
+    from finscale.data.inputs import parse_expected as parse_expected
     from finscale.data.inputs import parse_input_csv as parse_input_csv
     from finscale.data.integrity import verify_manifest as verify_manifest
     from finscale.data.manifest import read_manifest as read_manifest

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,8 +211,49 @@ def _plan(inputs: Inputs, max_feature: float) -> list[_Planned]:
     return plans
 
 
+def _check_expected(staged: list[tuple[_Planned, Path, str]], expect: Mapping[str, str]) -> None:
+    """Refuse a build whose datasets are not the versions expected, before anything is written."""
+    digests = {plan.name: digest for plan, _, digest in staged}
+    for name, wanted in expect.items():
+        if name not in digests:
+            raise DataError(
+                f"{name}: expected sha256 {wanted}, but this build does not make it (it makes "
+                f"{', '.join(digests)})"
+            )
+        if digests[name] != wanted:
+            raise DataError(
+                f"{name}: the rebuilt dataset has sha256 {digests[name]}, not the {wanted} that "
+                "was validated and shipped; nothing was written. The bars or the code differ "
+                "from the build it was checked with (same finscale version and image?)"
+            )
+
+
+def _entry(
+    plan: _Planned, relative: str, target: Path, digest: str, inputs: list[InputRef]
+) -> ManifestEntry:
+    return ManifestEntry(
+        name=plan.name,
+        kind=plan.kind,
+        path=relative,
+        sha256=digest,
+        size_bytes=target.stat().st_size,
+        rows=len(plan.frame),
+        columns=[str(c) for c in plan.frame.columns],
+        start=plan.frame["Date"].iloc[0].date(),
+        end=plan.frame["Date"].iloc[-1].date(),
+        lookback_rows=plan.lookback_rows,
+        inputs=inputs,
+        code_version=code_version(),
+        created_at=datetime.now(UTC),
+    )
+
+
 def build_datasets(
-    inputs: Inputs, *, data_dir: Path, bounds: sources.Plausibility | None = None
+    inputs: Inputs,
+    *,
+    data_dir: Path,
+    bounds: sources.Plausibility | None = None,
+    expect: Mapping[str, str] | None = None,
 ) -> list[Built]:
     """Write the raw snapshots and datasets of `inputs` and register them in the manifest.
 
@@ -219,6 +261,8 @@ def build_datasets(
         inputs: validated bars (see `load_inputs`).
         data_dir: the data directory (created if needed).
         bounds: its `max_feature` bounds every feature after the build.
+        expect: the sha256 each named dataset must have (what a data Job was shipped to
+            rebuild); a build that makes another version writes nothing.
 
     Returns:
         One `Built` per file, raw snapshots first; `unchanged` when the manifest's latest entry
@@ -226,8 +270,8 @@ def build_datasets(
 
     Raises:
         DataError: a dataset would be empty, or hold a non-finite value or one beyond
-            `bounds.max_feature` after its warm-up; the manifest is invalid. Nothing is written
-            in either case.
+            `bounds.max_feature` after its warm-up; a dataset's sha256 is not the one in
+            `expect`; the manifest is invalid. Nothing is written in any of these cases.
     """
     manifest = read_manifest(data_dir)
     plans = _plan(inputs, (bounds or sources.Plausibility()).max_feature)
@@ -236,38 +280,29 @@ def build_datasets(
     # Private while it holds half-written files; removed at the end.
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".build-"))
     try:
-        raw_refs: list[InputRef] = []
+        staged = []
         for plan in plans:
-            inputs_of = plan.inputs if plan.kind == "raw" else _raw_inputs(plan.name, raw_refs)
             tmp = staging / f"{plan.name}.parquet"
             _write_parquet(plan.frame, tmp)
-            digest = sha256_file(tmp)
+            staged.append((plan, tmp, sha256_file(tmp)))
+        _check_expected(staged, expect or {})
+        raw_refs: list[InputRef] = []
+        for plan, tmp, digest in staged:
+            inputs_of = plan.inputs if plan.kind == "raw" else _raw_inputs(plan.name, raw_refs)
             relative = f"{plan.folder}/{plan.name}-{digest[:12]}.parquet"
             target = data_dir / relative
             make_data_dir(target.parent)
             if not (target.is_file() and sha256_file(target) == digest):
                 shutil.move(tmp, target)
             if plan.kind == "raw":
-                raw_refs.append(InputRef(name=plan.name, sha256=digest, origin=relative))
+                symbol = plan.inputs[0].symbol
+                ref = InputRef(name=plan.name, sha256=digest, origin=relative, symbol=symbol)
+                raw_refs.append(ref)
             latest = manifest.latest(plan.name)
             if latest is not None and latest.sha256 == digest and latest.path == relative:
                 results.append(Built(latest, unchanged=True))
                 continue
-            entry = ManifestEntry(
-                name=plan.name,
-                kind=plan.kind,
-                path=relative,
-                sha256=digest,
-                size_bytes=target.stat().st_size,
-                rows=len(plan.frame),
-                columns=[str(c) for c in plan.frame.columns],
-                start=plan.frame["Date"].iloc[0].date(),
-                end=plan.frame["Date"].iloc[-1].date(),
-                lookback_rows=plan.lookback_rows,
-                inputs=inputs_of,
-                code_version=code_version(),
-                created_at=datetime.now(UTC),
-            )
+            entry = _entry(plan, relative, target, digest, inputs_of)
             manifest = Manifest(entries=[*manifest.entries, entry])
             results.append(Built(entry, unchanged=False))
         if any(not r.unchanged for r in results):

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from finscale.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
+# A raw snapshot shipped on its own (what `finscale render` puts in a data Job's ConfigMap and
+# `data build --source snapshot` reads): `<raw name>.parquet`, e.g. `IXIC.ohlcv.daily.parquet`.
+SNAPSHOT_SUFFIX = ".parquet"
 SCHEMA_VERSION: Literal[1] = 1
 # Built data is read by other users: an image builds it as root and runs as uid 10001; a data Job
 # writes the shared volume that every worker pod reads. Its modes never depend on the umask.
@@ -49,6 +52,11 @@ class InputRef(BaseModel):
     sha256: str = Field(description="sha256 of the input's bytes.")
     origin: str = Field(
         description="Where the input was read: a file, a sample file, yfinance:SPY."
+    )
+    symbol: str | None = Field(
+        default=None,
+        description="The market symbol exactly as given (`^IXIC`), of a series read from a "
+        "source; the file names use its file-safe form (`IXIC`).",
     )
 
 
@@ -188,7 +196,8 @@ def write_manifest(manifest: Manifest, data_dir: Path) -> Path:
     by every user (mode 0644)."""
     make_data_dir(data_dir)
     path = data_dir / MANIFEST_NAME
-    text = json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n"
+    # No nulls: an input without a recorded symbol is written as before the field existed.
+    text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2) + "\n"
     fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".manifest-", suffix=".json")
     try:
         os.fchmod(fd, FILE_MODE)  # mkstemp creates it 0600: unreadable to the images' user

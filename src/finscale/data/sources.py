@@ -352,6 +352,18 @@ def say_which_close(columns: Sequence[object], origin: str) -> None:
         )
 
 
+def read_snapshot(path: Path) -> pd.DataFrame:
+    """The bars of a raw snapshot (parquet) an earlier build wrote, to be validated again.
+
+    Raises:
+        DataError: the file is not a readable parquet file.
+    """
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from both
+        raise DataError(f"{path}: not a readable raw snapshot (parquet): {e}") from e
+
+
 def sample_dir(override: Path | None = None) -> Path:
     """The folder of the shipped sample files: `override`, the copy inside an installed wheel,
     or the source tree's `data/sample`."""

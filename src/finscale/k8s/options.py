@@ -21,6 +21,8 @@ IMAGE_DATASETS = SAMPLE_DATASETS
 SPEC_DIR = "/etc/finscale/study"
 SECRET_DIR = "/etc/finscale/secrets"
 DATA_DIR = "/data"
+# Where a data Job sees the raw snapshots shipped in its ConfigMap (`finscale.k8s.shipping`).
+SHIPPED_DIR = "/etc/finscale/bars"
 UID = 10001  # the worker images' non-root user
 CONTAINER = "worker"
 EXIT_BAD_INPUT = 2  # finscale's exit code for a bad spec or data: never retried

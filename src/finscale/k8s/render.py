@@ -12,14 +12,13 @@ reads it from the Secret mounted as a file (`PGPASSFILE`).
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 from kubernetes import client as k8s
 
+from finscale.k8s.data_job import data_config_map, data_job
 from finscale.k8s.options import (
     CONTAINER,
-    DATA_DIR,
     IMAGE_DATA_DIR,
     SPEC_DIR,
     UID,
@@ -42,6 +41,7 @@ from finscale.k8s.parts import (
     worker_volumes,
 )
 from finscale.k8s.serialize import kustomization, to_dict, to_yaml
+from finscale.k8s.shipping import DataFrom, data_job_name, pinned, plan_data
 from finscale.spec import ExperimentSpec, StudySpec, load_spec
 from finscale.spec.base import NAME_LIMIT
 
@@ -50,6 +50,7 @@ __all__ = [
     "IMAGE_DATA_DIR",
     "UID",
     "ClusterOptions",
+    "DataFrom",
     "config_map",
     "data_job",
     "data_job_name",
@@ -160,59 +161,6 @@ def render_study(spec: StudySpec, options: ClusterOptions) -> str:
     return to_yaml([config_map(spec, options), job(spec, options)])
 
 
-# --- a dataset's data Job ---
-
-
-def data_job_name(dataset: str) -> str:
-    ticker = dataset.split(".")[0].lower()
-    return f"finscale-data-{re.sub(r'[^a-z0-9-]', '-', ticker)}"
-
-
-def data_job(spec: StudySpec, options: ClusterOptions) -> k8s.V1Job:
-    """Builds the study's dataset (and the VIX variant) from Yahoo Finance onto the data volume."""
-    ticker = spec.data.dataset.split(".")[0]
-    name = data_job_name(spec.data.dataset)
-    data_labels = labels("data", name)
-    builder = container(
-        "data",
-        options.image(cpu_sibling(spec.resources.image)),
-        # Applied twice (or after its TTL), it downloads nothing when the data is there.
-        ["data", "build", "--source", "yfinance", "--ticker", ticker, "--if-missing"],
-        env=data_env(),
-        resources=k8s.V1ResourceRequirements(
-            requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "2", "memory": "4Gi"}
-        ),
-        mounts=[
-            k8s.V1VolumeMount(name="data", mount_path=DATA_DIR),
-            k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
-        ],
-        pull_policy=options.pull_policy,
-    )
-    volumes = [
-        k8s.V1Volume(
-            name="data",
-            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
-                claim_name=options.data_claim
-            ),
-        ),
-        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="2Gi")),
-    ]
-    return k8s.V1Job(
-        api_version="batch/v1",
-        kind="Job",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=options.namespace, labels=data_labels),
-        spec=k8s.V1JobSpec(
-            backoff_limit=4,  # downloads fail transiently; finscale itself retries each one too
-            pod_failure_policy=failure_policy(ignore_disruption=False),
-            ttl_seconds_after_finished=86400,
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=data_labels),
-                spec=pod(options, containers=[builder], volumes=volumes),
-            ),
-        ),
-    )
-
-
 # --- an experiment's final evaluation ---
 
 
@@ -308,26 +256,48 @@ def evaluate_objects(
 # --- a spec's files, written or checked ---
 
 
-def render(spec_path: Path, *, options: ClusterOptions | None = None) -> dict[str, str]:
+def render(
+    spec_path: Path,
+    *,
+    options: ClusterOptions | None = None,
+    data_from: DataFrom = "local",
+    data_dir: Path | None = None,
+) -> dict[str, str]:
     """Every file a spec renders, by path in the output folder: one folder per experiment,
     `<experiment>/<study>.yaml` per study (its kustomization applies this experiment's studies
     and no other's), `<experiment>/evaluate/<experiment>.yaml` with its final evaluation (apart:
-    it runs once the studies are done), and `data/<data job>.yaml` per dataset that the image
-    does not hold (shared by the experiments that read it). A study spec alone goes into its
-    experiment's folder.
+    it runs once the studies are done), and `data/<data job>.yaml` per ticker whose datasets
+    the image does not hold (shared by the experiments that read it). A study spec alone goes
+    into its experiment's folder.
+
+    Args:
+        spec_path: an experiment or study spec.
+        options: where the cluster's pieces are.
+        data_from: `local` (default): each dataset outside the image is shipped as the raw
+            snapshots it was built from in `data_dir`, rebuilt by its data Job and checked
+            against the sha256 built here, which the studies pin; `download`: its data Job
+            downloads it, and each study pins what it finds when it is created.
+        data_dir: the local data directory (its `manifest.json`).
 
     Raises:
         SpecError: a bad spec, or a storage URL with a password.
+        DataError: `local`, and a dataset is not built in `data_dir` (or is too large to
+            ship; see `finscale.k8s.shipping.plan_data`).
     """
     options = options or ClusterOptions()
     spec = load_spec(spec_path)
     studies = spec.expand() if isinstance(spec, ExperimentSpec) else [spec]
     folder = spec.name if isinstance(spec, ExperimentSpec) else spec.experiment
+    outside = [s for s in studies if not data_in_image(s)]
+    plans = plan_data(outside, data_from=data_from, data_dir=data_dir)
+    studies = [pinned(s, plans) for s in studies]
     files = {f"{folder}/{s.name}.yaml": render_study(s, options) for s in studies}
-    for s in studies:
-        if not data_in_image(s):
-            name = f"{DATA_FOLDER}/{data_job_name(s.data.dataset)}.yaml"
-            files[name] = to_yaml([data_job(s, options)])
+    for s in outside:  # the first study of a ticker names the image and the queue
+        plan = plans[data_job_name(s.data.dataset)]
+        name = f"{DATA_FOLDER}/{plan.name}.yaml"
+        if name not in files:
+            shipped = [data_config_map(plan, options)] if plan.shipped else []
+            files[name] = to_yaml([*shipped, data_job(plan, s, options)])
     if isinstance(spec, ExperimentSpec):
         objects = evaluate_objects(spec, studies, options)
         files[f"{folder}/{EVALUATE_FOLDER}/{spec.name}.yaml"] = to_yaml(objects)
