@@ -150,6 +150,31 @@ class LocalFileError(FinscaleError):
     exit_code: int = ExitCode.BAD_INPUT
 
 
+class ClusterError(FinscaleError):
+    """The Kubernetes API refused a request, or holds nothing to act on (`finscale submit`,
+    `watch`, `cancel`, `report --kube`): forbidden (403), no such namespace or resource kind
+    (404), a conflict with another field manager (409), an invalid or immutable object (422),
+    a kubeconfig or context that does not exist, no Jobs of that name. Names the object, the
+    API's status and its message. Exit 2: a rerun fails the same way until it is fixed."""
+
+    exit_code: int = ExitCode.BAD_INPUT
+
+
+class ClusterUnavailableError(FinscaleError):
+    """The Kubernetes API server did not answer (unreachable, timed out, a 5xx answer), or a
+    Job did not finish within the time a command waits for it. Exit 3, like a storage that did
+    not answer: waiting and retrying may help."""
+
+    exit_code: int = ExitCode.STORAGE_UNAVAILABLE
+
+
+class JobFailedError(FinscaleError):
+    """A Job that `finscale watch`, `submit` (a data Job) or `report --kube` waited for
+    failed; the message names it, its failure reason and its failed pods' exit codes."""
+
+    exit_code: int = ExitCode.ERROR
+
+
 class TrialFailedError(FinscaleError):
     """A trial could not produce a value (out of memory, diverged, does not fit); the study goes
     on. The message is stored as the trial's `fail_reason`."""
