@@ -227,12 +227,17 @@ def serve(tmp_path: Path, fake: FakeKube | None = None) -> Iterator[Served]:
 
 
 def job(name: str, *, state: str = "Running", study: str | None = None,
-        experiment: str = "validation", component: str = "worker",
+        experiment: str | None = "validation", component: str = "worker",
         failed: int = 0, reason: str = "") -> dict[str, Any]:  # fmt: skip
     """A Job as the API returns it, labelled as the renderer labels it."""
-    labels = {"app.kubernetes.io/name": "finscale", "app.kubernetes.io/component": component,
-              "app.kubernetes.io/part-of": "finscale", "app.kubernetes.io/instance": name,
-              "finscale.io/experiment": experiment}  # fmt: skip
+    labels = {
+        "app.kubernetes.io/name": "finscale",
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "finscale",
+        "app.kubernetes.io/instance": name,
+    }
+    if experiment:
+        labels["finscale.io/experiment"] = experiment
     if study:
         labels["finscale.io/study"] = study
     status: dict[str, Any] = {"active": 1 if state == "Running" else 0, "failed": failed}

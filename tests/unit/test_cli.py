@@ -276,11 +276,22 @@ def test_the_choices_of_the_options_are_the_librarys() -> None:
     import inspect
     from typing import get_args, get_type_hints
 
-    from finscale.cli.choices import Allowance, DatasetKind, Device, PriceTarget, Source, Until
+    from finscale.cli.choices import (
+        Allowance,
+        DatasetKind,
+        Device,
+        PriceTarget,
+        Propagation,
+        PullPolicy,
+        Source,
+        Until,
+    )
     from finscale.data.inputs import SourceKind
     from finscale.data.labels import Target
     from finscale.data.sources import ALLOWABLE
     from finscale.hpo.worker import run_worker
+    from finscale.k8s.cluster import PROPAGATIONS
+    from finscale.k8s.options import PULL_POLICIES
     from finscale.settings import Settings
     from finscale.tiers import DATASETS
 
@@ -291,6 +302,8 @@ def test_the_choices_of_the_options_are_the_librarys() -> None:
     assert [c.value for c in PriceTarget] == list(get_args(Target))
     assert [c.value for c in DatasetKind] == list(DATASETS)
     assert [c.value for c in Allowance] == list(ALLOWABLE)
+    assert [c.value for c in PullPolicy] == list(PULL_POLICIES)
+    assert [c.value for c in Propagation] == list(PROPAGATIONS)
 
 
 @pytest.mark.parametrize(

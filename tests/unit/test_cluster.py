@@ -73,6 +73,21 @@ def test_submit_applies_the_rendered_objects_data_first_and_again_changes_nothin
     assert kube.fake.objects.keys() == stored.keys()
 
 
+def test_a_failed_data_job_stops_the_submission_before_any_study(
+    kube: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(fake: FakeKube, obj: dict[str, Any]) -> None:
+        if obj["metadata"]["name"] == "finscale-data-spy":
+            obj["status"] = job("x", state="Failed", reason="BackoffLimitExceeded")["status"]
+
+    kube.fake.on_apply = fail
+    code, out, err = run(["submit", str(PHASE6A), "--kubeconfig", str(kube.kubeconfig)], capsys)
+    assert code == 1
+    assert "job/finscale-data-spy in namespace finscale failed: BackoffLimitExceeded" in err
+    assert kube.fake.applied() == [("jobs", "finscale-data-spy")]
+    assert out == "job/finscale-data-spy applied in namespace finscale\n"
+
+
 def test_a_rendered_folder_submits_what_its_spec_does(
     kube: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -137,6 +152,34 @@ def test_a_refusal_names_the_object_and_the_apis_message_and_exits_2(
     for text in expected:
         assert text in " ".join(err.split()), err
     assert "Traceback" not in err
+
+
+def test_a_folder_rendered_for_another_namespace_is_refused(
+    kube: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["submit", str(REPO / "jobs" / "validation"), "-n", "team-a",
+            "--kubeconfig", str(kube.kubeconfig)]  # fmt: skip
+    code, _, err = run(args, capsys)
+    assert code == 2 and "in namespace finscale, not team-a" in err
+    assert kube.fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "shown"),
+    [
+        (4, "Error", "exit 4: device preflight failed"),
+        (137, "OOMKilled", "exit 137: killed (SIGKILL, out of memory), OOMKilled"),
+        (2, "Error", "exit 2: bad spec or data"),
+        (0, "Completed", "exit 0: done"),
+        (None, "ImagePullBackOff", "ImagePullBackOff"),
+    ],
+)
+def test_a_pods_last_end_says_what_finscales_exit_code_means(
+    code: int | None, reason: str, shown: str
+) -> None:
+    from finscale.k8s.snapshot import PodView
+
+    assert PodView("p", "j", "Failed", 0, None, code, reason).last == shown
 
 
 def test_force_conflicts_takes_the_fields_over(
@@ -302,7 +345,8 @@ def _two_experiments_and_the_base(fake: FakeKube) -> None:
     fake.put("configmaps", {"metadata": {"name": f"{STUDY}-spec", "labels":
                                          job(STUDY, study=STUDY)["metadata"]["labels"]}})  # fmt: skip
     fake.put("jobs", job("phase6a-2m-h1", study="phase6a-2m-h1", experiment="phase6a"))
-    fake.put("jobs", job("finscale-data-spy", component="data", experiment="validation"))
+    fake.put("jobs", job("finscale-data-spy", component="data", experiment=None))  # shared
+    # labelled by hand as the experiment's, but of a component finscale does not render
     fake.put("jobs", job("finscale-backup-now", component="backup", experiment="validation"))
     fake.put("configmaps", {"metadata": {"name": "finscale-postgres-init"}})
 
@@ -317,10 +361,13 @@ def test_cancel_deletes_only_the_experiments_labelled_jobs(
     assert out.splitlines() == [
         f"job/{STUDY} deleted from namespace finscale",
         "job/validation-evaluate deleted from namespace finscale",
-        "job/finscale-data-spy deleted from namespace finscale",
         f"configmap/{STUDY}-spec deleted from namespace finscale",
     ]
-    assert sorted(kube.fake.named("jobs")) == ["finscale-backup-now", "phase6a-2m-h1"]
+    assert sorted(kube.fake.named("jobs")) == [
+        "finscale-backup-now",
+        "finscale-data-spy",
+        "phase6a-2m-h1",
+    ]
     assert kube.fake.named("configmaps") == ["finscale-postgres-init"]
     deletes = [r for r in kube.fake.requests if r.method == "DELETE"]
     assert all(r.query.get("propagationPolicy") == "Foreground" for r in deletes)

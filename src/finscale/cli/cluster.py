@@ -108,7 +108,7 @@ def submit_command(
     data Jobs first (then waits for them), each study's ConfigMap and Job, and with
     --evaluate its final evaluation. Prints one line per object applied."""
     from finscale.k8s import ClusterOptions
-    from finscale.k8s.cluster import apply, manifests, wait_for_jobs
+    from finscale.k8s.cluster import manifests, submit
 
     options = ClusterOptions(
         namespace=namespace or "finscale",
@@ -116,6 +116,13 @@ def submit_command(
         registry=registry,
         pull_policy=str(pull_policy),
     )
+    if not source.is_dir():  # as `render` refuses: a Job whose grid is empty fails on the cluster
+        from finscale.hpo.preflight import check_grids
+        from finscale.spec import load_studies
+
+        problems = check_grids(load_studies(source))
+        if problems:
+            raise SpecError("\n".join(problems))
     objects = manifests(source, options=options, evaluate=evaluate)
     elsewhere = sorted({m.namespace for m in objects} - {options.namespace})
     if namespace is not None and elsewhere:
@@ -123,19 +130,18 @@ def submit_command(
             f"{source}: its objects are in namespace {elsewhere[0]}, not {namespace}; render "
             f"it with --namespace {namespace}, or submit the spec"
         )
-    api = _connect(kubeconfig, context)
     suffix = " (server dry run)" if dry_run else ""
-    data_jobs = [m for m in objects if m.step == "data" and m.kind == "Job"]
-    for m in objects:
-        if m.step != "data" and data_jobs and wait_data and not dry_run:
-            names = [j.name for j in data_jobs]
-            err.print(
-                f"waiting for {', '.join(names)} (at most {data_timeout:g} s)", highlight=False
-            )
-            wait_for_jobs(api, names, namespace=data_jobs[0].namespace, timeout_s=data_timeout)
-            data_jobs = []
-        apply(api, m, dry_run=dry_run, force_conflicts=force_conflicts)
-        _say(f"{m} applied in namespace {m.namespace}{suffix}")
+    submit(
+        _connect(kubeconfig, context),
+        objects,
+        dry_run=dry_run,
+        force_conflicts=force_conflicts,
+        data_timeout_s=data_timeout if wait_data else None,
+        applied=lambda m: _say(f"{m} applied in namespace {m.namespace}{suffix}"),
+        waiting=lambda names: err.print(
+            f"waiting for {', '.join(names)} (at most {data_timeout:g} s)", highlight=False
+        ),
+    )
 
 
 class _Progress:

@@ -300,6 +300,35 @@ def wait_for_jobs(
             sleep(poll_s)
 
 
+def submit(
+    api: k8s.ApiClient,
+    objects: list[Manifest],
+    *,
+    dry_run: bool = False,
+    force_conflicts: bool = False,
+    data_timeout_s: float | None = 3600,
+    applied: Callable[[Manifest], None] = lambda m: None,
+    waiting: Callable[[list[str]], None] = lambda names: None,
+) -> None:
+    """Apply `objects` in order (`apply`), calling `applied` after each; before the first that
+    is not a data Job, wait for the data Jobs to complete (`data_timeout_s`; None: no wait, as
+    with `dry_run`), calling `waiting` with their names first.
+
+    Raises:
+        ClusterError, ClusterUnavailableError, SpecError: as `apply` and `wait_for_jobs`.
+        JobFailedError: a data Job failed.
+    """
+    data_jobs = [m for m in objects if m.step == "data" and m.kind == "Job"]
+    for m in objects:
+        if m.step != "data" and data_jobs and data_timeout_s is not None and not dry_run:
+            names = [j.name for j in data_jobs]
+            waiting(names)
+            wait_for_jobs(api, names, namespace=data_jobs[0].namespace, timeout_s=data_timeout_s)
+            data_jobs = []
+        apply(api, m, dry_run=dry_run, force_conflicts=force_conflicts)
+        applied(m)
+
+
 # --- finding and deleting an experiment's objects ---
 
 
