@@ -466,6 +466,25 @@ def test_a_failed_reader_job_quotes_the_end_of_its_log(
     assert not (tmp_path / "r").exists()
 
 
+def test_an_archive_never_writes_outside_its_folder(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from finscale.errors import ClusterError
+    from finscale.k8s.remote import unpack
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    _, archive = split_log(pack(tmp_path / "empty"))  # an empty folder packs too
+    assert archive is not None and unpack(archive, tmp_path / "out") == []
+    with pytest.raises(ClusterError, match="outside"):
+        unpack(buffer.getvalue(), tmp_path / "out")
+    assert not (tmp_path / "escaped.txt").exists()
+
+
 def test_an_archive_cut_short_is_said() -> None:
     from finscale.errors import ClusterError
 

@@ -178,7 +178,7 @@ class _Progress:
 
 def watch_command(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="An experiment or a study.")],
+    name: Annotated[str, typer.Argument(help="An experiment or a study.")],
     *,
     once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
     interval: Annotated[
@@ -211,14 +211,14 @@ def watch_command(
             out.print(drawn, soft_wrap=False)  # a file or a pipe: a snapshot when it changes
         shown[:] = [(snapshot.content(), summaries, note)]
 
-    last = watch(api, namespace=namespace, target=target, show=show, interval_s=interval, once=once)
+    last = watch(api, namespace=namespace, target=name, show=show, interval_s=interval, once=once)
     failure = failed_error(last)
     if failure is not None:
         raise failure
 
 
 def cancel_command(
-    target: Annotated[str, typer.Argument(help="An experiment or a study.")],
+    name: Annotated[str, typer.Argument(help="An experiment or a study.")],
     *,
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
     propagation: Annotated[
@@ -242,9 +242,9 @@ def cancel_command(
     from finscale.k8s.cluster import delete, owned
 
     api = _connect(kubeconfig, context)
-    objects = owned(api, namespace=namespace, target=target)
+    objects = owned(api, namespace=namespace, target=name)
     if not objects:
-        raise ClusterError(f"nothing of {target} to delete in namespace {namespace}")
+        raise ClusterError(f"nothing of {name} to delete in namespace {namespace}")
     listed = ", ".join(str(o) for o in objects)
     if not yes and not dry_run:
         if not sys.stdin.isatty():
@@ -265,7 +265,7 @@ def cancel_command(
     for o in deleted:
         _say(f"{o} deleted from namespace {namespace}{suffix}")
     if not deleted:
-        _say(f"nothing left of {target} in namespace {namespace}")
+        _say(f"nothing left of {name} in namespace {namespace}")
 
 
 # --- a storage reader run on the cluster: status --kube, report --kube ---

@@ -191,9 +191,9 @@ def manifests(
     source: Path, *, options: ClusterOptions | None = None, evaluate: bool = False
 ) -> list[Manifest]:
     """What `finscale submit SOURCE` applies, in order: data Jobs, then each study's ConfigMap
-    and Job (by file name, as `kubectl apply -k` orders them), then (with `evaluate`) the
-    evaluation's. SOURCE is a spec, rendered in memory
-    with `options`, or a folder `render` wrote (`jobs/<experiment>/`).
+    and Job (by file name, a spec's as its folder's), then (with `evaluate`) the evaluation's.
+    SOURCE is a spec, rendered in memory with `options`, or a folder `render` wrote
+    (`jobs/<experiment>/`).
 
     Raises:
         SpecError: a bad spec, an empty folder, a data Job or an evaluation that is missing.
@@ -201,10 +201,11 @@ def manifests(
     if source.is_dir():
         return _folder(source, evaluate=evaluate)
     files = render(source, options=options)
+    data = f"{DATA_FOLDER}/"
     order: list[Manifest] = []
     for step, picked in (
-        ("data", [n for n in sorted(files) if n.startswith(f"{DATA_FOLDER}/")]),
-        ("study", sorted(n for n in files if n.count("/") == 1 and not n.startswith(DATA_FOLDER))),
+        ("data", [n for n in sorted(files) if n.startswith(data)]),
+        ("study", sorted(n for n in files if n.count("/") == 1 and not n.startswith(data))),
         ("evaluate", [n for n in files if f"/{EVALUATE_FOLDER}/" in n] if evaluate else []),
     ):
         order += [m for n in picked for m in _documents(files[n], step)]  # type: ignore[arg-type]

@@ -76,12 +76,25 @@ def split_log(log: str) -> tuple[str, bytes | None]:
 
 
 def unpack(archive: bytes, target: Path) -> list[Path]:
-    """Unpack an archive into `target` (plain files only, none outside it); the files."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Unpack an archive's plain files into `target`; the files written.
+
+    Raises:
+        ClusterError: the archive names a file outside `target` (`../`, an absolute path).
+    """
+    root = target.resolve()
+    written = []
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-        members = tar.getmembers()
-        tar.extractall(target, filter="data")
-    return [target / m.name for m in members if m.isfile()]
+        for member in tar.getmembers():
+            source = tar.extractfile(member) if member.isfile() else None
+            if source is None:
+                continue  # folders come with their files; links and devices never
+            path = (root / member.name).resolve()
+            if not path.is_relative_to(root):
+                raise ClusterError(f"the archive names {member.name!r}, outside {target}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(source.read())
+            written.append(path)
+    return written
 
 
 # --- the Job ---
