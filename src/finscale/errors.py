@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     OK = 0  # done: a worker's study has spent its trial budget
     ERROR = 1  # an unexpected error (with its traceback: a bug), or a failed check (render --check)
     BAD_INPUT = 2  # a bad spec, data, setting or storage refusal: never retried (FailJob)
-    STORAGE_UNAVAILABLE = 3  # the storage did not answer by its deadline: retried
+    STORAGE_UNAVAILABLE = 3  # the storage (or the Kubernetes API) did not answer: retried
     DEVICE_UNUSABLE = 4  # the worker's device failed its preflight: retried, no trial touched
     INTERRUPTED = 143  # SIGTERM or SIGINT (128 + 15): the running trial was handed back
 
