@@ -99,10 +99,12 @@ def test_a_rendered_folder_submits_what_its_spec_does(
     assert run(["submit", str(REPO / "jobs" / "phase6a"), *base, "--evaluate"], capsys)[0] == 0
     from_folder = [r.body for r in kube.fake.requests if r.method == "PATCH"]
     assert from_folder == from_spec
-    assert [b["metadata"]["name"] for b in from_folder[-2:]] == [
-        "phase6a-evaluate-spec",
-        "phase6a-evaluate",
-    ]
+    # the evaluation last, after every study's Job
+    names = [b["metadata"]["name"] for b in from_folder]
+    first = min(i for i, n in enumerate(names) if "evaluate" in n)
+    assert all("evaluate" in n for n in names[first:])
+    assert "phase6a-2m-h1-evaluate" in names[first:]
+    assert names.index("phase6a-2m-h5") < first
 
 
 def test_dry_run_sends_dry_run_all_and_creates_nothing(

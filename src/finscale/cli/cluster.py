@@ -82,7 +82,7 @@ def submit_command(
         typer.Option(
             "--wait-data/--no-wait-data",
             help="Wait for the data Jobs to complete before submitting the studies (their "
-            "pods check the data for 10 minutes only).",
+            "pods wait for the data a few minutes only).",
         ),
     ] = True,
     data_timeout: Annotated[
