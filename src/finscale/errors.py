@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     OK = 0  # done: a worker's study has spent its trial budget
     ERROR = 1  # an unexpected error (with its traceback: a bug), or a failed check (render --check)
     BAD_INPUT = 2  # a bad spec, data, setting or storage refusal: never retried (FailJob)
-    STORAGE_UNAVAILABLE = 3  # the storage did not answer by its deadline: retried
+    STORAGE_UNAVAILABLE = 3  # the storage (or the Kubernetes API) did not answer: retried
     DEVICE_UNUSABLE = 4  # the worker's device failed its preflight: retried, no trial touched
     INTERRUPTED = 143  # SIGTERM or SIGINT (128 + 15): the running trial was handed back
 
@@ -148,6 +148,31 @@ class LocalFileError(FinscaleError):
     fails the same way until the disk or the path is fixed."""
 
     exit_code: int = ExitCode.BAD_INPUT
+
+
+class ClusterError(FinscaleError):
+    """The Kubernetes API refused a request, or holds nothing to act on (`finscale submit`,
+    `watch`, `cancel`, `report --kube`): forbidden (403), no such namespace or resource kind
+    (404), a conflict with another field manager (409), an invalid or immutable object (422),
+    a kubeconfig or context that does not exist, no Jobs of that name. Names the object, the
+    API's status and its message. Exit 2: a rerun fails the same way until it is fixed."""
+
+    exit_code: int = ExitCode.BAD_INPUT
+
+
+class ClusterUnavailableError(FinscaleError):
+    """The Kubernetes API server did not answer (unreachable, timed out, a 5xx answer), or a
+    Job did not finish within the time a command waits for it. Exit 3, like a storage that did
+    not answer: waiting and retrying may help."""
+
+    exit_code: int = ExitCode.STORAGE_UNAVAILABLE
+
+
+class JobFailedError(FinscaleError):
+    """A Job that `finscale watch`, `submit` (a data Job) or `report --kube` waited for
+    failed; the message names it, its failure reason and its failed pods' exit codes."""
+
+    exit_code: int = ExitCode.ERROR
 
 
 class TrialFailedError(FinscaleError):

@@ -282,6 +282,8 @@ def test_the_choices_of_the_options_are_the_librarys() -> None:
         DatasetKind,
         Device,
         PriceTarget,
+        Propagation,
+        PullPolicy,
         Source,
         Until,
     )
@@ -289,6 +291,8 @@ def test_the_choices_of_the_options_are_the_librarys() -> None:
     from finscale.data.labels import Target
     from finscale.data.sources import ALLOWABLE
     from finscale.hpo.worker import run_worker
+    from finscale.k8s.cluster import PROPAGATIONS
+    from finscale.k8s.options import PULL_POLICIES
     from finscale.k8s.shipping import DATA_FROM
     from finscale.k8s.shipping import DataFrom as DataFromKind
     from finscale.settings import Settings
@@ -302,6 +306,8 @@ def test_the_choices_of_the_options_are_the_librarys() -> None:
     assert [c.value for c in DatasetKind] == list(DATASETS)
     assert [c.value for c in Allowance] == list(ALLOWABLE)
     assert [c.value for c in DataFrom] == list(get_args(DataFromKind)) == list(DATA_FROM)
+    assert [c.value for c in PullPolicy] == list(PULL_POLICIES)
+    assert [c.value for c in Propagation] == list(PROPAGATIONS)
 
 
 @pytest.mark.parametrize(

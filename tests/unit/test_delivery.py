@@ -91,11 +91,21 @@ def test_the_runbook_and_readme_state_the_oldest_kubernetes_the_job_fields_need(
     ],
 )
 def test_every_manifest_validates_strictly(version: str, tmp_path: Path) -> None:
-    """The rendered Jobs, the base's files, the base as kustomize builds it and the runbook's
-    restore Job, against this minor's schemas."""
+    """The rendered Jobs, the base's files, the base as kustomize builds it, the runbook's
+    restore Job and the Jobs of `report --kube` and `status --kube`, against this minor's
+    schemas."""
+    from finscale.k8s import ClusterOptions
+    from finscale.k8s.remote import reader_job
+    from finscale.k8s.serialize import to_dict
+
     assert len(MANIFESTS) >= 20
+    readers = [
+        to_dict(reader_job(args, options=ClusterOptions(), image="ghcr.io/f/finscale-worker:1",
+                           archive=args[0] == "report"))
+        for args in (["report", "--out", "/tmp/finscale-out"], ["status"])
+    ]  # fmt: skip
     built = tmp_path / "base.yaml"
-    built.write_text(yaml.safe_dump_all([*_kustomize("k8s"), restore_job()]))
+    built.write_text(yaml.safe_dump_all([*_kustomize("k8s"), restore_job(), *readers]))
     result = subprocess.run(
         [_tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *MANIFESTS, str(built)],
         capture_output=True, text=True,

@@ -13,6 +13,7 @@ import typer
 from rich.text import Text
 
 from finscale.cli.check import check_command
+from finscale.cli.cluster import cancel_command, submit_command, watch_command
 from finscale.cli.common import DISK_ERRORS, _State, app, err, log, runs_a_worker, size_consoles
 from finscale.cli.dashboard import dashboard_command
 from finscale.cli.data import data_app
@@ -35,6 +36,9 @@ app.command("evaluate")(evaluate_command)
 app.command("status")(status_command)
 app.command("report")(report_command)
 app.command("compare")(compare_command)
+app.command("submit")(submit_command)
+app.command("watch")(watch_command)
+app.command("cancel")(cancel_command)
 app.command("dashboard")(dashboard_command)
 
 __all__ = ["app", "main"]

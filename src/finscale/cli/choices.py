@@ -57,5 +57,19 @@ class PriceTarget(StrEnum):
     high = "high"
 
 
+class PullPolicy(StrEnum):
+    """The rendered Jobs' imagePullPolicy: `finscale.k8s.options.PULL_POLICIES`."""
+
+    IfNotPresent = "IfNotPresent"
+    Always = "Always"
+
+
+class Propagation(StrEnum):
+    """How `finscale cancel` deletes a Job's pods: `finscale.k8s.cluster.PROPAGATIONS`."""
+
+    Foreground = "Foreground"
+    Background = "Background"
+
+
 # The dataset kinds of the table.
 DatasetKind = StrEnum("DatasetKind", {k: k for k in DATASETS})  # type: ignore[misc]

@@ -10,7 +10,7 @@ import typer
 from finscale import defaults
 from finscale.cli import views
 from finscale.cli.bounds import bounded
-from finscale.cli.choices import DataFrom
+from finscale.cli.choices import DataFrom, PullPolicy
 from finscale.cli.common import _ok, _problem, _state, err, out
 from finscale.errors import ExitCode, SpecError
 from finscale.tiers import DATASETS, features_help
@@ -109,16 +109,46 @@ def _spec_grids(ctx: typer.Context, spec: Path, *, as_json: bool) -> None:
         raise SpecError("\n".join(empty))
 
 
-def _namespace(name: str) -> str:
+def _namespace(name: str | None) -> str | None:
     from finscale.spec import NAME_LIMIT
     from finscale.spec.base import DNS1123, shorten
 
+    if name is None:
+        return None
     if len(name) > NAME_LIMIT or not DNS1123.match(name):
         raise typer.BadParameter(
             f"{shorten(name)} is not a DNS-1123 name of at most {NAME_LIMIT} characters "
             "(lower-case letters, digits and '-')"
         )
     return name
+
+
+# The options of rendered objects that `render` and `submit` share.
+STORAGE_URL = "postgresql://finscale@finscale-postgres:5432/finscale"
+StorageUrl = Annotated[str, typer.Option(help="Storage URL the workers use (no password).")]
+Registry = Annotated[
+    str | None,
+    typer.Option(
+        help="Your registry and path (registry.example.com/team): every image is pulled "
+        "from there, its name and tag kept."
+    ),
+]
+PullPolicyOption = Annotated[
+    PullPolicy,
+    typer.Option(
+        help="imagePullPolicy: IfNotPresent (digests, a tag per build) or Always (a tag "
+        "that moves)."
+    ),
+]
+DataFromOption = Annotated[
+    DataFrom,
+    typer.Option(
+        help="Where a data Job gets a dataset the image lacks: local (the bars it was built "
+        "from in the data directory, shipped and rebuilt on the cluster, its sha256 checked "
+        "and pinned by the studies) or download (Yahoo Finance on the cluster; the studies "
+        "pin what it built)."
+    ),
+]
 
 
 def render_command(
@@ -131,32 +161,10 @@ def render_command(
     namespace: Annotated[
         str, typer.Option(help="Namespace of the rendered objects.", callback=_namespace)
     ] = "finscale",
-    storage_url: Annotated[
-        str, typer.Option(help="Storage URL the workers use (no password).")
-    ] = "postgresql://finscale@finscale-postgres:5432/finscale",
-    registry: Annotated[
-        str | None,
-        typer.Option(
-            help="Your registry and path (registry.example.com/team): every image is pulled "
-            "from there, its name and tag kept."
-        ),
-    ] = None,
-    pull_policy: Annotated[
-        str,
-        typer.Option(
-            help="imagePullPolicy: IfNotPresent (digests, a tag per build) or Always (a tag "
-            "that moves)."
-        ),
-    ] = "IfNotPresent",
-    data_from: Annotated[
-        DataFrom,
-        typer.Option(
-            help="Where a data Job gets a dataset the image lacks: local (the bars it was built "
-            "from in the data directory, shipped and rebuilt on the cluster, its sha256 checked "
-            "and pinned by the studies) or download (Yahoo Finance on the cluster; the studies "
-            "pin what it built)."
-        ),
-    ] = DataFrom.local,
+    storage_url: StorageUrl = STORAGE_URL,
+    registry: Registry = None,
+    pull_policy: PullPolicyOption = PullPolicy.IfNotPresent,
+    data_from: DataFromOption = DataFrom.local,
 ) -> None:
     """One Job (and the ConfigMap holding its StudySpec) per study, into --out; a data Job per
     ticker whose datasets the image lacks."""
@@ -170,7 +178,10 @@ def render_command(
     if problems:
         raise SpecError("\n".join(problems))
     options = ClusterOptions(
-        namespace=namespace, storage_url=storage_url, registry=registry, pull_policy=pull_policy
+        namespace=namespace,
+        storage_url=storage_url,
+        registry=registry,
+        pull_policy=str(pull_policy),
     )
     data_dir = _state(ctx).settings.data_dir
     files = render(spec, options=options, data_from=data_from.value, data_dir=data_dir)

@@ -10,12 +10,22 @@ import typer
 from finscale import defaults
 from finscale.cli import views
 from finscale.cli.bounds import bounded
+from finscale.cli.cluster import (
+    Context,
+    Image,
+    Kube,
+    Kubeconfig,
+    KubeNamespace,
+    KubeTimeout,
+    run_remote,
+)
 from finscale.cli.common import (
     _say,
     _state,
     out,
     writing_into,
 )
+from finscale.cli.render import STORAGE_URL, StorageUrl
 from finscale.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,10 +63,30 @@ def _stored(settings: Settings, names: list[str] | None = None) -> list[StoredSt
 def status_command(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Studies (default: all).")] = None,
+    *,
+    kube: Kube = False,
+    image: Image = None,
+    storage_url: StorageUrl = STORAGE_URL,
+    namespace: KubeNamespace = "finscale",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    timeout: KubeTimeout = 600,
 ) -> None:
-    """Studies and trials in the storage: counts by state, budget, best value and architecture."""
+    """Studies and trials in the storage: counts by state, budget, best value and architecture.
+    With --kube, of the cluster's storage (--storage-url, as the workers see it)."""
     from finscale.hpo import display_url, open_for_reading, summarize_storage
 
+    if kube:
+        run_remote(
+            ["status", *(names or [])],
+            image=image,
+            storage_url=storage_url,
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            context=context,
+            timeout_s=timeout,
+        )
+        return
     settings = _state(ctx).settings
     storage = open_for_reading(settings)
     summaries = (
@@ -89,6 +119,13 @@ def report_command(
     resamples: Resamples = 2000,
     seed: Seed = 0,
     plots: Plots = True,
+    kube: Kube = False,
+    image: Image = None,
+    storage_url: StorageUrl = STORAGE_URL,
+    namespace: KubeNamespace = "finscale",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+    timeout: KubeTimeout = 1800,
 ) -> None:
     """Studies → trials CSV/JSON, best trials, scaling fit with its uncertainty, architecture
     analysis, PNG plots and a Markdown summary. Reads the storage; never writes to it."""
@@ -98,9 +135,24 @@ def report_command(
     from finscale.spec import load_studies
 
     settings = _state(ctx).settings
+    target = out_dir or settings.runs_dir / "report"
+    if kube:
+        if spec is not None:
+            raise typer.BadParameter("the Job cannot read a local spec: name its --experiment")
+        args = _report_args(study, experiment, top_k=top_k, resamples=resamples, seed=seed)
+        run_remote(
+            [*args, "--plots" if plots else "--no-plots"],
+            into=target,
+            image=image,
+            storage_url=storage_url,
+            namespace=namespace,
+            kubeconfig=kubeconfig,
+            context=context,
+            timeout_s=timeout,
+        )
+        return
     expected = [s.name for s in load_studies(spec)] if spec is not None else None
     stored = _stored(settings, study)
-    target = out_dir or settings.runs_dir / "report"
     with writing_into(target):
         report = write_report(
             stored,
@@ -115,6 +167,22 @@ def report_command(
         )
     for line in [*answer_lines(report), *closing_lines(report, target)]:
         _say(line)
+
+
+def _report_args(
+    study: list[str] | None, experiment: str | None, *, top_k: int | None, resamples: int, seed: int
+) -> list[str]:
+    """`finscale report`'s arguments for the Job of `report --kube`."""
+    from finscale.k8s.remote import OUT_DIR
+
+    args = ["report", "--out", OUT_DIR, "--resamples", str(resamples), "--seed", str(seed)]
+    for name in study or []:
+        args += ["--study", name]
+    if experiment is not None:
+        args += ["--experiment", experiment]
+    if top_k is not None:
+        args += ["--top-k", str(top_k)]
+    return args
 
 
 def compare_command(

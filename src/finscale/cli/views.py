@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
+from rich.text import Text
 
 from finscale.param_budget import short_count
 from finscale.plural import counted
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from finscale.hpo import EvalRun
     from finscale.hpo.preflight import SpecCheck
     from finscale.hpo.read import StudySummary
+    from finscale.k8s.snapshot import Snapshot
     from finscale.model import Arch
 
 # What a table adds to its cells' widths: one padding space either side of each cell and
@@ -394,3 +396,63 @@ def splits_table(rows: Sequence[SplitSummary], *, width: int) -> Table:
         for r in rows
     ]
     return table(columns, cells, width=width)
+
+
+# --- finscale watch ---------------------------------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def _pods(active: int, succeeded: int, failed: int) -> str:
+    said = [f"{n} {w}" for n, w in ((active, "run"), (succeeded, "ok"), (failed, "fail")) if n]
+    return " ".join(said) or NONE
+
+
+def cluster_view(
+    snap: Snapshot, progress: Mapping[str, StudySummary], *, width: int, note: str | None = None
+) -> Group:
+    """`finscale watch`: the Jobs with their studies' progress in the storage, their pods
+    (how each last ended) and the recent Warning events; `note` says why progress is missing."""
+    jobs = [
+        [j.name, j.state, _pods(j.active, j.succeeded, j.failed),
+         *_trials(progress.get(j.study or "")), j.reason]
+        for j in snap.jobs
+    ]  # fmt: skip
+    columns: tuple[Column, ...] = (
+        Column("job", whole=True), Column("state"), Column("pods"), Column("trials"),
+        Column("running", drop=2), Column("failed", drop=1), Column("why", wrap=True),
+    )  # fmt: skip
+    label = snap.selector.split(",")[0]
+    drawn: list[Any] = [
+        Text(f"{label} in namespace {snap.namespace} at {snap.taken:%H:%M:%S} UTC"),
+        table(columns, jobs, width=width, title="Jobs"),
+    ]
+    pods = [[p.name, p.phase, str(p.restarts), p.node or NONE, p.last] for p in snap.pods]
+    columns = (Column("pod", whole=True), Column("phase"), Column("restarts", drop=1),
+               Column("node", drop=2), Column("last", wrap=True))  # fmt: skip
+    drawn.append(table(columns, pods, width=width, title="Pods") if pods else Text("no pods"))
+    if snap.events:
+        events = [
+            [_age((snap.taken - e.when).total_seconds()) if e.when else NONE, e.obj,
+             e.reason + (f" ×{e.count}" if e.count > 1 else ""), e.message]
+            for e in snap.events
+        ]  # fmt: skip
+        columns = (Column("age"), Column("object", whole=True), Column("reason"),
+                   Column("message", wrap=True))  # fmt: skip
+        drawn.append(table(columns, events, width=width, title="Warning events"))
+    if note:
+        drawn.append(Text(note))
+    return Group(*drawn)
+
+
+def _trials(summary: StudySummary | None) -> list[str]:
+    """A study's trials: finished of the budget, running, failed."""
+    if summary is None:
+        return [NONE, NONE, NONE]
+    done = f"{summary.finished}/{summary.n_trials}" if summary.n_trials else str(summary.finished)
+    return [done, str(summary.states.get("RUNNING", 0)), str(summary.states.get("FAIL", 0))]
