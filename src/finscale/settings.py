@@ -129,6 +129,14 @@ class Settings(BaseSettings):
         "digest differs, `finscale.identity`), with a warning instead of exit 2.",
     )
 
+    study_per_build: bool = Field(
+        default=False,
+        description="A dev loop's worker: run the study of this build, not the spec's own: "
+        "experiment `<experiment>-<8 hex>` (and its study named after it), the hex digits a "
+        "digest of the code and the study's search definition, so that every change of either "
+        "gets a fresh study and a rebuild of the same code rejoins its own.",
+    )
+
     @field_validator("data_dir", "runs_dir", "sample_dir", "storage_url", mode="before")
     @classmethod
     def _not_blank(cls, value: Any) -> Any:

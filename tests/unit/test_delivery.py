@@ -152,12 +152,13 @@ def test_the_base_and_the_studies_are_separate_and_hold_no_secret() -> None:
     # every YAML file a folder apply (kubectl apply -f k8s/ or -k) could reach holds no Secret
     files = [*(REPO / "k8s").rglob("*.y*ml"), *(REPO / "jobs").rglob("*.y*ml")]
     assert not [p for p in files if re.search(r"^kind: *Secret\b", p.read_text(), re.MULTILINE)]
-    # the base's folder holds what its kustomization applies, and the optional Kueue objects in
-    # a folder of their own (which `kubectl apply -k k8s/` and `-f k8s/` do not reach)
+    # the base's folder holds what its kustomization applies, and in folders of their own
+    # (which `kubectl apply -k k8s/` and `-f k8s/` do not reach) the optional Kueue objects and
+    # skaffold's dev overlays
     assert set((REPO / "k8s").iterdir()) == {
         REPO / "k8s" / n
         for n in yaml.safe_load((REPO / "k8s" / "kustomization.yaml").read_text())["resources"]
-    } | {REPO / "k8s" / "kustomization.yaml", REPO / "k8s" / "kueue"}
+    } | {REPO / "k8s" / "kustomization.yaml", REPO / "k8s" / "kueue", REPO / "k8s" / "dev"}
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
@@ -312,20 +313,96 @@ def test_skaffold_config_matches_the_published_schema() -> None:
         jsonschema.validate(broken, schema)
 
 
+def _skaffold_manifests(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects a skaffold `manifests` stanza deploys: its raw files (under jobs/) and its
+    kustomizations (dev overlays under k8s/dev/) as kustomize builds them."""
+    assert set(manifest) <= {"rawYaml", "kustomize"}  # no helm, no kpt
+    objects = []
+    for pattern in manifest.get("rawYaml", []):
+        files = sorted(REPO.glob(pattern))
+        assert files and all(REPO / "jobs" in f.parents for f in files), pattern
+        objects += _docs(files)
+    kustomize = manifest.get("kustomize", {})
+    for path in kustomize.get("paths", []):
+        assert REPO / "k8s" / "dev" in (REPO / path).parents, path  # never the base, k8s/
+        result = subprocess.run(
+            [_tool("kubectl"), "kustomize", *kustomize.get("buildArgs", []), str(REPO / path)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        objects += [d for d in yaml.safe_load_all(result.stdout) if d]
+    return objects
+
+
+def _profiles() -> dict[str, dict[str, Any]]:
+    """skaffold.yaml as each profile makes it: its fields replacing the top level's, then its
+    JSON patches (replace, remove) applied."""
+    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    made = {}
+    for profile in config["profiles"]:
+        merged = {k: v for k, v in config.items() if k != "profiles"}
+        merged = json.loads(
+            json.dumps(
+                {**merged, **{k: v for k, v in profile.items() if k not in ("name", "patches")}}
+            )
+        )
+        for patch in profile.get("patches", []):
+            *parents, last = patch["path"].strip("/").split("/")
+            node: Any = merged
+            for key in parents:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            key = int(last) if isinstance(node, list) else last
+            assert key in node or (isinstance(node, list) and key < len(node)), patch["path"]
+            if patch["op"] == "remove":
+                del node[key]
+            else:
+                assert patch["op"] == "replace", patch
+                node[key] = patch["value"]
+        made[profile["name"]] = merged
+    return made
+
+
 def test_no_skaffold_profile_can_deploy_or_delete_the_cluster_base() -> None:
     # skaffold deletes what it deployed on exit, and `--force` recreates what it applies: its
-    # manifests must be study Jobs and their ConfigMaps, never the base
-    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
-    manifests = [
-        config["manifests"],
-        *(p["manifests"] for p in config["profiles"] if "manifests" in p),
-    ]
-    for manifest in manifests:
-        assert set(manifest) == {"rawYaml"}  # no kustomize, no helm: nothing of k8s/
-        for pattern in manifest["rawYaml"]:
-            files = sorted(REPO.glob(pattern))
-            assert files and all(REPO / "jobs" in f.parents for f in files), pattern
-            assert {d["kind"] for d in _docs(files)} <= {"Job", "ConfigMap"}, pattern
+    # manifests must be study Jobs and their ConfigMaps (and data Jobs), never the base
+    base = {(d["kind"], d["metadata"]["name"]) for d in _kustomize("k8s")}
+    for name, config in _profiles().items():
+        objects = _skaffold_manifests(config["manifests"])
+        assert objects and {d["kind"] for d in objects} <= {"Job", "ConfigMap"}, name
+        assert not base & {(d["kind"], d["metadata"]["name"]) for d in objects}, name
+
+
+def test_each_dev_iteration_runs_a_study_of_its_build_and_is_watched_to_its_end() -> None:
+    import typer.main
+
+    from finscale.cli import app
+
+    for name, config in _profiles().items():
+        objects = _skaffold_manifests(config["manifests"])
+        workers = [
+            d for d in objects
+            if d["kind"] == "Job" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        ]  # fmt: skip
+        per_build = [
+            any(e["name"] == "FINSCALE_STUDY_PER_BUILD" and e["value"] == "1" for e in c["env"])
+            for d in workers
+            for c in d["spec"]["template"]["spec"]["containers"]
+        ]
+        hooks = config["deploy"]["kubectl"].get("hooks", {}).get("after", [])
+        if name == "phase6a":  # the experiment itself: its own studies, nothing waits on them
+            assert not any(per_build) and not hooks
+            continue
+        # a dev loop: every worker runs its build's study, and the deploy waits for the Job
+        assert per_build and all(per_build), name
+        (hook,) = hooks
+        script = hook["host"]["command"][2]
+        watched = script.split('"${FINSCALE_DEV_WATCH:-')[1].split("}")[0]
+        assert [d["metadata"]["name"] for d in workers] == [watched], name
+        words = script.replace(f'"${{FINSCALE_DEV_WATCH:-{watched}}}"', watched).split()
+        assert words[:2] == ["finscale", "watch"]
+        command = typer.main.get_command(app).commands["watch"]
+        context = command.make_context("watch", words[2:6], resilient_parsing=False)
+        assert context.params["name"] == watched and context.params["progress"] is False
 
 
 def test_skaffold_builds_the_images_the_manifests_use() -> None:

@@ -278,6 +278,23 @@ def test_a_replaced_pod_reruns_the_trial_its_predecessor_left_and_ends_the_study
     assert reruns[0].params == trials[number].params
 
 
+def test_a_dev_loops_changed_build_runs_a_fresh_study_and_a_rebuild_rejoins_its_own(
+    make_study: Callable[..., StudySpec], settings: Settings
+) -> None:
+    # given a study whose budget a first build spent
+    spec = make_study(2)
+    assert _run(spec, settings).trials_run == 2
+    # when a changed build's worker runs the study of its build (FINSCALE_STUDY_PER_BUILD)
+    changed = spec.for_build("c0de" * 16)
+    report = _run(changed, settings)
+    # then it runs a fresh study, of an experiment of its own, rather than 0 trials
+    assert report.trials_run == 2 and report.study == changed.name != spec.name
+    assert changed.experiment.startswith(f"{spec.experiment}-")
+    # and the same build again rejoins its own, finished study
+    assert _run(spec.for_build("c0de" * 16), settings).trials_run == 0
+    assert spec.for_build("beef" * 16).name not in (spec.name, changed.name)
+
+
 # --- the code a study was created by --------------------------------------------------------
 
 OTHER_CODE = "c0de" * 16  # the digest of a changed checkout or a rebuilt image

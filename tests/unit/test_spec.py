@@ -338,3 +338,21 @@ def test_the_training_parameter_table_drives_the_spec() -> None:
     assert all(isinstance(typical[p.name], int) for p in TRAINING_PARAMS if p.whole)
     with pytest.raises(ValidationError, match=r"epochs: 2\.5 is not a whole number in"):
         TrainingSpec.model_validate({"epochs": {"type": "categorical", "choices": [2.5, 3]}})
+
+
+def test_a_builds_study_is_named_after_the_code_and_the_search(tmp_path: Path) -> None:
+    from finscale.spec import load_study
+
+    study = load_study(REPO / "configs" / "experiments" / "validation.yaml")
+    built = study.for_build("a" * 64)
+    tag = built.experiment.removeprefix(f"{study.experiment}-")
+    assert len(tag) == 8 and built.name == f"{study.experiment}-{tag}-50k-h1"
+    assert study.for_build("a" * 64) == built  # the same build: the same study
+    assert study.for_build("b" * 64).name != built.name  # other code: another study
+    changed = study.with_changes({"n_trials": study.n_trials + 1})  # execution, not search
+    assert changed.for_build("a" * 64).name == built.name
+    searched = study.with_changes({"training": {"epochs": 7}})
+    assert searched.for_build("a" * 64).name != built.name
+    long = study.with_changes({"name": "x" * 60, "experiment": "x" * 50})
+    with pytest.raises(SpecError, match="63 characters"):
+        long.for_build("a" * 64)

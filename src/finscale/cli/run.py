@@ -208,6 +208,15 @@ def worker_command(
         ),
     ] = 1,
     allow_code_change: AllowCodeChange = False,
+    study_per_build: Annotated[
+        bool,
+        typer.Option(
+            "--study-per-build",
+            help="Run this build's own study, <experiment>-<8 hex> (a digest of the code and "
+            "the search): a dev loop's every change gets a fresh study; also "
+            "FINSCALE_STUDY_PER_BUILD=1.",
+        ),
+    ] = False,
 ) -> None:
     """Join a study and run trials until its global budget is spent (exit 0); 2 on a bad spec, bad
     data, a storage that refuses (authentication, no such database), a study created by other
@@ -226,14 +235,21 @@ def worker_command(
     keep_utc()  # the times Optuna stores are naive: UTC, wherever the worker runs
     settings = _allowing(_state(ctx).settings, allow_code_change)
     index = worker_index(index, os.environ)
-    study_spec = load_study(spec, study)  # before torch is imported: a typo fails in a second
+    as_given = load_study(spec, study)  # before torch is imported: a typo fails in a second
+    study_spec = as_given
+    if study_per_build or settings.study_per_build:
+        from finscale.identity import code_sha256
+
+        study_spec = as_given.for_build(code_sha256())
+        settings = settings.model_copy(update={"study_per_build": True})  # its processes too
+        log.info("this build's study: %s (of %s)", study_spec.name, as_given.name)
     from finscale.hpo import check_study_inputs, run_pod, run_worker
 
     if processes > 1:
         check_study_inputs(study_spec, settings.data_dir)  # before a process starts
         code = run_pod(
             spec,
-            study_spec.name,
+            as_given.name,
             index=index,
             processes=processes,
             until=until.value,

@@ -115,6 +115,29 @@ class StudySpec(StudyFields):
         except ValidationError as e:
             raise SpecError(describe_errors(e, f"study {self.name}")) from None
 
+    def for_build(self, code_digest: str) -> StudySpec:
+        """This study as one build runs it (`FINSCALE_STUDY_PER_BUILD`, a dev loop): its
+        experiment `<experiment>-<8 hex>`, the hex digits the sha256 of `code_digest` and the
+        study's search definition, and the study named after that experiment. Each change of
+        the code or the search gets a study of its own; a rebuild of the same code rejoins it.
+
+        Raises:
+            SpecError: the name grows past 63 characters.
+        """
+        definition = fingerprint(fingerprint_fields(self.search_definition()))
+        tag = hashlib.sha256(f"{code_digest}\0{definition}".encode()).hexdigest()[:8]
+        experiment = f"{self.experiment}-{tag}"
+        if self.name.startswith(f"{self.experiment}-"):
+            name = experiment + self.name[len(self.experiment) :]
+        else:
+            name = f"{self.name}-{tag}"
+        if len(name) > NAME_LIMIT:
+            raise SpecError(
+                f"study {self.name}: as one build's study it would be named {name!r}, past the "
+                f"{NAME_LIMIT} characters of a name; shorten the experiment's name"
+            )
+        return self.with_changes({"name": name, "experiment": experiment})
+
     def to_yaml(self) -> str:
         """The spec as YAML (what a Job's ConfigMap holds), its identity first."""
         data = self.model_dump(mode="json")
