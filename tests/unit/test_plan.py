@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ from finscale.errors import DataError
 from finscale.model.grid import Arch
 from finscale.plan.compute import GPU_PEAK_TFLOPS, Shape, forward_flops, hours
 from finscale.plan.design import PlanOptions, plan_studies, reference_slope
+from finscale.plan.pilot import read_pilots
 from finscale.plan.power import Design, WindowNoise, detectable, window_dependence
 from finscale.plan.text import plan_json, plan_lines
 from finscale.report.scaling import BudgetTrials, fit_scaling
+from finscale.settings import Settings
 from finscale.spec import load_studies
 from tests.conftest import run_cli
 
@@ -240,6 +243,26 @@ def test_the_cli_prints_the_plan_and_json(
     env.setenv("FINSCALE_DATA_DIR", str(tmp_path / "nothing"))
     code, _, err = run_cli(["plan", str(VALIDATION), "--cpu-gflops", "50"], capsys)
     assert code == 2 and "--windows" in err
+
+
+def test_a_pilot_run_in_the_storage_gives_the_trials_spread(data_dir: Path, tmp_path: Path) -> None:
+    # given the golden storage: two budgets of six trials each (a pilot of its spec)
+    golden = ROOT / "tests" / "fixtures" / "golden"
+    shutil.copy(golden / "storage.db", tmp_path / "pilot.db")
+    studies = load_studies(golden / "spec.yaml")
+    settings = Settings(storage_url=f"sqlite:///{tmp_path / 'pilot.db'}")
+    # when the plan reads it
+    pilots = read_pilots(settings, studies)
+    plan = plan_studies("golden", studies, data_dir=data_dir, pilots=pilots,
+                        options=PlanOptions(cpu_gflops=50.0, cpu_measured=False))  # fmt: skip
+    # then the trials' spread is measured there, less the window noise the model gives them
+    assert pilots[1].df == 10 and pilots[1].studies == 2
+    assert pilots[1].sd == pytest.approx(0.00439, abs=1e-5)
+    validation = plan.horizons[0].validation
+    assert validation is not None and validation.luck_from.startswith("pilot: 2 studies")
+    run_se = validation.window.run_se
+    assert validation.luck == pytest.approx(math.sqrt(max(pilots[1].sd ** 2 - run_se**2, 0.0)))
+    assert read_pilots(Settings(storage_url=f"sqlite:///{tmp_path / 'none.db'}"), studies) == {}
 
 
 def test_the_cli_knows_the_cards_the_plan_knows() -> None:

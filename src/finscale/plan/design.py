@@ -220,7 +220,7 @@ def _assumed(spec: StudySpec, counts: tuple[int, int, int]) -> _Windows:
         counts=counts,
         dependence=dependence,
         source=f"assumed (--windows {counts[0]},{counts[1]},{counts[2]}: dataset "
-        f"{spec.data.dataset} not built): labels dependent over the horizon only",
+        f"{spec.data.dataset} not built): labels as dependent as the S&P 500 sample's",
         num_features=num_features,
     )
 
@@ -245,7 +245,7 @@ def horizon_windows(
         raise DataError(
             f"{e}. The plan counts the windows of {spec.data.dataset} and measures their labels' "
             "autocorrelation; build it first, or pass --windows TRAIN,VAL,TEST to plan on "
-            "assumed counts (labels then taken as dependent over the horizon only)"
+            "assumed counts (labels then taken as dependent as the S&P 500 sample's)"
         ) from None
     return _measured(spec, data_dir)
 

@@ -38,7 +38,7 @@ def _wrap(text: str, width: int, indent: str = "") -> list[str]:
 def _split_row(p: SplitPlan) -> str:
     w = p.window
     kind = "trials" if p.split == "validation" else "seeds"
-    runs = "/".join(str(k) for k in p.runs)
+    runs = str(p.runs[0]) if len(set(p.runs)) == 1 else "/".join(str(k) for k in p.runs)
     return (
         f"  {p.split:<11}{w.n:>7}{w.lag:>5}{w.effective_n:>8.0f}  {runs + ' ' + kind:<14}"
         f"{p.m:>3}{p.luck:>8.4f}{p.detectable:>11.4f}{p.report_detectable:>9.4f}"
