@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from finscale.errors import DataError
 from finscale.model.grid import Arch
 from finscale.plan.compute import (
     DEFAULT_GPU,
@@ -22,18 +21,19 @@ from finscale.plan.compute import (
     hours,
     study_cost,
 )
+from finscale.plan.pilot import Pilot
 from finscale.plan.power import (
     DEFAULT_SEED_LUCK,
     DEFAULT_TRIAL_LUCK,
     DEFAULT_WINDOW_SD,
     Design,
+    Draws,
     WindowNoise,
-    assumed_dependence,
     detectable,
     report_detectable,
     true_slopes,
-    window_dependence,
 )
+from finscale.plan.windows import HorizonWindows, horizon_windows
 from finscale.spec import StudySpec
 from finscale.spec.distributions import Categorical, Distribution, IntRange, LogUniform, Uniform
 
@@ -64,15 +64,6 @@ class PlanOptions:
     cpu_gflops: float = math.nan  # the measured (or given) CPU rate
     cpu_measured: bool = True
     windows: tuple[int, int, int] | None = None  # train, val, test when the data is not built
-
-
-@dataclass(frozen=True)
-class Pilot:
-    """A pilot run's trials of one horizon: their values' pooled spread within budgets."""
-
-    sd: float  # √(Σ (value − budget mean)² / df)
-    df: int
-    studies: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,6 @@ class Plan:
     options: PlanOptions
     gpu: str
     gpu_tflops: float
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def gpu_hours(self) -> float:
@@ -163,7 +153,8 @@ def mean_value(value: float | Distribution) -> float:
 
 
 def card_of(spec: StudySpec) -> str | None:
-    """The card the spec's node selector names, when it is one of `GPU_PEAK_TFLOPS`."""
+    """The card the spec's node selector names, when it is one of `GPU_PEAK_TFLOPS` (the plan
+    takes the first a study names: phase6a's 2B studies name the H100)."""
     for label in spec.resources.node_selector.values():
         for card in GPU_PEAK_TFLOPS:
             if card.lower() in label.lower():
@@ -171,114 +162,23 @@ def card_of(spec: StudySpec) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Windows:
-    """A horizon's split: counts, and each evaluated split's window dependence."""
-
-    counts: tuple[int, int, int]  # train, val, test
-    dependence: Mapping[str, tuple[int, float, float]]  # split → lag, ratio, long-run ratio
-    source: str
-    num_features: int
-
-
-def _measured(spec: StudySpec, data_dir: Path) -> _Windows:
-    from finscale.hpo.inputs import load_study_data
-    from finscale.report.hac import segments
-
-    data = load_study_data(spec, data_dir)
-    splits, labels = data.prepared.splits, data.prepared.windows.labels
-    dependence = {
-        name: window_dependence(labels[idx], horizon=spec.horizon, starts=segments(idx))
-        for name, idx in (("val", splits.val), ("test", splits.test))
-        if len(idx) > 2
-    }
-    return _Windows(
-        counts=(len(splits.train), len(splits.val), len(splits.test)),
-        dependence=dependence,
-        source=f"dataset {spec.data.dataset} in {data_dir}: windows counted, their labels' "
-        "autocorrelation measured",
-        num_features=data.num_features,
-    )
-
-
-def _assumed(spec: StudySpec, counts: tuple[int, int, int]) -> _Windows:
-    from finscale.tiers import dataset_kind
-
-    try:
-        num_features = dataset_kind(spec.data.dataset).num_features
-    except ValueError:
-        raise DataError(
-            f"dataset {spec.data.dataset}: its kind does not say how many features it has; "
-            "build it to plan"
-        ) from None
-    dependence = {
-        name: assumed_dependence(n, spec.horizon)
-        for name, n in (("val", counts[1]), ("test", counts[2]))
-        if n > 2
-    }
-    return _Windows(
-        counts=counts,
-        dependence=dependence,
-        source=f"assumed (--windows {counts[0]},{counts[1]},{counts[2]}: dataset "
-        f"{spec.data.dataset} not built): labels as dependent as the S&P 500 sample's",
-        num_features=num_features,
-    )
-
-
-def horizon_windows(
-    spec: StudySpec, data_dir: Path, *, assumed: tuple[int, int, int] | None
-) -> _Windows:
-    """The split of a horizon's studies: from the dataset when it is built, else from the
-    assumed counts.
-
-    Raises:
-        DataError: the dataset is not built (the message says how to build it, or how to plan
-            on assumed counts), or a split is too small.
-    """
-    from finscale.data.manifest import find_dataset
-
-    try:
-        find_dataset(data_dir, spec.data.dataset, sha256=spec.data.sha256)
-    except DataError as e:
-        if assumed is not None:
-            return _assumed(spec, assumed)
-        raise DataError(
-            f"{e}. The plan counts the windows of {spec.data.dataset} and measures their labels' "
-            "autocorrelation; build it first, or pass --windows TRAIN,VAL,TEST to plan on "
-            "assumed counts (labels then taken as dependent as the S&P 500 sample's)"
-        ) from None
-    return _measured(spec, data_dir)
-
-
 def _split_plan(
     split: str,
+    window: WindowNoise,
     *,
     log10_params: Sequence[float],
     runs: Sequence[int],
-    draws: str,
-    luck: float,
-    luck_from: str,
-    n: int,
-    dependence: tuple[int, float, float],
-    options: PlanOptions,
-    source: str,
+    draws: Draws,
+    luck: tuple[float, str],
 ) -> SplitPlan:
-    lag, ratio, long_run = dependence
-    window = WindowNoise(n, lag, ratio, long_run, options.window_sd, source)
-    design = Design(
-        tuple(log10_params),
-        tuple(runs),
-        "trials" if draws == "trials" else "seeds",
-        luck,
-        window,
-    )
+    design = Design(tuple(log10_params), tuple(runs), draws, luck[0], window)
     return SplitPlan(
         split=split,
         window=window,
         runs=tuple(runs),
         m=design.m,
-        luck=luck,
-        luck_from=luck_from,
+        luck=luck[0],
+        luck_from=luck[1],
         detectable=detectable(design),
         report_detectable=report_detectable(design),
         slope_sd=float(np.std(true_slopes(design))),
@@ -306,6 +206,71 @@ def _grid(spec: StudySpec, num_features: int) -> tuple[list[Arch], float]:
     return grid, float(np.exp(np.mean(np.log([a.param_count for a in grid]))))
 
 
+def _study_plan(
+    spec: StudySpec, win: HorizonWindows, options: PlanOptions, *, tflops: float
+) -> StudyPlan:
+    grid, params = _grid(spec, win.num_features)
+    m = spec.model
+    train, val, test = win.counts
+    cost = study_cost(
+        grid,
+        Shape(win.num_features, m.context_length, m.patch_length, m.stride),
+        train_windows=train,
+        val_windows=val,
+        test_windows=test,
+        epochs=mean_value(spec.training.value("epochs")),
+        batch_size=max(1, round(mean_value(spec.training.value("batch_size")))),
+        n_trials=spec.n_trials,
+        eval_runs=options.top_k * options.seeds if test else 0,
+    )
+    return StudyPlan(
+        name=spec.name,
+        budget=spec.budget,
+        horizon=spec.horizon,
+        params=params,
+        n_archs=len(grid),
+        cost=cost,
+        gpu_hours=hours(cost.total, peak_flops=tflops * 1e12, mfu=options.mfu),
+        cpu_hours=hours(cost.total, peak_flops=options.cpu_gflops * 1e9, mfu=options.mfu),
+    )
+
+
+def _horizon_plan(
+    group: Sequence[StudySpec],
+    plans: Sequence[StudyPlan],
+    win: HorizonWindows,
+    options: PlanOptions,
+    pilot: Pilot | None,
+) -> HorizonPlan:
+    sizes = [math.log10(p.params) for p in plans]
+    validation = test = None
+    if len(group) >= 2 and "val" in win.dependence:
+        window = WindowNoise(win.counts[1], *win.dependence["val"], options.window_sd, win.source)
+        trials = [s.n_trials for s in group]
+        luck = _trial_luck(options, pilot, window)
+        validation = _split_plan(
+            "validation", window, log10_params=sizes, runs=trials, draws="trials", luck=luck
+        )
+        if "test" in win.dependence:
+            window = WindowNoise(
+                win.counts[2], *win.dependence["test"], options.window_sd, win.source
+            )
+            given = options.seed_luck != DEFAULT_SEED_LUCK
+            luck = (options.seed_luck, "given" if given else "default (the golden storage's)")
+            seeds = [options.seeds] * len(group)
+            test = _split_plan(
+                "test", window, log10_params=sizes, runs=seeds, draws="seeds", luck=luck
+            )
+    return HorizonPlan(
+        horizon=group[0].horizon,
+        studies=tuple(s.name for s in group),
+        decades=max(sizes) - min(sizes),
+        validation=validation,
+        test=test,
+        windows_from=win.source,
+    )
+
+
 def plan_studies(
     spec_path: str,
     studies: Sequence[StudySpec],
@@ -328,7 +293,8 @@ def plan_studies(
             too small.
         SpecError: a budget has no architecture within its tolerance.
     """
-    gpu = options.gpu or card_of(studies[0]) or DEFAULT_GPU
+    named = next((card for s in studies if (card := card_of(s)) is not None), None)
+    gpu = options.gpu or named or DEFAULT_GPU
     if options.gpu_tflops is not None:
         tflops = options.gpu_tflops
     elif gpu in GPU_PEAK_TFLOPS:
@@ -344,77 +310,9 @@ def plan_studies(
     for horizon, group in sorted(by_horizon.items()):
         group.sort(key=lambda s: s.budget_params)
         win = horizon_windows(group[0], data_dir, assumed=options.windows)
-        train, val, test = win.counts
-        sizes = []
-        for s in group:
-            grid, params = _grid(s, win.num_features)
-            sizes.append(math.log10(params))
-            shape = Shape(
-                win.num_features, s.model.context_length, s.model.patch_length, s.model.stride
-            )
-            cost = study_cost(
-                grid,
-                shape,
-                train_windows=train,
-                val_windows=val,
-                test_windows=test,
-                epochs=mean_value(s.training.value("epochs")),
-                batch_size=max(1, round(mean_value(s.training.value("batch_size")))),
-                n_trials=s.n_trials,
-                eval_runs=options.top_k * options.seeds if test else 0,
-            )
-            study_plans.append(
-                StudyPlan(
-                    name=s.name,
-                    budget=s.budget,
-                    horizon=horizon,
-                    params=params,
-                    n_archs=len(grid),
-                    cost=cost,
-                    gpu_hours=hours(cost.total, peak_flops=tflops * 1e12, mfu=options.mfu),
-                    cpu_hours=hours(cost.total, peak_flops=options.cpu_gflops * 1e9,
-                                    mfu=options.mfu),
-                )
-            )  # fmt: skip
-        validation = test_plan = None
-        if len(group) >= 2 and "val" in win.dependence:
-            window = WindowNoise(val, *win.dependence["val"], options.window_sd, win.source)
-            luck, luck_from = _trial_luck(options, (pilots or {}).get(horizon), window)
-            validation = _split_plan(
-                "validation",
-                log10_params=sizes,
-                runs=[s.n_trials for s in group],
-                draws="trials",
-                luck=luck,
-                luck_from=luck_from,
-                n=val,
-                dependence=win.dependence["val"],
-                options=options,
-                source=win.source,
-            )
-            if "test" in win.dependence:
-                test_plan = _split_plan(
-                    "test",
-                    log10_params=sizes,
-                    runs=[options.seeds] * len(group),
-                    draws="seeds",
-                    luck=options.seed_luck,
-                    luck_from="default (the golden storage's seeds)",
-                    n=test,
-                    dependence=win.dependence["test"],
-                    options=options,
-                    source=win.source,
-                )
-        horizon_plans.append(
-            HorizonPlan(
-                horizon=horizon,
-                studies=tuple(s.name for s in group),
-                decades=max(sizes) - min(sizes),
-                validation=validation,
-                test=test_plan,
-                windows_from=win.source,
-            )
-        )
+        plans = [_study_plan(s, win, options, tflops=tflops) for s in group]
+        study_plans += plans
+        horizon_plans.append(_horizon_plan(group, plans, win, options, (pilots or {}).get(horizon)))
     return Plan(
         spec=spec_path,
         studies=tuple(study_plans),

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from finscale.plan.design import Pilot
 from finscale.settings import Settings
 from finscale.spec import StudySpec
+
+
+@dataclass(frozen=True)
+class Pilot:
+    """A pilot run's trials of one horizon: their values' pooled spread within budgets."""
+
+    sd: float  # √(Σ (value − budget mean)² / df)
+    df: int
+    studies: int
 
 
 def pilot_spread(values_by_study: Sequence[Sequence[float]]) -> Pilot | None:
