@@ -172,6 +172,7 @@ def test_flops_and_gpu_hours_match_a_hand_computation(tmp_path: Path) -> None:
     total = 3 * run + 1 * 2 * (run + 300 * forward)  # 3 trials, then top-1 × 2 seeds
     (study,) = plan.studies
     assert study.n_archs == 1
+    assert (study.cost.steps_per_epoch, study.cost.tokens_per_step) == (12, 11 * 256)
     assert study.cost.total == pytest.approx(total, rel=1e-12)
     assert study.gpu_hours == pytest.approx(total / (312e12 * 0.5) / 3600, rel=1e-12)
     assert study.cpu_hours == pytest.approx(total / (100e9 * 0.5) / 3600, rel=1e-12)

@@ -80,12 +80,17 @@ class StudyCost:
     batch_size: int
     n_trials: int
     eval_runs: int  # top_k × seeds retrainings of the final evaluation
+    patches: int  # P: tokens per window
     forward_per_window: float  # mean over the grid
     train_per_window: float
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train_windows / self.batch_size)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.patches * self.batch_size
 
     @property
     def per_run(self) -> float:
@@ -134,6 +139,7 @@ def study_cost(
         batch_size=batch_size,
         n_trials=n_trials,
         eval_runs=eval_runs,
+        patches=shape.patches,
         forward_per_window=forward,
         train_per_window=3.0 * forward,
     )

@@ -173,6 +173,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "epochs": s.cost.epochs,
                 "batch_size": s.cost.batch_size,
                 "steps_per_epoch": s.cost.steps_per_epoch,
+                "tokens_per_step": s.cost.tokens_per_step,
                 "windows": {
                     "train": s.cost.train_windows,
                     "val": s.cost.val_windows,
