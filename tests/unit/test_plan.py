@@ -33,7 +33,7 @@ from finscale.errors import DataError
 from finscale.model.grid import Arch
 from finscale.plan.compute import GPU_PEAK_TFLOPS, Shape, forward_flops, hours
 from finscale.plan.design import PlanOptions, plan_studies, reference_slope
-from finscale.plan.pilot import read_pilots
+from finscale.plan.pilot import own_window_sd, read_pilots
 from finscale.plan.power import Design, WindowNoise, detectable, window_dependence
 from finscale.plan.text import plan_json, plan_lines
 from finscale.report.scaling import BudgetTrials, fit_scaling
@@ -246,6 +246,14 @@ def test_the_cli_prints_the_plan_and_json(
     assert code == 2 and "--windows" in err
 
 
+def test_own_window_noise_is_read_without_the_shared_noise_and_the_luck() -> None:
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(1, 2000))
+    studies = [shared + 0.3 * rng.normal(size=(k, 1)) + 0.05 * rng.normal(size=(k, 2000))
+               for k in (2, 5, 8)]  # fmt: skip
+    assert own_window_sd(studies) == pytest.approx(0.05, rel=0.02)
+
+
 def test_a_pilot_run_in_the_storage_gives_the_trials_spread(data_dir: Path, tmp_path: Path) -> None:
     # given the golden storage: two budgets of six trials each (a pilot of its spec)
     golden = ROOT / "tests" / "fixtures" / "golden"
@@ -259,8 +267,15 @@ def test_a_pilot_run_in_the_storage_gives_the_trials_spread(data_dir: Path, tmp_
     # then the trials' spread is measured there, less the window noise the model gives them
     assert pilots[1].df == 10 and pilots[1].studies == 2
     assert pilots[1].sd == pytest.approx(0.00439, abs=1e-5)
+    assert pilots[1].window_sd is not None and 0 < pilots[1].window_sd < 0.2
+    assert plan.horizons[0].window_sd == pilots[1].window_sd
+    assert plan.horizons[0].window_sd_from.startswith("pilot:")
     validation = plan.horizons[0].validation
     assert validation is not None and validation.luck_from.startswith("pilot: 2 studies")
+    assert validation.window.sd == pilots[1].window_sd
+    # and the windows' dependence is the pilot's: the report's lag on its best trials
+    assert validation.window.source == "the pilot's trials"
+    assert pilots[1].dependence is not None and validation.window.lag == pilots[1].dependence[0]
     run_se = validation.window.run_se
     assert validation.luck == pytest.approx(math.sqrt(max(pilots[1].sd ** 2 - run_se**2, 0.0)))
     assert read_pilots(Settings(storage_url=f"sqlite:///{tmp_path / 'none.db'}"), studies) == {}

@@ -41,6 +41,8 @@ from finscale.spec.distributions import Categorical, Distribution, IntRange, Log
 # best validation BCE over its three horizons; least squares on log10 of the budgets.
 REFERENCE_MEANS = {2e6: 0.3067, 2e7: 0.3377, 2e8: 0.3574, 2e9: 0.3716}
 REFERENCE_NAME = "the research system's Phase 6A search, validation BCE, 2M → 2B"
+# Where a split's window dependence comes from when a pilot measured it.
+PILOT_SOURCE = "the pilot's trials"
 
 
 def reference_slope() -> float:
@@ -57,7 +59,7 @@ class PlanOptions:
     seeds: int = 3  # `finscale evaluate --seeds`: runs per final model
     trial_luck: float | None = None  # None: the pilot's, else DEFAULT_TRIAL_LUCK
     seed_luck: float = DEFAULT_SEED_LUCK
-    window_sd: float = DEFAULT_WINDOW_SD
+    window_sd: float | None = None  # None: the pilot's, else DEFAULT_WINDOW_SD
     gpu: str | None = None  # None: the spec's node selector's card, else DEFAULT_GPU
     gpu_tflops: float | None = None  # None: the card's dense bf16 peak
     mfu: float = DEFAULT_MFU
@@ -105,6 +107,8 @@ class HorizonPlan:
     validation: SplitPlan | None  # None with fewer than two budgets
     test: SplitPlan | None
     windows_from: str  # the dataset, or the assumption
+    window_sd: float  # a run's own per-window BCE noise
+    window_sd_from: str
 
     @property
     def sentence(self) -> str:
@@ -199,6 +203,19 @@ def _trial_luck(
     return DEFAULT_TRIAL_LUCK, "default (the report's: a few thousandths of BCE)"
 
 
+def _window_sd(options: PlanOptions, pilot: Pilot | None) -> tuple[float, str]:
+    if options.window_sd is not None:
+        return options.window_sd, "given"
+    if pilot is not None and pilot.window_sd is not None:
+        return pilot.window_sd, (
+            f"pilot: its trials' per-window BCE less what each study's trials share and each "
+            f"trial's mean, {pilot.studies} studies"
+        )
+    return DEFAULT_WINDOW_SD, (
+        "default: the report's paired SE of 0.007 between two trials on the S&P 500 sample"
+    )
+
+
 def _grid(spec: StudySpec, num_features: int) -> tuple[list[Arch], float]:
     from finscale.hpo.inputs import study_grid
 
@@ -243,18 +260,24 @@ def _horizon_plan(
     pilot: Pilot | None,
 ) -> HorizonPlan:
     sizes = [math.log10(p.params) for p in plans]
+    sd, sd_from = _window_sd(options, pilot)
     validation = test = None
     if len(group) >= 2 and "val" in win.dependence:
-        window = WindowNoise(win.counts[1], *win.dependence["val"], options.window_sd, win.source)
+        measured = pilot.dependence if pilot is not None else None
+        source = PILOT_SOURCE if measured is not None else win.source
+        window = WindowNoise(win.counts[1], *(measured or win.dependence["val"]), sd, source)
         trials = [s.n_trials for s in group]
         luck = _trial_luck(options, pilot, window)
         validation = _split_plan(
             "validation", window, log10_params=sizes, runs=trials, draws="trials", luck=luck
         )
         if "test" in win.dependence:
-            window = WindowNoise(
-                win.counts[2], *win.dependence["test"], options.window_sd, win.source
-            )
+            n_test = win.counts[2]
+            if measured is not None:  # a model's noise is taken to persist on test as it did
+                lag, ratio, long_run = measured
+                window = WindowNoise(n_test, min(lag, n_test // 3), ratio, long_run, sd, source)
+            else:
+                window = WindowNoise(n_test, *win.dependence["test"], sd, win.source)
             given = options.seed_luck != DEFAULT_SEED_LUCK
             luck = (options.seed_luck, "given" if given else "default (the golden storage's)")
             seeds = [options.seeds] * len(group)
@@ -268,6 +291,8 @@ def _horizon_plan(
         validation=validation,
         test=test,
         windows_from=win.source,
+        window_sd=sd,
+        window_sd_from=sd_from,
     )
 
 

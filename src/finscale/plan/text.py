@@ -6,8 +6,15 @@ import math
 import textwrap
 from typing import Any
 
-from finscale.plan.design import REFERENCE_NAME, Plan, SplitPlan, reference_slope
-from finscale.plan.power import DEFAULT_WINDOW_SD, PLAN_RESAMPLES
+from finscale.plan.design import (
+    PILOT_SOURCE,
+    REFERENCE_NAME,
+    HorizonPlan,
+    Plan,
+    SplitPlan,
+    reference_slope,
+)
+from finscale.plan.power import PLAN_RESAMPLES
 
 WIDTH = 80
 _NAME = 24  # the study column; longer names are cut with "…"
@@ -33,6 +40,13 @@ def _count(x: float) -> str:
 
 def _wrap(text: str, width: int, indent: str = "") -> list[str]:
     return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
+def _autocorrelated(first: HorizonPlan | None) -> str:
+    validation = first.validation if first is not None else None
+    if validation is not None and validation.window.source == PILOT_SOURCE:
+        return "as the pilot's trials' own noise (on validation, taken for test too)"
+    return "as the split's labels"
 
 
 def _split_row(p: SplitPlan) -> str:
@@ -99,13 +113,13 @@ def plan_lines(plan: Plan, *, width: int = WIDTH) -> list[str]:
     first = plan.horizons[0] if plan.horizons else None
     luck_from = first.validation.luck_from if first is not None and first.validation else "default"
     lines += _wrap(
-        f"Noise: a run's own per-window BCE noise SD {o.window_sd}"
-        + (
-            " (default: the report's paired SE of 0.007 between two trials on the S&P 500 sample)"
-            if o.window_sd == DEFAULT_WINDOW_SD
-            else ""
+        (
+            f"Noise: a run's own per-window BCE noise SD {first.window_sd:.4f} "
+            f"({first.window_sd_from})"
+            if first is not None
+            else "Noise: none"
         )
-        + f", autocorrelated as the split's labels; trial luck: {luck_from}; seed luck "
+        + f", autocorrelated {_autocorrelated(first)}; trial luck: {luck_from}; seed luck "
         f"{o.seed_luck}. Windows: " + (first.windows_from if first is not None else "none") + ".",
         width,
     )
@@ -198,6 +212,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "validation": _split_json(h.validation),
                 "test": _split_json(h.test),
                 "windows_from": h.windows_from,
+                "window_sd": h.window_sd,
+                "window_sd_from": h.window_sd_from,
                 "sentence": h.sentence,
             }
             for h in plan.horizons
