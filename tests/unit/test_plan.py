@@ -137,6 +137,16 @@ def test_a_slope_the_size_the_plan_states_is_found_80_percent_of_the_time(split:
     assert wrong <= 0.065
 
 
+def test_the_labels_dependence_is_read_by_the_reports_rule() -> None:
+    # an AR(1) of 0.5: long-run variance 3 × the variance; the Bartlett ratio at the chosen lag
+    # is below it, the AR(1) tail's implied ratio near it
+    rng = np.random.default_rng(3)
+    x = lfilter([1.0], [1.0, -0.5], rng.normal(size=20_000))
+    lag, ratio, long_run = window_dependence(x, horizon=1)
+    assert lag >= 1 and 1 < ratio <= long_run
+    assert long_run == pytest.approx(3.0, rel=0.1)
+
+
 def test_a_design_detects_more_with_more_windows_trials_and_decades() -> None:
     window = WindowNoise(450, 50, 2.0, 3.0, SD, "given")
     base = Design(LOG10_SIZES, (8, 8, 8), "trials", 0.005, window)
