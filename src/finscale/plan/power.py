@@ -2,20 +2,22 @@
 report's test would find with 80 % power (two-sided 5 %).
 
 The report resamples the validation (or test) windows in blocks, the same for every budget, and
-redraws each budget's trials (or a final model's seeds); its detectable effect is read from the
-resampled slopes (`finscale.report.scaling_fit.detectable_slope`). The plan resamples the same
-statistic under a noise model, and reads it with the same function, so the two agree when the
-model is right. The model, per split:
+redraws each budget's trials (or a final model's seeds); its interval is a stretched percentile
+interval of the resampled slopes, and its detectable effect is read from them
+(`finscale.report.scaling_fit.detectable_slope`). The plan resamples the same statistic under a
+noise model (`resampled_slopes`): the far half of the report's interval plus the distance to the
+80th percentile of the slope experiments would really measure (`true_slopes`) is `detectable`;
+the report's own formula on the same resamples is `report_detectable`, what the report will
+state. The model, per split:
 
 - a run's (trial's or seed's) loss on a window is the budget's loss, plus noise every run shares
   on that window (the hard windows are hard for all: it cancels in the slope), plus its model's
-  own window noise (per-window SD `sd`, autocorrelated as the windows' labels are: each trial
-  has its own, the seeds of a final model share theirs), plus the run's luck: an offset of SD
-  `luck` that holds what its configuration and seed happened to be worth;
-- windows are independent beyond the report's block (its Newey-West lag, at least the
-  horizon): a run's mean over n windows has the standard error sd·√(ratio / n), ratio the
-  Bartlett long-run variance over the iid variance at that lag (n / ratio: the effective
-  number of windows);
+  own window noise (per-window SD `sd`: each trial has its own, the seeds of a final model share
+  theirs), plus the run's luck: an offset of SD `luck` that holds what its configuration and
+  seed happened to be worth;
+- the window noise is autocorrelated (`WindowNoise`): windows closer than the report's block
+  (its Newey-West lag, at least the horizon) are dependent; a run's mean over n windows varies
+  by sd·√(long-run ratio / n), of which the blocks see sd·√(Bartlett ratio at the lag / n);
 - runs are independent draws within a budget; budgets are independent but for the shared
   window noise;
 - a budget's point is the expected best of m of its trials (validation; m the fewest trials
