@@ -61,6 +61,11 @@ CONTRACT = (
         "report reads the storage through records, not hpo's internals",
     ),
     Rule("finscale.hpo", ("finscale.report", "finscale.k8s", "finscale.cli"), "no import up"),
+    Rule(
+        "finscale.plan",
+        ("torch", "finscale.train", "finscale.k8s", "finscale.cli"),
+        "a plan is made before anything trains, and without torch",
+    ),
 )
 
 

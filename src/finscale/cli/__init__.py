@@ -17,6 +17,7 @@ from finscale.cli.cluster import cancel_command, submit_command, watch_command
 from finscale.cli.common import DISK_ERRORS, _State, app, err, log, runs_a_worker, size_consoles
 from finscale.cli.dashboard import dashboard_command
 from finscale.cli.data import data_app
+from finscale.cli.plan import plan_command
 from finscale.cli.render import grid_command, render_command
 from finscale.cli.report import compare_command, report_command, status_command
 from finscale.cli.run import evaluate_command, run_command, train_command, worker_command
@@ -27,6 +28,7 @@ from finscale.settings import load_settings
 
 app.add_typer(data_app, name="data")
 app.command("check")(check_command)
+app.command("plan")(plan_command)
 app.command("grid")(grid_command)
 app.command("train")(train_command)
 app.command("render")(render_command)

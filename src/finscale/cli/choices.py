@@ -73,3 +73,12 @@ class Propagation(StrEnum):
 
 # The dataset kinds of the table.
 DatasetKind = StrEnum("DatasetKind", {k: k for k in DATASETS})  # type: ignore[misc]
+
+
+class Gpu(StrEnum):
+    """The cards whose peak `finscale plan` knows: `finscale.plan.compute.GPU_PEAK_TFLOPS`."""
+
+    H100 = "H100"
+    H200 = "H200"
+    A100 = "A100"
+    L4 = "L4"

@@ -102,23 +102,38 @@ def _tail(gamma: np.ndarray, first: int) -> tuple[float, float]:
     return float(scale[best]), float(_TAIL_RHOS[best])
 
 
-def bandwidth_parameter(x: np.ndarray, seg: np.ndarray, min_lag: int) -> float:
-    """Andrews' |B| = Σ|j|γ(j) / Σγ(j) of a centred series: measured autocovariances below
-    `min_lag` (the horizon), an AR(1) tail fitted beyond it; 0 for a series without positive
-    long-run variance."""
+def _tail_sums(x: np.ndarray, seg: np.ndarray, min_lag: int) -> tuple[float, float, float]:
+    """γ(0), Σγ(j) and Σ|j|γ(j) over all j of a centred series: measured autocovariances below
+    `min_lag` (the horizon), an AR(1) tail fitted beyond it."""
     n = len(x)
     first = max(min_lag, 1)
     last = max(min(int(_TAIL_SHARE * n), _MAX_TAIL_LAGS), first + 2)
     gamma = _autocovariances(x, last, seg)
     if gamma[0] <= 0:
-        return 0.0
+        return 0.0, 0.0, 0.0
     a, rho = _tail(gamma, first)
     j = np.arange(1, first)
     short = gamma[1:first]
     head = a * rho**first
     total = gamma[0] + 2 * short.sum() + 2 * head / (1 - rho)
     moment = 2 * (j * short).sum() + 2 * head * (first * (1 - rho) + rho) / (1 - rho) ** 2
-    return abs(float(moment)) / float(total) if total > 0 else 0.0
+    return float(gamma[0]), float(total), float(moment)
+
+
+def bandwidth_parameter(x: np.ndarray, seg: np.ndarray, min_lag: int) -> float:
+    """Andrews' |B| = Σ|j|γ(j) / Σγ(j) of a centred series: measured autocovariances below
+    `min_lag` (the horizon), an AR(1) tail fitted beyond it; 0 for a series without positive
+    long-run variance."""
+    _, total, moment = _tail_sums(x, seg, min_lag)
+    return abs(moment) / total if total > 0 else 0.0
+
+
+def implied_long_run_ratio(x: np.ndarray, seg: np.ndarray, min_lag: int) -> float:
+    """Σγ(j) / γ(0) of a centred series by the same short lags and AR(1) tail as
+    `bandwidth_parameter`: the long-run variance a Bartlett estimate at a finite lag
+    understates (floored at 1, as `long_run_ratio`)."""
+    gamma0, total, _ = _tail_sums(x, seg, min_lag)
+    return max(total / gamma0, 1.0) if gamma0 > 0 else 1.0
 
 
 def choose_lag(x: np.ndarray, seg: np.ndarray, lag: int | None, min_lag: int) -> int:

@@ -21,6 +21,7 @@ from finscale.report.scaling_fit import (
     ExponentFit,
     SlopeFit,
     Verdict,
+    detectable_slope,
     expected_best_weights,
     exponent_resamples,
     fit_exponent,
@@ -223,17 +224,6 @@ def _exponent_interval(
     )
 
 
-def _detectable(slope: np.ndarray, stretch: float) -> float:
-    """The smallest true slope per decade, of either sign, whose interval would exclude 0 in
-    80 % of studies like this one: the resampled slopes shifted until their 80th percentile
-    meets the interval's far end (the spread stretched as the interval is); for a normal
-    spread, (1.96 + 0.84) × stretch × its standard deviation."""
-    low, low80, mid, high80, high = np.percentile(slope, [2.5, 20.0, 50.0, 80.0, 97.5])
-    better = (high - mid) + (high80 - mid)  # a slope this far below 0 is found 80 % of the time
-    worse = (mid - low) + (mid - low80)
-    return float(stretch * max(better, worse))
-
-
 def _luck_note(draws: Draws, found: Spread | None) -> str:
     if found is None:
         return (
@@ -328,7 +318,7 @@ def _with_bootstrap(
         band_params=tuple(grid.tolist()),
         band_low=tuple(interval(lines, stretch)[0].tolist()),
         band_high=tuple(interval(lines, stretch)[1].tolist()),
-        detectable=_detectable(slope, stretch),
+        detectable=detectable_slope(slope, stretch),
         luck=math.sqrt(found.luck) if found is not None else math.nan,
         luck_df=found.df if found is not None else 0,
     )
