@@ -17,7 +17,7 @@ class ExitCode(IntEnum):
     ERROR = 1  # an unexpected error (with its traceback: a bug), or a failed check (render --check)
     BAD_INPUT = 2  # a bad spec, data, setting or storage refusal: never retried (FailJob)
     STORAGE_UNAVAILABLE = 3  # the storage (or the Kubernetes API) did not answer: retried
-    DEVICE_UNUSABLE = 4  # the worker's device failed its preflight: retried, no trial touched
+    DEVICE_UNUSABLE = 4  # the worker's device failed (preflight, or under a trial handed back)
     INTERRUPTED = 143  # SIGTERM or SIGINT (128 + 15): the running trial was handed back
 
 
@@ -79,9 +79,10 @@ class StorageUnavailableError(FinscaleError):
 
 class DeviceUnusableError(FinscaleError):
     """The device a worker was given cannot train (no CUDA, a GPU too old for the build, a
-    failing kernel, bf16 asked of a GPU without it): found before the worker reserves a trial.
-    The Job retries the pod within its per-index backoff, where the scheduler may place it on
-    another node; the study loses nothing."""
+    failing kernel, bf16 asked of a GPU without it), found before the worker reserves a trial;
+    or it failed under a running trial (a CUDA execution or ECC error, a lost GPU), which was
+    handed back (at most the study's `max_retries` times, then counted as failed). The Job
+    retries the pod, where the scheduler may place it on another node."""
 
     exit_code: int = ExitCode.DEVICE_UNUSABLE
 

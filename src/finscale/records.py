@@ -42,6 +42,7 @@ TRIAL_PARAM_COUNT = "param_count"  # the architecture's exact parameter count
 TRIAL_FORCED = "forced"  # the name of the forced extreme it trains, if any
 TRIAL_FAIL_REASON = "fail_reason"  # why it failed, for a person
 TRIAL_REQUEUED_FROM = "requeued_from"  # the trial a hand-back copy reruns (for a person)
+TRIAL_DEVICE_FAULTS = "device_faults"  # devices that failed under it (and its hand-back copies)
 TRIAL_MICRO_BATCH = "micro_batch"
 TRIAL_ACCUMULATION_STEPS = "accumulation_steps"
 TRIAL_ESTIMATED_MEMORY_MIB = "estimated_memory_mib"

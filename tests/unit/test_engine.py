@@ -20,7 +20,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from finscale.errors import CodeMismatchError, ExitCode, Interrupted
+from finscale.errors import (
+    CodeMismatchError,
+    DeviceUnusableError,
+    ExitCode,
+    Interrupted,
+    StudyFailedError,
+)
 from finscale.hpo.join import join_study
 from finscale.hpo.storage import open_storage
 from finscale.hpo.trial_budget import (
@@ -33,7 +39,7 @@ from finscale.hpo.trial_budget import (
 from finscale.hpo.worker import WorkerReport, run_worker
 from finscale.identity import code_sha256
 from finscale.model import Arch
-from finscale.records import ATTR_CODE_SHA256, TRIAL_WORKER
+from finscale.records import ATTR_CODE_SHA256, TRIAL_DEVICE_FAULTS, TRIAL_WORKER
 from finscale.settings import Settings
 from finscale.spec import StudySpec, load_study
 from tests.conftest import run_cli
@@ -109,6 +115,7 @@ class Sleeping:
 
     delay_s = 0.05
     interrupt_on: frozenset[int] = frozenset()
+    faulty_device = False  # every trial meets a GPU fault, as on a node whose GPU is failing
 
     def __init__(
         self,
@@ -127,6 +134,11 @@ class Sleeping:
         self.check_stop()
         if trial.number in self.interrupt_on:
             raise Interrupted("SIGTERM received")
+        if self.faulty_device:
+            raise RuntimeError(
+                "CUDA error: an illegal memory access was encountered\nCUDA kernel errors "
+                "might be asynchronously reported at some other API call"
+            )
         return float(len(arch)) / 100
 
 
@@ -293,6 +305,76 @@ def test_a_dev_loops_changed_build_runs_a_fresh_study_and_a_rebuild_rejoins_its_
     # and the same build again rejoins its own, finished study
     assert _run(spec.for_build("c0de" * 16), settings).trials_run == 0
     assert spec.for_build("beef" * 16).name not in (spec.name, changed.name)
+
+
+def test_a_device_that_fails_under_a_trial_hands_it_back_and_the_worker_exits_4(
+    make_study: Callable[..., StudySpec], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a worker on a node whose GPU fails mid-trial
+    spec = make_study(2)
+    monkeypatch.setenv("NODE_NAME", "gpu-node-7")
+    monkeypatch.setattr(Sleeping, "faulty_device", True)
+    with pytest.raises(DeviceUnusableError) as raised:
+        _run(spec, settings)
+    # then it exits 4 naming the node and the fault, and the trial is not counted: a copy
+    # with its parameters waits for a healthy node
+    assert raised.value.exit_code == ExitCode.DEVICE_UNUSABLE == 4
+    assert "gpu-node-7" in str(raised.value) and "illegal memory access" in str(raised.value)
+    study = _study(spec, settings)
+    (first,) = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert "device fault on node gpu-node-7" in first.user_attrs["fail_reason"]
+    (copy,) = [t for t in study.get_trials() if t.user_attrs.get("requeued_from") == first.number]
+    assert copy.state == TrialState.WAITING and copy.params == first.params
+    assert copy.user_attrs[TRIAL_DEVICE_FAULTS] == 1
+    assert budget_state(study, 2).finished == 0
+    # when a pod on a healthy node runs the study, the budget is spent exactly
+    monkeypatch.setattr(Sleeping, "faulty_device", False)
+    report = _run(spec, settings)
+    assert report.final == _exact(2) and report.trials_run == 2
+
+
+def test_a_trial_that_every_device_fails_under_counts_as_failed_after_max_retries(
+    make_study: Callable[..., StudySpec], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a trial that breaks every GPU it meets (max_retries 2: two hand-backs)
+    spec = make_study(1)
+    monkeypatch.setattr(Sleeping, "faulty_device", True)
+    pods = 0
+    while True:  # pod after pod, each on another node, each exits 4 until the budget is spent
+        pods += 1
+        assert pods <= 10, "a trial went round the nodes for ever"
+        try:
+            _run(spec, settings)
+        except DeviceUnusableError:
+            continue
+        except StudyFailedError:  # its one counted trial failed: a study nothing can finish
+            break
+    trials = {t.number: t for t in _study(spec, settings).get_trials()}
+    # then the third device to fail under one trial fails it for good instead of handing it
+    # back again, and the budget moves on
+    (last,) = [t for t in trials.values() if "devices failed under it" in t.user_attrs.get(
+        "fail_reason", "")]  # fmt: skip
+    assert "3 devices failed under it" in last.user_attrs["fail_reason"]
+    lineage = [last]
+    while "requeued_from" in lineage[-1].user_attrs:
+        lineage.append(trials[lineage[-1].user_attrs["requeued_from"]])
+    assert [t.user_attrs.get(TRIAL_DEVICE_FAULTS, 0) for t in lineage] == [2, 1, 0]
+    assert {t.state for t in lineage} == {TrialState.FAIL}
+    assert pods == 6  # two forced trials, handed back twice each; the 6th pod finds it spent
+    assert budget_state(_study(spec, settings), 1).finished == 1
+
+
+def test_a_trials_own_cuda_errors_are_not_a_devices() -> None:
+    import torch
+
+    from finscale.train.device import device_fault
+
+    assert device_fault(RuntimeError("CUDA error: uncorrectable ECC error encountered")) == (
+        "CUDA error: uncorrectable ECC error encountered"
+    )
+    assert device_fault(RuntimeError("CUDA error: device-side assert triggered")) is None
+    assert device_fault(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate")) is None
+    assert device_fault(ValueError("a bug of ours")) is None
 
 
 # --- the code a study was created by --------------------------------------------------------

@@ -29,6 +29,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
@@ -261,10 +262,17 @@ def failure_summary(trials: Sequence[FrozenTrial]) -> tuple[str, int, int] | Non
 
 
 def requeue(
-    study: optuna.Study, storage: RDBStorage, trial: optuna.Trial, *, reason: str
+    study: optuna.Study,
+    storage: RDBStorage,
+    trial: optuna.Trial,
+    *,
+    reason: str,
+    carry: dict[str, Any] | None = None,
 ) -> int | None:
     """Hand a running trial back: a waiting copy with the same parameters is queued first, then
     the original is failed, so the budget never counts it in between. Safe to retry.
+
+    `carry`: user attributes the copy starts with (a count of the devices that failed it).
 
     Returns:
         The number of the queued copy; None when the trial had already been finished by a peer
@@ -283,7 +291,7 @@ def requeue(
                 state=TrialState.WAITING,
                 params=frozen.params,
                 distributions=frozen.distributions,
-                user_attrs={**kept, TRIAL_REQUEUED_FROM: frozen.number},
+                user_attrs={**kept, **(carry or {}), TRIAL_REQUEUED_FROM: frozen.number},
                 system_attrs=system_attrs,
             )
         )

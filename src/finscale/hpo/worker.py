@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +37,6 @@ from optuna.trial import TrialState
 from finscale.errors import (
     DeviceUnusableError,
     Interrupted,
-    SpecError,
     StorageUnavailableError,
     StudyFailedError,
     TrialFailedError,
@@ -48,9 +45,16 @@ from finscale.hpo import storage, trial_budget
 from finscale.hpo._optuna import GuardedTrial, trial_id
 from finscale.hpo.events import EventLog
 from finscale.hpo.join import Joined, join_study, retry
+from finscale.hpo.node import check_compile, check_device, device_fault, node_name
 from finscale.hpo.stops import Heartbeat, Signals, Stops, TakenOver
 from finscale.model import Arch
-from finscale.records import TRIAL_FAIL_REASON, TRIAL_VAL_LABELS, TRIAL_VAL_LOGITS, TRIAL_WORKER
+from finscale.records import (
+    TRIAL_DEVICE_FAULTS,
+    TRIAL_FAIL_REASON,
+    TRIAL_VAL_LABELS,
+    TRIAL_VAL_LOGITS,
+    TRIAL_WORKER,
+)
 from finscale.settings import Settings
 from finscale.spec import StudySpec
 
@@ -197,7 +201,10 @@ def run_worker(
                     joined, trial, make_objective, stops, log_events, settings, index=index
                 )
         trials_run += 1
-        _run_trial(study, store, trial, objective, stops, log_events, settings)
+        _run_trial(
+            study, store, trial, objective, stops, log_events, settings,
+            max_device_faults=spec.max_retries,
+        )  # fmt: skip
     trials = retry(settings, "reading the trials", lambda: study.get_trials(deepcopy=False))
     final = retry(
         settings, "counting trials", lambda: trial_budget.budget_state(study, spec.n_trials)
@@ -229,44 +236,6 @@ def _left_behind(study: optuna.Study, index: int) -> list[int]:
     it, so no pod has to wait for the whole study with an idle GPU."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return [t.number for t in running if t.user_attrs.get(TRIAL_WORKER) in (None, index)]
-
-
-def check_compile(spec: StudySpec) -> None:
-    """`training.compile` where torch.compile cannot build its kernels (no C compiler in the
-    image): refused before the worker joins, since every trial would fail the same way.
-
-    Raises:
-        SpecError: names the field, the spec and why.
-    """
-    from finscale.train.device import compile_problem  # torch
-
-    problem = compile_problem()
-    if problem is not None:
-        raise SpecError(
-            f"study {spec.name}: training.compile: true cannot run here: {problem}. Set "
-            "training.compile: false, or run an image with a C compiler (e.g. gcc)"
-        )
-
-
-def check_device(spec: StudySpec, settings: Settings) -> None:
-    """The preflight of a worker given a GPU (`FINSCALE_DEVICE=cuda`), before it joins the
-    study: a pod on a node whose GPU cannot train exits 4 and the Job retries it (perhaps on
-    another node) instead of failing trials until the study is spent.
-
-    Raises:
-        DeviceUnusableError: the device cannot train; the message names the node and why.
-    """
-    from finscale.train.device import device_problem, resolve_device  # torch
-
-    problem = device_problem(
-        resolve_device(settings.device), bf16=spec.training.precision == "bf16"
-    )
-    if problem is not None:
-        node = os.environ.get("NODE_NAME") or socket.gethostname()
-        raise DeviceUnusableError(
-            f"node {node}: the device cannot train: {problem}. No trial was taken; exit 4 "
-            "lets the Job retry this pod, where the scheduler may place it on another node"
-        )
 
 
 def _build_objective(
@@ -337,11 +306,15 @@ def _run_trial(
     stops: Stops,
     events: EventLog,
     settings: Settings,
+    *,
+    max_device_faults: int,
 ) -> None:
     """Run one trial with heartbeats and tell the study how it ended.
 
     Raises:
         Interrupted: a signal arrived; the trial was handed back.
+        DeviceUnusableError: the device failed under the trial (`device_fault`); the trial was
+            handed back, unless devices failed it `max_device_faults` times already.
         StorageUnavailableError: a storage call ran out of time; the trial was handed back if
             the storage let it (else a peer fails it as stale later and reruns it).
     """
@@ -372,6 +345,16 @@ def _run_trial(
         _hand_back(study, store, trial, f"storage unavailable: {e}", events, settings)
         raise
     except Exception as e:
+        fault = device_fault(e)
+        if fault is not None:  # the node's, not the trial's: hand it back, leave the node
+            done = _device_failed(
+                study, store, trial, fault, events, settings, limit=max_device_faults
+            )
+            raise DeviceUnusableError(
+                f"node {node_name()}: the device failed during trial {trial.number}: {fault}. "
+                f"{done}; exit 4 lets the Job retry this pod, where the scheduler may place it "
+                "on another node"
+            ) from e
         # A bug, not a property of the trial: record it, and let the worker fail loudly.
         why = f"error: {e!r}"
         with contextlib.suppress(TakenOver):
@@ -403,6 +386,37 @@ def _run_trial(
     )
 
 
+def _device_failed(
+    study: optuna.Study,
+    store: RDBStorage,
+    trial: optuna.Trial,
+    fault: str,
+    events: EventLog,
+    settings: Settings,
+    *,
+    limit: int,
+) -> str:
+    """Hand back a trial whose device failed under it, its copy counting the devices that
+    failed it; once `limit` devices have, it counts as failed instead (the trial itself may
+    be what breaks them), so that no trial goes round the nodes for ever. Returns what was
+    done, for the worker's message."""
+    faults = int(trial.user_attrs.get(TRIAL_DEVICE_FAULTS, 0)) + 1
+    why = f"device fault on node {node_name()}: {fault}"
+    if faults <= limit:
+        carry = {TRIAL_DEVICE_FAULTS: faults}
+        _hand_back(study, store, trial, why, events, settings, carry=carry)
+        return f"Trial {trial.number} was handed back (device fault {faults} of at most {limit})"
+    reason = f"{why}; {faults} devices failed under it (max_retries {limit}): counted as failed"
+    with contextlib.suppress(TakenOver):
+        retry(
+            settings,
+            "recording a failure",
+            lambda: _tell(study, store, trial, TrialState.FAIL, None, reason),
+        )
+    events.emit("trial_end", trial=trial.number, state="FAIL", reason=reason)
+    return f"Trial {trial.number} failed on {faults} devices and counts as failed"
+
+
 def _readable(attrs: dict[str, Any]) -> dict[str, Any]:
     """A trial's attributes for its log line: without the encoded validation logits and
     labels (kilobytes per trial, for the report; the storage keeps them)."""
@@ -421,6 +435,8 @@ def _hand_back(
     why: str,
     events: EventLog,
     settings: Settings,
+    *,
+    carry: dict[str, Any] | None = None,
 ) -> None:
     """Queue the trial again with the same parameters and fail the original (as on SIGTERM).
     When the storage does not let it, the trial stays RUNNING with a silent heartbeat: a peer
@@ -429,7 +445,7 @@ def _hand_back(
         number = retry(
             settings,
             "handing the trial back",
-            lambda: trial_budget.requeue(study, store, trial, reason=why),
+            lambda: trial_budget.requeue(study, store, trial, reason=why, carry=carry),
         )
     except optuna.exceptions.UpdateFinishedTrialError as e:
         _left(trial, TakenOver(f"a peer finished it ({e})"), events)

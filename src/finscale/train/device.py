@@ -27,6 +27,42 @@ def compile_problem() -> str | None:
     )
 
 
+# What a device, not a trial, says when it fails under a running trial (lower case): the
+# CUDA driver's and libraries' execution errors, lost or faulty GPUs. A CUDA out-of-memory
+# error is not one of them: it is the trial's (its architecture does not fit).
+_DEVICE_FAULTS = (
+    "cuda error",
+    "cudaerror",
+    "cublas_status_execution_failed",
+    "cublas_status_internal_error",
+    "cudnn_status_execution_failed",
+    "cudnn_status_internal_error",
+    "uncorrectable ecc error",
+    "ecc error",
+    "unspecified launch failure",
+    "gpu has fallen off the bus",
+    "nccl error",
+    "no cuda gpus are available",
+    "cuda-capable device(s) is/are busy or unavailable",
+)
+# Errors in a trial's own code that CUDA reports the same way (an index out of range in a
+# kernel): the trial's, not the node's.
+_TRIAL_FAULTS = ("device-side assert", "out of memory")
+
+
+def device_fault(error: BaseException) -> str | None:
+    """The first line of `error` when the device (not the trial) failed under a running
+    trial, else None: a worker hands such a trial back and leaves its node."""
+    text = str(error).strip()
+    lowered = text.lower()
+    if isinstance(error, torch.OutOfMemoryError) or any(t in lowered for t in _TRIAL_FAULTS):
+        return None
+    accelerator = getattr(torch, "AcceleratorError", ())
+    if isinstance(error, accelerator) or any(f in lowered for f in _DEVICE_FAULTS):
+        return text.splitlines()[0] if text else type(error).__name__
+    return None
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` → CUDA when available, else CPU."""
     if name == "auto":
